@@ -1,0 +1,95 @@
+/*
+ * The entities of a Kong declarative config, as plugins see them. All of
+ * them live in the config snapshot's arena and are read-only while requests
+ * run: a reload builds new ones and swaps the whole snapshot.
+ */
+#ifndef GW_ENTITIES_H
+#define GW_ENTITIES_H
+
+#include "gw_schema.h"
+
+struct gw_plugin;
+
+struct gw_service {
+    const char *name;
+    const char *url; /* shorthand, split into the fields below at load */
+    const char *protocol; /* http | https */
+    const char *host;
+    long port;
+    const char *path; /* NULL or starts with '/' */
+    long connect_timeout, read_timeout, write_timeout; /* ms */
+    long retries;
+    int tls_verify;
+    int enabled;
+    struct gw_strings tags;
+    /* Derived at load: "http://host:port" and the path without a trailing '/'. */
+    const char *origin;
+    const char *base_path;
+    size_t index;
+    const struct gw_node *node;
+};
+
+struct gw_route_path {
+    const char *path; /* prefix, or the regex without its leading '~' */
+    size_t len;
+    int is_regex;
+    void *regex; /* pcre2_code *, compiled (and JIT-compiled) at load */
+};
+
+struct gw_route_host {
+    const char *host;
+    size_t len;
+    int wildcard; /* 0 plain, -1 leading "*.", +1 trailing ".*" */
+};
+
+struct gw_route {
+    const char *name;
+    struct gw_service *service;
+    struct gw_strings paths_raw;
+    struct gw_strings methods;
+    struct gw_strings hosts_raw;
+    struct gw_string_map headers;
+    struct gw_strings protocols;
+    int strip_path;
+    int preserve_host;
+    long regex_priority;
+    long https_redirect_status_code;
+    const char *path_handling; /* v0 | v1 */
+    struct gw_strings tags;
+    /* Derived at load */
+    struct gw_route_path *paths;
+    size_t n_paths;
+    struct gw_route_host *hosts;
+    size_t n_hosts;
+    size_t index;
+    const struct gw_node *node;
+};
+
+struct gw_keyauth_credential {
+    const char *key;
+    struct gw_strings tags;
+};
+
+struct gw_consumer {
+    const char *username;
+    const char *custom_id;
+    struct gw_records keyauth_credentials; /* struct gw_keyauth_credential */
+    struct gw_strings tags;
+    size_t index;
+    const struct gw_node *node;
+};
+
+/* One `plugins:` entry, at whatever scope it was declared. */
+struct gw_plugin_instance {
+    const struct gw_plugin *plugin;
+    void *conf; /* the plugin's typed config struct */
+    int enabled;
+    const char *instance_name;
+    struct gw_service *service;   /* scope; NULL: any */
+    struct gw_route *route;       /* scope; NULL: any */
+    struct gw_consumer *consumer; /* scope; NULL: any */
+    size_t index;
+    const struct gw_node *node;
+};
+
+#endif

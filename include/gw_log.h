@@ -1,0 +1,30 @@
+/*
+ * Logging: one line per event on stderr (systemd captures it), with an
+ * ISO-8601 timestamp, the level and the worker. The level check is an inline
+ * comparison so that a disabled debug line costs nothing on the hot path.
+ */
+#ifndef GW_LOG_H
+#define GW_LOG_H
+
+enum gw_log_level { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_NOTICE, GW_LOG_WARN, GW_LOG_ERROR };
+
+extern enum gw_log_level gw_log_threshold;
+
+void gw_log_write(enum gw_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Returns -1 for an unknown name. */
+int gw_log_level_parse(const char *name);
+
+#define gw_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) >= gw_log_threshold) gw_log_write((level), __VA_ARGS__);                       \
+    } while (0)
+
+#define gw_debug(...) gw_log(GW_LOG_DEBUG, __VA_ARGS__)
+#define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)
+#define gw_notice(...) gw_log(GW_LOG_NOTICE, __VA_ARGS__)
+#define gw_warn(...) gw_log(GW_LOG_WARN, __VA_ARGS__)
+#define gw_error(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * A request as plugins see it. The core embeds this struct as the first
+ * member of its own request struct (h2o's `super` idiom), so plugins get
+ * direct field access without seeing the core's private state.
+ *
+ * Memory: everything hangs off r->arena and dies with the request.
+ * Headers are libevent's evkeyvalq lists: use evhttp_find_header,
+ * evhttp_add_header and evhttp_remove_header on them.
+ */
+#ifndef GW_REQUEST_H
+#define GW_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "gw_entities.h"
+
+struct gw_arena;
+struct evbuffer;
+struct evkeyvalq;
+struct event_base;
+
+/* What ai-proxy learnt about an LLM call, read by logging, metrics and
+ * rate-limiting plugins. All strings live in the request arena. */
+struct gw_ai_stats {
+    int present;                /* set by ai-proxy once it handled the request */
+    const char *provider;       /* "anthropic" */
+    const char *route_type;     /* "llm/v1/chat" */
+    const char *request_model;  /* model asked of the provider */
+    const char *response_model; /* model the provider says answered */
+    int streaming;
+    long prompt_tokens;
+    long completion_tokens;
+    long total_tokens;
+    long cached_tokens; /* -1: not reported */
+    double cost;        /* from input_cost / output_cost, per million tokens */
+    double llm_latency_ms;
+    double ttft_ms; /* time to first token (streaming), -1 otherwise */
+    int log_statistics;
+    int log_payloads;
+    const char *request_payload;  /* with log_payloads */
+    const char *response_payload; /* with log_payloads */
+};
+
+struct gw_request {
+    struct gw_arena *arena;
+    const char *id; /* 32 hex chars, also sent as X-Request-Id */
+
+    /* Client side, as received. */
+    const char *method; /* "GET" */
+    const char *uri;    /* path and query, as sent */
+    const char *path;   /* path without the query, not decoded */
+    const char *query;  /* after '?', or NULL */
+    const char *host;   /* Host header without port, lowercased, or "" */
+    const char *client_ip;
+    int client_port;
+    int tls;                  /* arrived over TLS */
+    struct evkeyvalq *headers; /* request headers: what plugins leave here goes upstream */
+    struct evbuffer *body;    /* request body as received (evhttp reads it whole) */
+
+    /* What the router and authentication resolved. */
+    const struct gw_route *route;
+    const struct gw_service *service;
+    const struct gw_consumer *consumer; /* set by auth plugins via gw_request_set_consumer */
+
+    /* The upstream request, prepared by the core before the access phase
+     * from service + route; plugins may replace any of it (ai-proxy does). */
+    const char *upstream_url;    /* absolute, with query */
+    const char *upstream_method; /* NULL: same as client */
+    /* Body to send upstream; NULL: the client's body (or the JSON body,
+     * re-serialised once, if a plugin changed it). */
+    const char *upstream_body;
+    size_t upstream_body_len;
+    long connect_timeout_ms, read_timeout_ms, write_timeout_ms;
+
+    /* Response. status is the upstream's (or ours, for early answers);
+     * plugins may change it and response_headers in the response_headers
+     * phase, or in response_body when they asked for buffer_response. */
+    int status;
+    struct evkeyvalq *response_headers;
+    /* Set in response_headers to get the whole body in one response_body
+     * call (last = 1) before anything is sent to the client. */
+    int buffer_response;
+
+    /* State of the exchange, for log plugins. */
+    int upstream_status; /* 0: never reached */
+    int early_response;  /* answered by a plugin or the core, not proxied */
+    int client_aborted;
+    const char *error; /* why the core answered 4xx/5xx itself, or NULL */
+    uint64_t bytes_sent; /* response body bytes to the client */
+
+    /* Monotonic microseconds. */
+    uint64_t t_start, t_upstream_start, t_upstream_headers, t_upstream_first_byte, t_end;
+
+    struct gw_ai_stats ai;
+};
+
+/* The request body parsed as JSON, parsed on first use and shared by every
+ * plugin. NULL when the body is not valid JSON (*err then says why, in the
+ * arena). The tree belongs to the request. */
+cJSON *gw_request_json(struct gw_request *r, const char **err);
+/* A plugin that changed the tree says so; the core serialises it once. */
+void gw_request_json_changed(struct gw_request *r);
+/* Replaces the tree (the old one is freed with the request). */
+void gw_request_json_replace(struct gw_request *r, cJSON *json);
+
+/* Whole request body as one contiguous buffer (linearised once). */
+const char *gw_request_body(struct gw_request *r, size_t *len);
+
+void gw_request_set_consumer(struct gw_request *r, const struct gw_consumer *c);
+
+/* Early answers from the access phase; they return GW_DONE so a plugin can
+ * `return gw_respond(...)`. body is copied. content_type NULL: JSON. */
+int gw_respond(struct gw_request *r, int status, const char *content_type, const char *body,
+               size_t len);
+/* {"message": msg, "request_id": id}: the gateway's own errors. */
+int gw_respond_message(struct gw_request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {"error": {"message", "type", "param", "code"}}: errors on OpenAI-shaped routes. */
+int gw_respond_openai_error(struct gw_request *r, int status, const char *type, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+
+/* A suspended access phase (it returned GW_AGAIN) continues with GW_OK (next
+ * plugin) or GW_DONE (it answered). A suspended request is never freed, even
+ * when the client goes away, until it is resumed. */
+void gw_request_resume(struct gw_request *r, int rc);
+
+/* Adds " key=value" to the request's log line (value quoted if needed). */
+void gw_request_log_field(struct gw_request *r, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct event_base *gw_request_event_base(struct gw_request *r);
+unsigned gw_request_worker_id(struct gw_request *r);
+
+/* Monotonic clock in microseconds. */
+uint64_t gw_now_us(void);
+
+#endif

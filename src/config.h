@@ -1,0 +1,56 @@
+/*
+ * Loading a Kong declarative config (kong.yml) into entities.
+ *
+ * The file is parsed into a gw_node tree (yaml_node.c), then services,
+ * routes, consumers and plugins are read with their schemas. Nested
+ * entities (routes under a service, plugins under a route...) and top-level
+ * ones referring to their parent by name both work, as in Kong. Every error
+ * is collected with file:line:col and the field path.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+
+#include "gw_entities.h"
+#include "cjson/cJSON.h"
+
+struct gw_arena;
+
+struct gw_errlist {
+    char **v; /* malloc'd strings */
+    size_t n, cap;
+};
+void gw_errlist_add(struct gw_errlist *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_errlist_free(struct gw_errlist *e);
+
+struct gw_config {
+    struct gw_arena *arena; /* owns everything below */
+    const char *file;
+    const char *format_version;
+    struct gw_service **services;
+    size_t n_services;
+    struct gw_route **routes;
+    size_t n_routes;
+    struct gw_consumer **consumers;
+    size_t n_consumers;
+    struct gw_plugin_instance **plugins; /* in file order */
+    size_t n_plugins;
+    const struct gw_node *root;
+    /* Nodes whose values are secrets (GW_SECRET fields, credentials). */
+    const struct gw_node **secrets;
+    size_t n_secrets;
+    char sha256[65]; /* hex digest of the file's bytes */
+};
+
+/* Returns NULL and fills errs (one message per problem) on failure. */
+struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs);
+/* Same, from memory; `name` is what error messages call the file. */
+struct gw_config *gw_config_load_string(const char *name, const char *text, size_t len,
+                                        struct gw_errlist *errs);
+void gw_config_free(struct gw_config *cfg);
+
+/* The config as JSON with every secret replaced by "<redacted>" (GET /config). */
+cJSON *gw_config_to_json(const struct gw_config *cfg);
+
+#endif

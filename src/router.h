@@ -1,0 +1,31 @@
+/*
+ * Route matching with Kong's precedence. The index is built once per config
+ * snapshot; matching allocates nothing.
+ */
+#ifndef GW_ROUTER_H
+#define GW_ROUTER_H
+
+#include <stddef.h>
+
+#include "gw_entities.h"
+
+struct gw_arena;
+struct evkeyvalq;
+struct gw_config;
+
+struct gw_router;
+
+struct gw_route_match {
+    const struct gw_route *route;
+    size_t strip_len; /* bytes of the path the route consumed (for strip_path) */
+};
+
+/* Builds the index in arena (the config's). Cannot fail on a loaded config. */
+struct gw_router *gw_router_build(const struct gw_config *cfg, struct gw_arena *arena);
+
+/* host: lowercased, without port ("" if none). headers: the request's.
+ * Returns 0 and fills m, or -1 when no route matches. */
+int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
+                    const char *path, const struct evkeyvalq *headers, struct gw_route_match *m);
+
+#endif
