@@ -1,0 +1,18 @@
+/*
+ * The one table of plugins. Adding a plugin is adding its folder under
+ * plugins/ and one line here.
+ */
+#include <string.h>
+
+#include "gw_plugin.h"
+
+const struct gw_plugin *const gw_plugins[] = {
+    NULL,
+};
+
+const struct gw_plugin *gw_plugin_find(const char *name)
+{
+    for (size_t i = 0; gw_plugins[i]; i++)
+        if (strcmp(gw_plugins[i]->name, name) == 0) return gw_plugins[i];
+    return NULL;
+}
