@@ -6,7 +6,10 @@
 
 #include "gw_plugin.h"
 
+extern const struct gw_plugin gw_plugin_correlation_id;
+
 const struct gw_plugin *const gw_plugins[] = {
+    &gw_plugin_correlation_id,
     NULL,
 };
 
