@@ -89,11 +89,11 @@ struct gw_field {
     enum gw_field_type type;
     size_t offset;
     unsigned flags;
-    const char *def;    /* default, written as YAML would give it; NULL: none */
-    double min, max;    /* numbers: value range; strings: length; lists: count.
-                           min == max == 0 means unchecked */
-    const char *const *choices;      /* GW_F_ENUM, NULL-terminated */
-    const struct gw_schema *record;  /* GW_F_RECORD, GW_F_RECORDS */
+    const char *def;                /* default, written as YAML would give it; NULL: none */
+    double min, max;                /* numbers: value range; strings: length; lists: count.
+                                       min == max == 0 means unchecked */
+    const char *const *choices;     /* GW_F_ENUM, NULL-terminated */
+    const struct gw_schema *record; /* GW_F_RECORD, GW_F_RECORDS */
     /* GW_F_CUSTOM: read node into dst (= obj + offset); report with gw_conf_error. */
     int (*parse)(struct gw_conf *cf, const struct gw_node *n, void *dst);
 };
@@ -108,8 +108,8 @@ struct gw_schema {
 };
 
 /* Field-table helpers: GW_FIELD(struct my_conf, name, GW_F_STRING, flags, "default") */
-#define GW_FIELD(type, member, ftype, flags_, def_)                                                \
-    .name = #member, .type = (ftype), .offset = offsetof(type, member), .flags = (flags_),         \
+#define GW_FIELD(stype_, member, ftype, flags_, def_)                                              \
+    .name = #member, .type = (ftype), .offset = offsetof(stype_, member), .flags = (flags_),       \
     .def = (def_)
 
 /* Loading context (one per config file load). */
@@ -122,8 +122,8 @@ int gw_conf_read(struct gw_conf *cf, const struct gw_schema *schema, const struc
 
 /* Records an error at node, prefixed by file:line:col and the current field
  * path; `sub` (may be NULL) is appended to the path, e.g. "allow_patterns[2]". */
-void gw_conf_error(struct gw_conf *cf, const struct gw_node *node, const char *sub,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void gw_conf_error(struct gw_conf *cf, const struct gw_node *node, const char *sub, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 
 /* Expands $VAR, ${VAR}, ${VAR:-default} and {vault://env/NAME} in s.
  * Returns NULL (with an error recorded at node) when a variable is unset. */
