@@ -24,8 +24,15 @@ struct gw_route_match {
 struct gw_router *gw_router_build(const struct gw_config *cfg, struct gw_arena *arena);
 
 /* host: lowercased, without port ("" if none). headers: the request's.
- * Returns 0 and fills m, or -1 when no route matches. */
+ * path: the raw request path; anything from a '?' on is ignored, and an
+ * empty path is matched as "/" (strip_len then 0).
+ * Returns 0 and fills m, or -1 when no route matches. Allocates nothing
+ * (after a thread's first regex match) and is safe to call from several
+ * threads at once. */
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
                     const char *path, const struct evkeyvalq *headers, struct gw_route_match *m);
+
+/* Number of routes indexed (the config's routes). */
+size_t gw_router_route_count(const struct gw_router *rt);
 
 #endif
