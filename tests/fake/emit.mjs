@@ -81,10 +81,15 @@ function resplit(pieces, sizes) {
   return out;
 }
 
+// Resolves once buf is handed to the kernel, so a slow reader downstream
+// slows the fake down too (and res.fakeRecord.bytesFlushed shows how far it got).
 function writeAsync(res, buf) {
   return new Promise((resolve) => {
     if (res.destroyed || res.writableEnded) return resolve(false);
-    res.write(buf, () => resolve(true));
+    res.write(buf, (err) => {
+      if (!err && res.fakeRecord) res.fakeRecord.bytesFlushed += buf.length;
+      resolve(!err);
+    });
   });
 }
 

@@ -98,7 +98,7 @@ export async function startFake({ port = 0, host = '127.0.0.1', requireAuth = tr
       receivedAt: Date.now(),
       state: 'open',
       closedAt: null,
-      bytesSent: 0,
+      bytesFlushed: 0, // body bytes written so far (live)
     };
     Object.defineProperty(record, 'bodyBuffer', { value: body, enumerable: false });
     requests.push(record);
@@ -106,9 +106,9 @@ export async function startFake({ port = 0, host = '127.0.0.1', requireAuth = tr
       if (record.state !== 'open') return;
       record.state = res.fakeReset ? 'reset' : res.writableFinished ? 'finished' : 'aborted';
       record.closedAt = Date.now();
-      record.bytesSent = res.socket?.bytesWritten ?? record.bytesSent;
       notify();
     };
+    res.fakeRecord = record;
     res.on('close', finish);
     notify();
     if (!complete) {

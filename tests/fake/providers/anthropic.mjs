@@ -25,8 +25,11 @@ export function anthropicError(status, message) {
   return json(status, { type: 'error', error: { type, message: message || `fake anthropic error ${status}` } }, headers);
 }
 
+// The current SDK sends its API key as "Authorization: Bearer", older
+// clients as x-api-key: both count.
 function checkHeaders(ctx) {
-  const key = ctx.headers['x-api-key'];
+  const bearer = /^Bearer\s+(\S+)/i.exec(ctx.headers.authorization || '');
+  const key = ctx.headers['x-api-key'] || (bearer && bearer[1]);
   if (ctx.requireAuth) {
     if (!key) return anthropicError(401, 'x-api-key header is required');
     if (key.startsWith('invalid')) return anthropicError(401, 'invalid x-api-key');
