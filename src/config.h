@@ -53,4 +53,17 @@ void gw_config_free(struct gw_config *cfg);
 /* The config as JSON with every secret replaced by "<redacted>" (GET /config). */
 cJSON *gw_config_to_json(const struct gw_config *cfg);
 
+/* The loading context of gw_schema.h on its own, for the loader and for
+ * tests that read a node tree with a schema. Errors go to errs; everything
+ * is allocated in a. */
+struct gw_conf *gw_conf_new(struct gw_arena *a, struct gw_errlist *errs);
+/* Extends / shortens the field path ("[3]" joins without a dot). */
+void gw_conf_push(struct gw_conf *cf, const char *name);
+void gw_conf_pop(struct gw_conf *cf);
+/* Errors recorded so far. */
+size_t gw_conf_errors(const struct gw_conf *cf);
+/* Nodes holding secrets (GW_SECRET fields), for redaction. */
+void gw_conf_add_secret(struct gw_conf *cf, const struct gw_node *n);
+const struct gw_node *const *gw_conf_secrets(const struct gw_conf *cf, size_t *n);
+
 #endif

@@ -1,0 +1,428 @@
+/*
+ * Schemas of services, routes, consumers and plugin entries, with the
+ * validate hooks that derive what the data plane reads (origin, compiled
+ * regex paths, parsed wildcard hosts) so that requests never parse config.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pcre2.h>
+
+#include "config_entities.h"
+#include "gw_arena.h"
+
+/* Like GW_FIELD, for members of the public struct inside a wrapper. */
+#define EF(st, fname, member, ftype, flags_, def_)                                                 \
+    .name = (fname), .type = (ftype), .offset = offsetof(st, member), .flags = (flags_),           \
+    .def = (def_)
+
+static const char *const http_methods[] = {"GET",    "HEAD",    "POST",  "PUT",     "PATCH",
+                                           "DELETE", "OPTIONS", "TRACE", "CONNECT", NULL};
+
+/* Fields kept as nodes for the loader (nested lists, references). */
+static int keep_node_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    *(const struct gw_node **)dst = n;
+    return 0;
+}
+
+/* Kong's `id`: accepted (decK writes it) and otherwise unused. */
+static int id_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    if (n->type != GW_NODE_SCALAR) {
+        gw_conf_error(cf, n, NULL, "expected a string");
+        return -1;
+    }
+    *(const char **)dst = n->value;
+    return 0;
+}
+
+/* An `id` where the struct has no room for one: checked, not stored. */
+static int id_check_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    const char *ignored;
+    return id_parse(cf, n, &ignored);
+}
+
+static int unsupported_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    gw_conf_error(cf, n, NULL, "not supported by sluice");
+    return -1;
+}
+
+static int given(const struct gw_node *map, const char *key)
+{
+    const struct gw_node *n = gw_node_get(map, key);
+    return n && n->type != GW_NODE_NULL;
+}
+
+static char *lowercase(struct gw_arena *a, const char *s)
+{
+    char *c = gw_strdup(a, s);
+    for (char *p = c; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return c;
+}
+
+static int parse_port(const char *p, size_t len, long *port)
+{
+    if (len == 0 || len > 5) return -1;
+    long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v < 1 || v > 65535) return -1;
+    *port = v;
+    return 0;
+}
+
+/* `url: https://host:port/path`, Kong's shorthand. No userinfo, query or
+ * fragment: they have no meaning for an upstream base. */
+static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_service *s)
+{
+    struct gw_arena *a = gw_conf_arena(cf);
+    const char *u = s->url;
+    const char *sep = strstr(u, "://");
+    if (!sep) {
+        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])", u);
+        return;
+    }
+    char *scheme = lowercase(a, gw_strndup(a, u, (size_t)(sep - u)));
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        gw_conf_error(cf, n, "url", "unsupported scheme '%s' (expected http or https)", scheme);
+        return;
+    }
+    const char *p = sep + 3;
+    const char *host, *host_end;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = strchr(host, ']');
+        if (!host_end) {
+            gw_conf_error(cf, n, "url", "invalid url '%s': unterminated '['", u);
+            return;
+        }
+        p = host_end + 1;
+    } else {
+        host = p;
+        host_end = p + strcspn(p, ":/?#@");
+        p = host_end;
+    }
+    if (host_end == host || strpbrk(p, "?#@")) {
+        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])", u);
+        return;
+    }
+    long port = strcmp(scheme, "https") == 0 ? 443 : 80;
+    if (*p == ':') {
+        size_t plen = strcspn(p + 1, "/");
+        if (parse_port(p + 1, plen, &port) < 0) {
+            gw_conf_error(cf, n, "url", "invalid port in url '%s'", u);
+            return;
+        }
+        p += 1 + plen;
+    }
+    if (*p && *p != '/') {
+        gw_conf_error(cf, n, "url", "invalid url '%s'", u);
+        return;
+    }
+    s->protocol = scheme;
+    s->host = gw_strndup(a, host, (size_t)(host_end - host));
+    s->port = port;
+    s->path = *p ? gw_strdup(a, p) : NULL;
+}
+
+static int service_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    struct gw_service *s = &((struct service_in *)obj)->s;
+    struct gw_arena *a = gw_conf_arena(cf);
+    if (s->protocol && strcmp(s->protocol, "http") != 0 && strcmp(s->protocol, "https") != 0)
+        gw_conf_error(cf, gw_node_get(node, "protocol"), "protocol", "expected one of http, https");
+    if (s->url) {
+        if (given(node, "protocol") || given(node, "host") || given(node, "port") ||
+            given(node, "path"))
+            gw_conf_error(cf, gw_node_get(node, "url"), "url",
+                          "cannot be combined with protocol, host, port or path");
+        else
+            parse_url(cf, gw_node_get(node, "url"), s);
+    } else if (!given(node, "host")) {
+        gw_conf_error(cf, node, "host", "required field missing (or set url)");
+    }
+    if (!s->protocol) s->protocol = "http";
+    if (!s->port) s->port = strcmp(s->protocol, "https") == 0 ? 443 : 80;
+    if (s->path && s->path[0] != '/')
+        gw_conf_error(cf, gw_node_get(node, "path"), "path", "must start with '/'");
+    if (s->host)
+        s->origin = gw_sprintf(a, strchr(s->host, ':') ? "%s://[%s]:%ld" : "%s://%s:%ld",
+                               s->protocol, s->host, s->port);
+    size_t blen = s->path ? strlen(s->path) : 0;
+    while (blen > 0 && s->path[blen - 1] == '/')
+        blen--;
+    s->base_path = blen ? gw_strndup(a, s->path, blen) : "";
+    return 0;
+}
+
+static const struct gw_field service_fields[] = {
+    {EF(struct service_in, "name", s.name, GW_F_STRING, GW_REQUIRED, NULL), .min = 1},
+    {EF(struct service_in, "url", s.url, GW_F_STRING, 0, NULL)},
+    {EF(struct service_in, "protocol", s.protocol, GW_F_STRING, 0, NULL)},
+    {EF(struct service_in, "host", s.host, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct service_in, "port", s.port, GW_F_INT, 0, NULL), .min = 1, .max = 65535},
+    {EF(struct service_in, "path", s.path, GW_F_STRING, 0, NULL)},
+    {EF(struct service_in, "connect_timeout", s.connect_timeout, GW_F_INT, 0, "60000"), .min = 1,
+     .max = 2147483646},
+    {EF(struct service_in, "read_timeout", s.read_timeout, GW_F_INT, 0, "60000"), .min = 1,
+     .max = 2147483646},
+    {EF(struct service_in, "write_timeout", s.write_timeout, GW_F_INT, 0, "60000"), .min = 1,
+     .max = 2147483646},
+    {EF(struct service_in, "retries", s.retries, GW_F_INT, 0, "5"), .min = 0, .max = 32767},
+    {EF(struct service_in, "tls_verify", s.tls_verify, GW_F_BOOL, 0, "true")},
+    {EF(struct service_in, "enabled", s.enabled, GW_F_BOOL, 0, "true")},
+    {EF(struct service_in, "tags", s.tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct service_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    {EF(struct service_in, "routes", routes, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {EF(struct service_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {0},
+};
+
+const struct gw_schema gw_service_schema = {
+    .name = "service",
+    .size = sizeof(struct service_in),
+    .fields = service_fields,
+    .validate = service_validate,
+};
+
+/* The node of element i of a list field (a lone scalar is its own list). */
+static const struct gw_node *elem(const struct gw_node *list, size_t i)
+{
+    return list->type == GW_NODE_SEQ ? list->items[i] : list;
+}
+
+static const char *elem_sub(struct gw_conf *cf, const char *field, const struct gw_node *list,
+                            size_t i)
+{
+    if (list->type != GW_NODE_SEQ) return field;
+    return gw_sprintf(gw_conf_arena(cf), "%s[%zu]", field, i);
+}
+
+static void free_regex_cb(void *data)
+{
+    pcre2_code_free(data);
+}
+
+/* "~..." is a regex, anchored at the start of the path as Kong's router
+ * does, compiled (and JIT-compiled when the platform allows) once here. */
+static void compile_paths(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
+{
+    struct gw_arena *a = gw_conf_arena(cf);
+    const struct gw_node *list = gw_node_get(node, "paths");
+    r->n_paths = r->paths_raw.n;
+    r->paths = gw_calloc(a, (r->n_paths ? r->n_paths : 1) * sizeof(*r->paths));
+    for (size_t i = 0; i < r->n_paths; i++) {
+        const char *raw = r->paths_raw.v[i];
+        struct gw_route_path *p = &r->paths[i];
+        if (!raw) continue;
+        if (raw[0] != '~') {
+            if (raw[0] != '/')
+                gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
+                              "must start with '/' (or '~' for a regex)");
+            p->path = raw;
+            p->len = strlen(raw);
+            continue;
+        }
+        p->path = raw + 1;
+        p->len = strlen(p->path);
+        p->is_regex = 1;
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)p->path, p->len, PCRE2_ANCHORED, &code, &off, NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(code, msg, sizeof(msg));
+            gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
+                          "invalid regex '%s': %s at offset %zu", p->path, (const char *)msg,
+                          (size_t)off);
+            continue;
+        }
+        gw_arena_cleanup(a, free_regex_cb, re);
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* failure: the interpreter still works */
+        p->regex = re;
+    }
+}
+
+/* Hosts are lowercased; one '*' is allowed, as "*.example.com" or
+ * "example.*". The stored host keeps its '*'. */
+static void parse_hosts(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
+{
+    struct gw_arena *a = gw_conf_arena(cf);
+    const struct gw_node *list = gw_node_get(node, "hosts");
+    r->n_hosts = r->hosts_raw.n;
+    r->hosts = gw_calloc(a, (r->n_hosts ? r->n_hosts : 1) * sizeof(*r->hosts));
+    for (size_t i = 0; i < r->n_hosts; i++) {
+        if (!r->hosts_raw.v[i]) continue;
+        char *h = lowercase(a, r->hosts_raw.v[i]);
+        size_t len = strlen(h);
+        struct gw_route_host *rh = &r->hosts[i];
+        rh->host = h;
+        rh->len = len;
+        const char *star = strchr(h, '*');
+        if (!star && len) continue;
+        if (star && !strchr(star + 1, '*') && len > 2 && h[0] == '*' && h[1] == '.')
+            rh->wildcard = -1;
+        else if (star && !strchr(star + 1, '*') && len > 2 && h[len - 1] == '*' &&
+                 h[len - 2] == '.')
+            rh->wildcard = 1;
+        else
+            gw_conf_error(cf, elem(list, i), elem_sub(cf, "hosts", list, i),
+                          len ? "invalid wildcard host '%s' (one '*' at the start, as in "
+                                "'*.example.com', or at the end, as in 'example.*')"
+                              : "empty host%s",
+                          h);
+    }
+}
+
+static void check_methods(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
+{
+    const struct gw_node *list = gw_node_get(node, "methods");
+    for (size_t i = 0; i < r->methods.n; i++) {
+        if (!r->methods.v[i]) continue;
+        char *m = gw_strdup(gw_conf_arena(cf), r->methods.v[i]);
+        for (char *p = m; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        r->methods.v[i] = m;
+        size_t k = 0;
+        while (http_methods[k] && strcmp(http_methods[k], m) != 0)
+            k++;
+        if (!http_methods[k])
+            gw_conf_error(cf, elem(list, i), elem_sub(cf, "methods", list, i),
+                          "invalid method '%s'", m);
+    }
+}
+
+static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    struct gw_route *r = &((struct route_in *)obj)->r;
+    struct gw_arena *a = gw_conf_arena(cf);
+    check_methods(cf, node, r);
+    const struct gw_node *hn = gw_node_get(node, "headers");
+    for (size_t i = 0; i < r->headers.n; i++) {
+        r->headers.keys[i] = lowercase(a, r->headers.keys[i]);
+        if (strcmp(r->headers.keys[i], "host") == 0)
+            gw_conf_error(cf, hn->pairs[i].key,
+                          gw_sprintf(a, "headers.%s", hn->pairs[i].key->value),
+                          "cannot contain 'host' header, which must be specified in the "
+                          "'hosts' attribute");
+    }
+    const struct gw_node *pn = gw_node_get(node, "protocols");
+    for (size_t i = 0; i < r->protocols.n; i++) {
+        const char *p = r->protocols.v[i];
+        if (p && strcmp(p, "http") != 0 && strcmp(p, "https") != 0)
+            gw_conf_error(cf, pn ? elem(pn, i) : node,
+                          pn ? elem_sub(cf, "protocols", pn, i) : "protocols",
+                          "expected one of http, https");
+    }
+    if (r->path_handling && strcmp(r->path_handling, "v0") != 0 &&
+        strcmp(r->path_handling, "v1") != 0)
+        gw_conf_error(cf, gw_node_get(node, "path_handling"), "path_handling",
+                      "expected one of v0, v1");
+    long code = r->https_redirect_status_code;
+    if (code != 426 && code != 301 && code != 302 && code != 307 && code != 308)
+        gw_conf_error(cf, gw_node_get(node, "https_redirect_status_code"),
+                      "https_redirect_status_code", "expected one of 426, 301, 302, 307, 308");
+    if (!r->paths_raw.n && !r->hosts_raw.n && !r->methods.n && !r->headers.n)
+        gw_conf_error(cf, node, NULL, "must set one of 'methods', 'hosts', 'headers', 'paths'");
+    compile_paths(cf, node, r);
+    parse_hosts(cf, node, r);
+    return 0;
+}
+
+static const struct gw_field route_fields[] = {
+    {EF(struct route_in, "name", r.name, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct route_in, "paths", r.paths_raw, GW_F_STRINGS, GW_NO_ENV, NULL)},
+    {EF(struct route_in, "methods", r.methods, GW_F_STRINGS, 0, NULL)},
+    {EF(struct route_in, "hosts", r.hosts_raw, GW_F_STRINGS, 0, NULL)},
+    {EF(struct route_in, "headers", r.headers, GW_F_MAP, 0, NULL)},
+    {EF(struct route_in, "protocols", r.protocols, GW_F_STRINGS, 0, "[http, https]"), .min = 1},
+    {EF(struct route_in, "strip_path", r.strip_path, GW_F_BOOL, 0, "true")},
+    {EF(struct route_in, "preserve_host", r.preserve_host, GW_F_BOOL, 0, "false")},
+    {EF(struct route_in, "regex_priority", r.regex_priority, GW_F_INT, 0, "0")},
+    {EF(struct route_in, "path_handling", r.path_handling, GW_F_STRING, 0, "v0")},
+    {EF(struct route_in, "https_redirect_status_code", r.https_redirect_status_code, GW_F_INT, 0,
+        "426")},
+    {EF(struct route_in, "tags", r.tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct route_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    {EF(struct route_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {EF(struct route_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {0},
+};
+
+const struct gw_schema gw_route_schema = {
+    .name = "route",
+    .size = sizeof(struct route_in),
+    .fields = route_fields,
+    .validate = route_validate,
+};
+
+static const struct gw_field credential_fields[] = {
+    {EF(struct gw_keyauth_credential, "key", key, GW_F_STRING, GW_REQUIRED | GW_SECRET, NULL),
+     .min = 1},
+    {EF(struct gw_keyauth_credential, "tags", tags, GW_F_STRINGS, 0, NULL)},
+    {.name = "id", .type = GW_F_CUSTOM, .parse = id_check_parse},
+    {0},
+};
+
+static const struct gw_schema credential_schema = {
+    .name = "keyauth_credential",
+    .size = sizeof(struct gw_keyauth_credential),
+    .fields = credential_fields,
+};
+
+static int consumer_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    if (!given(node, "username") && !given(node, "custom_id"))
+        gw_conf_error(cf, node, NULL, "must set one of 'username', 'custom_id'");
+    return 0;
+}
+
+static const struct gw_field consumer_fields[] = {
+    {EF(struct consumer_in, "username", c.username, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct consumer_in, "custom_id", c.custom_id, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct consumer_in, "keyauth_credentials", c.keyauth_credentials, GW_F_RECORDS, 0, NULL),
+     .record = &credential_schema},
+    {EF(struct consumer_in, "tags", c.tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct consumer_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    {EF(struct consumer_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {0},
+};
+
+const struct gw_schema gw_consumer_schema = {
+    .name = "consumer",
+    .size = sizeof(struct consumer_in),
+    .fields = consumer_fields,
+    .validate = consumer_validate,
+};
+
+static const struct gw_field plugin_fields[] = {
+    {EF(struct plugin_in, "name", name, GW_F_STRING, GW_REQUIRED | GW_NO_ENV, NULL)},
+    {EF(struct plugin_in, "config", config, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {EF(struct plugin_in, "enabled", p.enabled, GW_F_BOOL, 0, "true")},
+    {EF(struct plugin_in, "instance_name", p.instance_name, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct plugin_in, "protocols", protocols, GW_F_STRINGS, 0, NULL)},
+    {EF(struct plugin_in, "tags", tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct plugin_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    {EF(struct plugin_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {EF(struct plugin_in, "route", route_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {EF(struct plugin_in, "consumer", consumer_ref, GW_F_CUSTOM, 0, NULL),
+     .parse = keep_node_parse},
+    {EF(struct plugin_in, "ordering", ordering, GW_F_CUSTOM, 0, NULL), .parse = unsupported_parse},
+    {0},
+};
+
+const struct gw_schema gw_plugin_instance_schema = {
+    .name = "plugin",
+    .size = sizeof(struct plugin_in),
+    .fields = plugin_fields,
+};

@@ -1,0 +1,372 @@
+/*
+ * libyaml's event API -> gw_node tree. The builder keeps its own stack of
+ * open collections (no recursion), so input depth cannot exhaust the C
+ * stack here; GW_YAML_MAX_DEPTH protects the recursive walkers downstream.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "config.h"
+#include "gw_arena.h"
+#include "yaml_node.h"
+
+#define YAML_STR_TAG "tag:yaml.org,2002:str"
+
+struct anchor {
+    struct anchor *next;
+    const char *name;
+    struct gw_node *node;
+};
+
+/* An open mapping or sequence. Items grow in the arena by doubling: the
+ * waste is bounded by the final size and freed with everything else. */
+struct frame {
+    struct gw_node *node;
+    const char *anchor;
+    size_t cap;
+    struct gw_node *key; /* mapping: key waiting for its value */
+    int skip_value;      /* mapping: the key was bad, drop its value */
+};
+
+struct builder {
+    struct gw_arena *a;
+    const char *file;
+    struct gw_errlist *errs;
+    struct frame stack[GW_YAML_MAX_DEPTH];
+    int depth;
+    struct anchor *anchors;
+    struct gw_node *root;
+    int failed;
+    int documents;
+};
+
+const struct gw_node *gw_node_get(const struct gw_node *map, const char *key)
+{
+    if (!map || map->type != GW_NODE_MAP) return NULL;
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->pairs[i].key->value, key) == 0) return map->pairs[i].value;
+    return NULL;
+}
+
+struct gw_node *gw_node_new(struct gw_arena *a, enum gw_node_type type, const struct gw_node *at)
+{
+    struct gw_node *n = gw_calloc(a, sizeof(*n));
+    n->type = type;
+    n->file = at ? at->file : "";
+    n->line = at ? at->line : 1;
+    n->col = at ? at->col : 1;
+    if (type == GW_NODE_NULL) n->value = "";
+    return n;
+}
+
+static int is_null_text(const char *s, size_t len)
+{
+    return len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
+}
+
+/* The YAML 1.2 core schema's reading of a plain scalar, which is what a
+ * person expects from `port: 80` or `enabled: true`. */
+int gw_node_plain_type(const struct gw_node *n, int *b, long *l, double *d)
+{
+    if (!n || n->type != GW_NODE_SCALAR || !n->plain || n->len == 0) return 0;
+    const char *s = n->value;
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+        if (b) *b = 1;
+        return 1;
+    }
+    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+        if (b) *b = 0;
+        return 1;
+    }
+    if (strlen(s) != n->len) return 0; /* embedded NUL */
+    char *end;
+    int c0 = (unsigned char)s[0];
+    if (c0 == '-' || c0 == '+' || (c0 >= '0' && c0 <= '9')) {
+        int digits_only = 1;
+        for (size_t i = (c0 == '-' || c0 == '+'); i < n->len; i++)
+            if (s[i] < '0' || s[i] > '9') digits_only = 0;
+        if (digits_only && n->len > (size_t)(c0 == '-' || c0 == '+')) {
+            errno = 0;
+            long v = strtol(s, &end, 10);
+            if (*end == '\0' && errno == 0) {
+                if (l) *l = v;
+                if (d) *d = (double)v;
+                return 2;
+            }
+        }
+    }
+    if (c0 == '-' || c0 == '+' || c0 == '.' || (c0 >= '0' && c0 <= '9')) {
+        /* strtod also takes hex, inf and nan spellings YAML does not. */
+        for (size_t i = 0; i < n->len; i++)
+            if (!strchr("0123456789+-.eE", s[i])) return 0;
+        double v = strtod(s, &end);
+        if (*end == '\0' && end != s) {
+            if (d) *d = v;
+            return 3;
+        }
+    }
+    return 0;
+}
+
+static void fail_at(struct builder *b, int line, int col, const char *msg)
+{
+    gw_errlist_add(b->errs, "%s:%d:%d: %s", b->file, line, col, msg);
+    b->failed = 1;
+}
+
+static void grow_append(struct builder *b, struct frame *f, struct gw_node *key,
+                        struct gw_node *value)
+{
+    struct gw_node *n = f->node;
+    if (n->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4;
+        if (n->type == GW_NODE_MAP) {
+            struct gw_node_pair *p = gw_alloc(b->a, cap * sizeof(*p));
+            if (n->n) memcpy(p, n->pairs, n->n * sizeof(*p));
+            n->pairs = p;
+        } else {
+            struct gw_node **p = gw_alloc(b->a, cap * sizeof(*p));
+            if (n->n) memcpy(p, n->items, n->n * sizeof(*p));
+            n->items = p;
+        }
+        f->cap = cap;
+    }
+    if (n->type == GW_NODE_MAP) {
+        n->pairs[n->n].key = key;
+        n->pairs[n->n].value = value;
+    } else {
+        n->items[n->n] = value;
+    }
+    n->n++;
+}
+
+/* Places a finished node in its parent: the root, a sequence item, a
+ * mapping key or a mapping value. */
+static void add_node(struct builder *b, struct gw_node *node)
+{
+    if (b->depth == 0) {
+        b->root = node;
+        return;
+    }
+    struct frame *f = &b->stack[b->depth - 1];
+    if (f->node->type == GW_NODE_SEQ) {
+        grow_append(b, f, NULL, node);
+        return;
+    }
+    if (!f->key && !f->skip_value) {
+        if (node->type == GW_NODE_MAP || node->type == GW_NODE_SEQ) {
+            fail_at(b, node->line, node->col, "mapping keys must be scalars");
+            f->skip_value = 1;
+            return;
+        }
+        struct gw_node *key = node;
+        if (key->type != GW_NODE_SCALAR) { /* `~: x` or an empty key: a key all the same */
+            key = gw_memdup(b->a, node, sizeof(*node));
+            key->type = GW_NODE_SCALAR;
+        }
+        for (size_t i = 0; i < f->node->n; i++) {
+            const struct gw_node *k = f->node->pairs[i].key;
+            if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) {
+                char *msg =
+                    gw_sprintf(b->a, "duplicate key '%s' (first at line %d)", key->value, k->line);
+                fail_at(b, key->line, key->col, msg);
+                f->skip_value = 1;
+                return;
+            }
+        }
+        f->key = key;
+        return;
+    }
+    if (f->skip_value) {
+        f->skip_value = 0;
+        return;
+    }
+    grow_append(b, f, f->key, node);
+    f->key = NULL;
+}
+
+static void add_anchor(struct builder *b, const char *name, struct gw_node *node)
+{
+    struct anchor *an = gw_alloc(b->a, sizeof(*an));
+    an->name = name;
+    an->node = node;
+    an->next = b->anchors;
+    b->anchors = an;
+}
+
+static struct gw_node *find_anchor(struct builder *b, const char *name)
+{
+    for (struct anchor *an = b->anchors; an; an = an->next)
+        if (strcmp(an->name, name) == 0) return an->node;
+    return NULL;
+}
+
+static struct gw_node *node_at(struct builder *b, enum gw_node_type type, yaml_mark_t m)
+{
+    struct gw_node *n = gw_calloc(b->a, sizeof(*n));
+    n->type = type;
+    n->file = b->file;
+    n->line = (int)m.line + 1;
+    n->col = (int)m.column + 1;
+    return n;
+}
+
+static void on_scalar(struct builder *b, yaml_event_t *ev)
+{
+    struct gw_node *n = node_at(b, GW_NODE_SCALAR, ev->start_mark);
+    n->len = ev->data.scalar.length;
+    n->value = gw_strndup(b->a, (const char *)ev->data.scalar.value, n->len);
+    const char *tag = (const char *)ev->data.scalar.tag;
+    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+               !(tag && strcmp(tag, YAML_STR_TAG) == 0);
+    if (n->plain && is_null_text(n->value, n->len)) n->type = GW_NODE_NULL;
+    if (ev->data.scalar.anchor)
+        add_anchor(b, gw_strdup(b->a, (const char *)ev->data.scalar.anchor), n);
+    add_node(b, n);
+}
+
+static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type,
+                     const yaml_char_t *anchor)
+{
+    if (b->depth == GW_YAML_MAX_DEPTH) {
+        fail_at(b, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1,
+                "nesting too deep");
+        return;
+    }
+    struct frame *f = &b->stack[b->depth++];
+    memset(f, 0, sizeof(*f));
+    f->node = node_at(b, type, ev->start_mark);
+    f->anchor = anchor ? gw_strdup(b->a, (const char *)anchor) : NULL;
+}
+
+static void on_end(struct builder *b)
+{
+    struct frame *f = &b->stack[--b->depth];
+    /* An anchor is only usable once its node is complete: no cycles. */
+    if (f->anchor) add_anchor(b, f->anchor, f->node);
+    add_node(b, f->node);
+}
+
+static void on_alias(struct builder *b, yaml_event_t *ev)
+{
+    const char *name = (const char *)ev->data.alias.anchor;
+    struct gw_node *n = find_anchor(b, name);
+    if (!n) {
+        char *msg = gw_sprintf(b->a, "unknown anchor '%s'", name);
+        fail_at(b, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1, msg);
+        n = node_at(b, GW_NODE_NULL, ev->start_mark); /* keeps keys and values paired */
+        n->value = "";
+    }
+    add_node(b, n);
+}
+
+/* libyaml reports reader errors (bad UTF-8, control characters) by byte
+ * offset only. */
+static void offset_to_line_col(const char *text, size_t len, size_t off, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static void report_parser_error(struct builder *b, yaml_parser_t *p, const char *text, size_t len)
+{
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    if (p->error == YAML_MEMORY_ERROR) problem = "out of memory";
+    if (p->error == YAML_READER_ERROR) {
+        int line, col;
+        offset_to_line_col(text, len, p->problem_offset, &line, &col);
+        char *msg = p->problem_value != -1
+                        ? gw_sprintf(b->a, "%s (#%X)", problem, (unsigned)p->problem_value)
+                        : gw_strdup(b->a, problem);
+        fail_at(b, line, col, msg);
+        return;
+    }
+    char *msg = p->context
+                    ? gw_sprintf(b->a, "%s (%s started at %d:%d)", problem, p->context,
+                                 (int)p->context_mark.line + 1, (int)p->context_mark.column + 1)
+                    : gw_strdup(b->a, problem);
+    fail_at(b, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1, msg);
+}
+
+struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *text, size_t len,
+                             struct gw_errlist *errs)
+{
+    struct builder *b = gw_calloc(a, sizeof(*b));
+    b->a = a;
+    b->file = gw_strdup(a, file);
+    b->errs = errs;
+
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        fail_at(b, 1, 1, "out of memory");
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+
+    int done = 0;
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            report_parser_error(b, &parser, text, len);
+            break;
+        }
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++b->documents > 1) {
+                fail_at(b, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                        "only one YAML document is supported");
+                done = 1;
+            }
+            break;
+        case YAML_SCALAR_EVENT:
+            on_scalar(b, &ev);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            on_start(b, &ev, GW_NODE_SEQ, ev.data.sequence_start.anchor);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            on_start(b, &ev, GW_NODE_MAP, ev.data.mapping_start.anchor);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            on_end(b);
+            break;
+        case YAML_ALIAS_EVENT:
+            on_alias(b, &ev);
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+        /* Structural errors leave the stack unusable; duplicate keys do not,
+         * so keep going to report them all. */
+        if (b->failed && b->depth == GW_YAML_MAX_DEPTH) done = 1;
+        if (b->failed && parser.error != YAML_NO_ERROR) done = 1;
+    }
+    yaml_parser_delete(&parser);
+    if (b->failed) return NULL;
+    if (!b->root) {
+        b->root = gw_calloc(a, sizeof(*b->root));
+        b->root->type = GW_NODE_NULL;
+        b->root->file = b->file;
+        b->root->line = b->root->col = 1;
+        b->root->value = "";
+    }
+    return b->root;
+}
