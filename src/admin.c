@@ -1,0 +1,99 @@
+/*
+ * The admin listener, on the main thread: read-only views of the running
+ * process. It binds to loopback by default.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "gw_log.h"
+#include "server.h"
+#include "sluice.h"
+
+static void reply_json(struct evhttp_request *req, int status, cJSON *obj)
+{
+    char *s = cJSON_Print(obj);
+    cJSON_Delete(obj);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    evbuffer_add(b, "\n", 1);
+    free(s);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json; charset=utf-8");
+    evhttp_send_reply(req, status, NULL, b);
+    evbuffer_free(b);
+}
+
+static void iso8601(char *buf, size_t n, time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void status_cb(struct evhttp_request *req, struct gw_server *srv)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", SLUICE_VERSION);
+    cJSON_AddNumberToObject(o, "uptime_seconds", (double)(time(NULL) - srv->started));
+    cJSON_AddNumberToObject(o, "workers", srv->n_workers);
+    cJSON *c = cJSON_AddObjectToObject(o, "config");
+    char when[32];
+    iso8601(when, sizeof(when), srv->snapshot->loaded_at);
+    cJSON_AddStringToObject(c, "file", srv->snapshot->cfg->file);
+    cJSON_AddStringToObject(c, "sha256", srv->snapshot->cfg->sha256);
+    cJSON_AddStringToObject(c, "loaded_at", when);
+    cJSON_AddNumberToObject(c, "generation", (double)srv->snapshot->generation);
+    long conns = 0, in_flight = 0;
+    unsigned long total = 0;
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        conns += atomic_load_explicit(&srv->workers[i].connections, memory_order_relaxed);
+        in_flight += atomic_load_explicit(&srv->workers[i].in_flight, memory_order_relaxed);
+        total += atomic_load_explicit(&srv->workers[i].requests_total, memory_order_relaxed);
+    }
+    cJSON_AddNumberToObject(o, "connections", (double)conns);
+    cJSON_AddNumberToObject(o, "requests_in_flight", (double)in_flight);
+    cJSON_AddNumberToObject(o, "requests", (double)total);
+    reply_json(req, 200, o);
+}
+
+static void admin_cb(struct evhttp_request *req, void *arg)
+{
+    struct gw_server *srv = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    size_t n = strcspn(uri, "?");
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "message", "Method not allowed");
+        reply_json(req, 405, o);
+        return;
+    }
+    if (n == 7 && strncmp(uri, "/status", 7) == 0) {
+        status_cb(req, srv);
+    } else if (n == 7 && strncmp(uri, "/config", 7) == 0) {
+        reply_json(req, 200, gw_config_to_json(srv->snapshot->cfg));
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "message", "Not found");
+        reply_json(req, 404, o);
+    }
+}
+
+int gw_admin_start(struct gw_server *srv)
+{
+    if (srv->settings.admin_off) return 0;
+    srv->admin = evhttp_new(srv->base);
+    evhttp_set_gencb(srv->admin, admin_cb, srv);
+    evhttp_set_timeout(srv->admin, 30);
+    int port = atoi(srv->settings.admin.port);
+    if (evhttp_bind_socket(srv->admin, srv->settings.admin.host, (ev_uint16_t)port) < 0) {
+        gw_error("cannot listen on admin address %s:%s", srv->settings.admin.host,
+                 srv->settings.admin.port);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * sluice: command line, signals, reload and shutdown. The main thread owns
+ * the config and the admin listener; workers serve traffic.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+
+#include "gw_log.h"
+#include "sdnotify.h"
+#include "server.h"
+#include "sluice.h"
+
+static struct gw_config *load_config(const char *file, int quiet_ok)
+{
+    struct gw_errlist errs = {0};
+    struct gw_config *cfg = gw_config_load_file(file, &errs);
+    if (!cfg) {
+        for (size_t i = 0; i < errs.n; i++) gw_error("%s", errs.v[i]);
+        gw_error("%s: %zu error%s in configuration", file, errs.n, errs.n == 1 ? "" : "s");
+    }
+    gw_errlist_free(&errs);
+    (void)quiet_ok;
+    return cfg;
+}
+
+static void reload(struct gw_server *srv)
+{
+    gw_sd_notify_reloading();
+    gw_notice("reloading %s", srv->settings.config_file);
+    struct gw_config *cfg = load_config(srv->settings.config_file, 0);
+    if (!cfg) {
+        gw_error("reload refused: still serving config sha256=%s", srv->snapshot->cfg->sha256);
+        gw_sd_notify("READY=1");
+        return;
+    }
+    struct gw_snapshot *snap = gw_snapshot_build(cfg, ++srv->generation);
+    for (unsigned i = 0; i < srv->n_workers; i++) gw_worker_post_snapshot(&srv->workers[i], snap);
+    struct gw_snapshot *old = srv->snapshot;
+    srv->snapshot = snap;
+    gw_snapshot_unref(old);
+    gw_notice("config reloaded: sha256=%s generation=%llu", cfg->sha256,
+              (unsigned long long)snap->generation);
+    gw_sd_notify("READY=1");
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct gw_server *srv = arg;
+    if (sig == SIGHUP) {
+        if (!srv->stopping) reload(srv);
+        return;
+    }
+    if (srv->stopping) return;
+    srv->stopping = 1;
+    gw_notice("received %s: draining (at most %ds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              srv->settings.drain_timeout);
+    gw_sd_notify("STOPPING=1");
+    for (unsigned i = 0; i < srv->n_workers; i++) gw_worker_post_drain(&srv->workers[i]);
+    event_base_loopbreak(srv->base);
+}
+
+static int write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        gw_error("cannot write pid file %s", path);
+        return -1;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct gw_server srv;
+    int rc = gw_settings_parse(&srv.settings, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    gw_log_threshold = (enum gw_log_level)srv.settings.log_level;
+
+    if (srv.settings.check_only) {
+        struct gw_errlist errs = {0};
+        struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, &errs);
+        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.v[i]);
+        gw_errlist_free(&errs);
+        if (!cfg) {
+            fprintf(stderr, "configuration %s is invalid\n", srv.settings.config_file);
+            return 1;
+        }
+        fprintf(stderr, "configuration %s is ok\n", srv.settings.config_file);
+        gw_config_free(cfg);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        gw_error("curl_global_init failed");
+        return 1;
+    }
+    evthread_use_pthreads();
+
+    struct gw_config *cfg = load_config(srv.settings.config_file, 0);
+    if (!cfg) return 1;
+    srv.snapshot = gw_snapshot_build(cfg, ++srv.generation);
+    srv.started = time(NULL);
+    srv.base = event_base_new();
+
+    srv.n_workers = (unsigned)srv.settings.workers;
+    srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        if (gw_worker_init(&srv.workers[i], i, &srv.settings, srv.snapshot) < 0) return 1;
+    if (gw_admin_start(&srv) < 0) return 1;
+    if (srv.settings.pid_file && write_pid_file(srv.settings.pid_file) < 0) return 1;
+
+    struct event *sig_hup = evsignal_new(srv.base, SIGHUP, signal_cb, &srv);
+    struct event *sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
+    struct event *sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
+    event_add(sig_hup, NULL);
+    event_add(sig_term, NULL);
+    event_add(sig_int, NULL);
+
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        if (gw_worker_start(&srv.workers[i]) < 0) {
+            gw_error("cannot start worker %u", i);
+            return 1;
+        }
+    for (size_t i = 0; i < srv.settings.n_proxy; i++)
+        gw_notice("proxy listening on %s:%s", srv.settings.proxy[i].host,
+                  srv.settings.proxy[i].port);
+    if (!srv.settings.admin_off)
+        gw_notice("admin listening on %s:%s", srv.settings.admin.host, srv.settings.admin.port);
+    gw_notice("sluice %s started: %u workers, config %s sha256=%s", SLUICE_VERSION, srv.n_workers,
+              cfg->file, cfg->sha256);
+    gw_sd_notify("READY=1");
+
+    event_base_dispatch(srv.base);
+
+    /* Draining: the workers stop accepting, finish what they have, exit. */
+    for (unsigned i = 0; i < srv.n_workers; i++) gw_worker_join(&srv.workers[i]);
+    gw_notice("stopped");
+    if (srv.admin) evhttp_free(srv.admin);
+    event_free(sig_hup);
+    event_free(sig_term);
+    event_free(sig_int);
+    event_base_free(srv.base);
+    gw_snapshot_unref(srv.snapshot);
+    free(srv.workers);
+    if (srv.settings.pid_file) unlink(srv.settings.pid_file);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,812 @@
+/*
+ * The life of a proxied request:
+ *
+ *   evhttp callback → route match → access hooks (may answer or suspend)
+ *   → upstream transfer on the worker's curl multi → response_headers hooks
+ *   → body chunks through response_body hooks to the client as they come
+ *   → log hooks and the access log line → the arena goes.
+ *
+ * Backpressure: when the client's output buffer is above HIGH_WATER the curl
+ * write callback pauses the transfer; the flush callback resumes it. A
+ * client that disconnects is noticed through evhttp's close callback and
+ * the transfer is removed from the next loop iteration (never inside a curl
+ * callback).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+
+#include "gw_arena.h"
+#include "gw_log.h"
+#include "gw_plugin.h"
+#include "proxy.h"
+#include "sluice.h"
+#include "worker.h"
+
+#define HIGH_WATER (256 * 1024)
+#define MAX_BUFFERED_RESPONSE (64L * 1024 * 1024)
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
+    "Upgrade", "Proxy-Authorization", "Proxy-Authenticate", NULL,
+};
+
+static int is_hop_by_hop(const char *name)
+{
+    for (size_t i = 0; hop_by_hop[i]; i++)
+        if (strcasecmp(name, hop_by_hop[i]) == 0) return 1;
+    return 0;
+}
+
+/* Is `name` listed in the Connection header value (a comma list)? */
+static int listed_in_connection(const char *connection, const char *name)
+{
+    if (!connection) return 0;
+    size_t n = strlen(name);
+    const char *p = connection;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+        if ((size_t)(p - start) == n && strncasecmp(start, name, n) == 0) return 1;
+    }
+    return 0;
+}
+
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return b > a ? (double)(b - a) / 1000.0 : 0.0;
+}
+
+/* 128 random bits per request id from a per-thread xorshift generator seeded
+ * from the kernel: ids must be unique, not secret, and cost nothing. */
+static _Thread_local uint64_t rng_state[2];
+
+static uint64_t rng_next(void)
+{
+    if (!rng_state[0] && !rng_state[1]) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (!f || fread(rng_state, sizeof(rng_state), 1, f) != 1) {
+            rng_state[0] = gw_now_us() | 1;
+            rng_state[1] = (uint64_t)(uintptr_t)&rng_state;
+        }
+        if (f) fclose(f);
+    }
+    uint64_t s1 = rng_state[0];
+    const uint64_t s0 = rng_state[1];
+    rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return rng_state[1] + s0;
+}
+
+static const char *new_request_id(struct gw_arena *a)
+{
+    char *id = gw_alloc(a, 33);
+    snprintf(id, 33, "%016llx%016llx", (unsigned long long)rng_next(),
+             (unsigned long long)rng_next());
+    return id;
+}
+
+/* --- finishing ---------------------------------------------------------- */
+
+static void write_access_log(struct proxy_request *rq)
+{
+    if (GW_LOG_INFO < gw_log_threshold) return;
+    struct gw_request *r = &rq->pub;
+    const char *consumer = "-";
+    if (r->consumer) consumer = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
+    gw_log_write(GW_LOG_INFO,
+                 "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
+                 "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
+                 "upstream_latency_ms=%.3f%s%s%s%s",
+                 r->id, r->client_ip, r->method, r->uri, r->status, r->upstream_status,
+                 r->route && r->route->name ? r->route->name : "-",
+                 r->service && r->service->name ? r->service->name : "-", consumer,
+                 (unsigned long long)r->bytes_sent, ms_between(r->t_start, r->t_end),
+                 r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers)
+                                       : 0.0,
+                 r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
+                 r->error ? r->error : "", r->error ? "\"" : "");
+    if (rq->log_extra_len) gw_log_write(GW_LOG_INFO, "request_id=%s%s", r->id, rq->log_extra);
+}
+
+void gw_proxy_finish(struct proxy_request *rq)
+{
+    if (rq->finished) return;
+    rq->finished = 1;
+    struct gw_worker *w = rq->worker;
+    struct gw_request *r = &rq->pub;
+    r->t_end = gw_now_us();
+    r->client_aborted = rq->client_gone;
+
+    for (size_t i = 0; i < rq->chain.n; i++) {
+        const struct gw_chain_entry *e = &rq->chain.v[i];
+        if (e->inst->plugin->log) e->inst->plugin->log(r, e->inst->conf, rq->ctx[e->plugin_index]);
+    }
+    write_access_log(rq);
+
+    if (rq->easy) {
+        if (rq->in_multi) gw_upstream_remove(w, rq->easy);
+        rq->in_multi = 0;
+        gw_upstream_easy_put(w, rq->easy);
+        rq->easy = NULL;
+    }
+    if (rq->upstream_headers) curl_slist_free_all(rq->upstream_headers);
+    if (rq->timer) event_free(rq->timer);
+    if (rq->conn) rq->conn->current = NULL;
+    /* libevent detaches (not frees) a request whose client left before we
+     * answered; sending on a detached request is how it gets freed. */
+    if (rq->evreq && rq->client_gone) evhttp_send_reply_end(rq->evreq);
+    rq->evreq = NULL;
+    if (rq->json) cJSON_Delete(rq->json);
+    if (rq->resp) evbuffer_free(rq->resp);
+    if (rq->early_body) evbuffer_free(rq->early_body);
+    free(rq->log_extra);
+    gw_snapshot_unref(rq->snap);
+    atomic_fetch_sub_explicit(&w->in_flight, 1, memory_order_relaxed);
+    gw_arena_free(r->arena);
+    gw_worker_request_done(w);
+}
+
+/* --- response helpers -------------------------------------------------- */
+
+static void add_gateway_headers(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    struct evkeyvalq *h = r->response_headers;
+    char buf[32];
+    evhttp_add_header(h, "Via", "1.1 sluice");
+    evhttp_add_header(h, "X-Sluice-Request-Id", r->id);
+    if (r->t_upstream_start) {
+        snprintf(buf, sizeof(buf), "%llu",
+                 (unsigned long long)((r->t_upstream_headers - r->t_upstream_start) / 1000));
+        evhttp_add_header(h, "X-Sluice-Upstream-Latency", buf);
+        snprintf(buf, sizeof(buf), "%llu",
+                 (unsigned long long)((r->t_upstream_start - r->t_start) / 1000));
+        evhttp_add_header(h, "X-Sluice-Proxy-Latency", buf);
+    }
+    if (rq->worker->draining) {
+        evhttp_remove_header(h, "Connection");
+        evhttp_add_header(h, "Connection", "close");
+    }
+}
+
+static void run_response_headers(struct proxy_request *rq)
+{
+    for (size_t i = 0; i < rq->chain.n; i++) {
+        const struct gw_chain_entry *e = &rq->chain.v[i];
+        if (e->inst->plugin->response_headers)
+            e->inst->plugin->response_headers(&rq->pub, e->inst->conf, rq->ctx[e->plugin_index]);
+    }
+}
+
+static void run_response_body(struct proxy_request *rq, struct evbuffer *chunk, int last)
+{
+    for (size_t i = 0; i < rq->chain.n; i++) {
+        const struct gw_chain_entry *e = &rq->chain.v[i];
+        if (e->inst->plugin->response_body)
+            e->inst->plugin->response_body(&rq->pub, e->inst->conf, rq->ctx[e->plugin_index], chunk,
+                                           last);
+    }
+}
+
+void gw_proxy_send_early(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    r->early_response = 1;
+    if (!rq->client_gone && rq->evreq) {
+        run_response_headers(rq);
+        add_gateway_headers(rq);
+        if (!evhttp_find_header(r->response_headers, "Content-Type"))
+            evhttp_add_header(r->response_headers, "Content-Type",
+                              rq->early_content_type ? rq->early_content_type
+                                                     : "application/json; charset=utf-8");
+        r->bytes_sent = rq->early_body ? evbuffer_get_length(rq->early_body) : 0;
+        evhttp_send_reply(rq->evreq, r->status, NULL, rq->early_body);
+        rq->evreq = NULL;
+    }
+    gw_proxy_finish(rq);
+}
+
+/* The core's own error answers: no plugin phase but log runs for them. */
+static void send_core_error(struct proxy_request *rq, int status, const char *message)
+{
+    struct gw_request *r = &rq->pub;
+    r->error = message;
+    evhttp_clear_headers(r->response_headers);
+    gw_respond_message(r, status, "%s", message);
+    r->early_response = 1;
+    if (!rq->client_gone && rq->evreq) {
+        add_gateway_headers(rq);
+        evhttp_add_header(r->response_headers, "Content-Type", "application/json; charset=utf-8");
+        r->bytes_sent = evbuffer_get_length(rq->early_body);
+        evhttp_send_reply(rq->evreq, status, NULL, rq->early_body);
+        rq->evreq = NULL;
+    }
+    gw_proxy_finish(rq);
+}
+
+/* --- upstream callbacks ------------------------------------------------ */
+
+static void flushed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    struct proxy_request *rq = arg;
+    if (rq->paused && rq->easy && !rq->client_gone) {
+        rq->paused = 0;
+        curl_easy_pause(rq->easy, CURLPAUSE_CONT);
+    }
+}
+
+static void send_chunk(struct proxy_request *rq)
+{
+    size_t n = evbuffer_get_length(rq->resp);
+    if (!n) return;
+    rq->pub.bytes_sent += n;
+    evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, flushed_cb, rq);
+}
+
+static void on_upstream_headers(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    long code = 0;
+    curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
+    r->upstream_status = (int)code;
+    r->status = (int)code;
+    r->t_upstream_headers = gw_now_us();
+
+    /* Hop-by-hop headers are the connection's business, not the client's. */
+    struct evkeyvalq *h = r->response_headers;
+    const char *connection = evhttp_find_header(h, "Connection");
+    char *conn_copy = connection ? gw_strdup(r->arena, connection) : NULL;
+    struct evkeyval *kv = TAILQ_FIRST(h);
+    while (kv) {
+        struct evkeyval *next = TAILQ_NEXT(kv, next);
+        if (is_hop_by_hop(kv->key) || listed_in_connection(conn_copy, kv->key) ||
+            (rq->chain.has_body_filter && strcasecmp(kv->key, "Content-Length") == 0))
+            evhttp_remove_header(h, kv->key);
+        kv = next;
+    }
+    run_response_headers(rq);
+    add_gateway_headers(rq);
+    if (rq->client_gone) return;
+    if (r->buffer_response) {
+        evhttp_remove_header(h, "Content-Length");
+        return;
+    }
+    evhttp_send_reply_start(rq->evreq, r->status, NULL);
+    rq->reply_started = 1;
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct proxy_request *rq = arg;
+    size_t len = size * nitems;
+    rq->last_progress_us = gw_now_us();
+    if (rq->headers_done) return len; /* trailers */
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* A new header block (after a 1xx): start over. */
+        evhttp_clear_headers(rq->pub.response_headers);
+        return len;
+    }
+    size_t n = len;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    if (n == 0) {
+        long code = 0;
+        curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 100 && code < 200) return len;
+        rq->headers_done = 1;
+        on_upstream_headers(rq);
+        return len;
+    }
+    const char *colon = memchr(buf, ':', n);
+    if (!colon || colon == buf) return len; /* not a header: ignore it, as browsers do */
+    char name[256];
+    size_t nlen = (size_t)(colon - buf);
+    if (nlen >= sizeof(name)) return len;
+    memcpy(name, buf, nlen);
+    name[nlen] = '\0';
+    const char *v = colon + 1;
+    const char *end = buf + n;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    char *value = gw_strndup(rq->pub.arena, v, (size_t)(end - v));
+    evhttp_add_header(rq->pub.response_headers, name, value);
+    return len;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct proxy_request *rq = arg;
+    struct gw_request *r = &rq->pub;
+    size_t len = size * nmemb;
+    uint64_t now = gw_now_us();
+    rq->last_progress_us = now;
+    if (!r->t_upstream_first_byte) r->t_upstream_first_byte = now;
+    if (rq->client_gone) return 0; /* abort the transfer */
+    if (!rq->headers_done) {
+        rq->headers_done = 1;
+        on_upstream_headers(rq);
+    }
+    if (r->buffer_response) {
+        if (evbuffer_get_length(rq->resp) + len > MAX_BUFFERED_RESPONSE) return 0;
+        evbuffer_add(rq->resp, ptr, len);
+        return len;
+    }
+    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
+    if (evcon) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > HIGH_WATER) {
+            rq->paused = 1;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+    }
+    evbuffer_add(rq->resp, ptr, len);
+    if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 0);
+    send_chunk(rq);
+    return len;
+}
+
+/* Request body from an evbuffer (the client's, not contiguous). */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct proxy_request *rq = arg;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(rq->upload, &pos, rq->upload_off, EVBUFFER_PTR_SET) < 0) return 0;
+    ev_ssize_t n = evbuffer_copyout_from(rq->upload, &pos, buf, size * nitems);
+    if (n <= 0) return 0;
+    rq->upload_off += (size_t)n;
+    rq->last_progress_us = gw_now_us();
+    return (size_t)n;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_request *rq = arg;
+    if (rq->client_gone) {
+        if (rq->suspended) return; /* gw_request_resume finishes it */
+        gw_proxy_finish(rq);
+        return;
+    }
+    if (!rq->in_multi) return;
+    struct gw_request *r = &rq->pub;
+    long limit_ms = r->read_timeout_ms;
+    if (!rq->headers_done && !r->t_upstream_first_byte) limit_ms += r->connect_timeout_ms;
+    uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
+    uint64_t now = gw_now_us();
+    if (rq->paused || now < deadline) {
+        uint64_t wait = rq->paused ? (uint64_t)limit_ms * 1000 : deadline - now;
+        struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
+        evtimer_add(rq->timer, &tv);
+        return;
+    }
+    rq->timed_out = 1;
+    gw_proxy_upstream_done(rq, CURLE_OPERATION_TIMEDOUT);
+}
+
+/* A stream that broke after its headers went out: let the body filters add
+ * a last word (ai-proxy sends an SSE error event), then close the
+ * connection without the final chunk so the client sees the truncation. */
+static void close_after_flush_cb(struct evhttp_connection *evcon, void *arg)
+{
+    struct proxy_request *rq = arg;
+    rq->evreq = NULL; /* freed with the connection */
+    if (rq->conn) {
+        rq->conn->current = NULL;
+        rq->conn = NULL;
+    }
+    gw_proxy_finish(rq);
+    evhttp_connection_free(evcon);
+}
+
+static void fail_stream(struct proxy_request *rq, const char *why)
+{
+    rq->pub.error = why;
+    if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 1);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
+    if (!evcon) {
+        gw_proxy_finish(rq);
+        return;
+    }
+    rq->pub.bytes_sent += evbuffer_get_length(rq->resp);
+    /* An empty chunk would end a chunked body cleanly: write at least the
+     * pending data, and close once it has left. */
+    evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, close_after_flush_cb, rq);
+    if (evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) == 0)
+        close_after_flush_cb(evcon, rq);
+}
+
+static int setup_transfer(struct proxy_request *rq);
+
+void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
+{
+    struct gw_request *r = &rq->pub;
+    if (rq->in_multi) {
+        gw_upstream_remove(rq->worker, rq->easy);
+        rq->in_multi = 0;
+    }
+    if (rq->client_gone) {
+        gw_proxy_finish(rq);
+        return;
+    }
+    if (result == CURLE_OK && !rq->headers_done) {
+        /* A response with no body at all (HEAD, 204, 304). */
+        rq->headers_done = 1;
+        on_upstream_headers(rq);
+    }
+    if (result == CURLE_OK) {
+        if (r->buffer_response) {
+            run_response_body(rq, rq->resp, 1);
+            char len[24];
+            snprintf(len, sizeof(len), "%zu", evbuffer_get_length(rq->resp));
+            evhttp_remove_header(r->response_headers, "Content-Length");
+            evhttp_add_header(r->response_headers, "Content-Length", len);
+            r->bytes_sent = evbuffer_get_length(rq->resp);
+            evhttp_send_reply(rq->evreq, r->status, NULL, rq->resp);
+            rq->evreq = NULL;
+        } else {
+            if (rq->chain.has_body_filter) {
+                run_response_body(rq, rq->resp, 1);
+                send_chunk(rq);
+            }
+            evhttp_send_reply_end(rq->evreq);
+            rq->evreq = NULL;
+        }
+        gw_proxy_finish(rq);
+        return;
+    }
+
+    const char *curl_err = curl_easy_strerror(result);
+    if (result == CURLE_COULDNT_CONNECT && !rq->headers_done &&
+        rq->tries <= (r->service ? r->service->retries : 0)) {
+        rq->tries++;
+        gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
+        evhttp_clear_headers(r->response_headers);
+        rq->upload_off = 0;
+        if (setup_transfer(rq) == 0) return;
+    }
+    if (rq->reply_started) {
+        fail_stream(rq, gw_sprintf(r->arena, "upstream stream broke: %s", curl_err));
+        return;
+    }
+    int status = 502;
+    const char *msg;
+    switch (result) {
+    case CURLE_OPERATION_TIMEDOUT:
+        status = 504;
+        msg = "The upstream server is timing out";
+        break;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: "
+                                   "failed to connect (%s)", curl_err);
+        break;
+    case CURLE_WRITE_ERROR:
+        msg = "The upstream response was too large to process";
+        break;
+    default:
+        msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: %s",
+                         curl_err);
+    }
+    send_core_error(rq, status, msg);
+}
+
+/* --- starting the upstream transfer ----------------------------------- */
+
+static void add_upstream_header(struct proxy_request *rq, const char *name, const char *value)
+{
+    char stack[1024];
+    size_t need = strlen(name) + strlen(value) + 3;
+    char *line = need <= sizeof(stack) ? stack : gw_alloc(rq->pub.arena, need);
+    snprintf(line, need, "%s: %s", name, value);
+    rq->upstream_headers = curl_slist_append(rq->upstream_headers, line);
+}
+
+static void build_upstream_headers(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    const char *connection = evhttp_find_header(r->headers, "Connection");
+    const char *xff = NULL;
+    int has_accept = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, r->headers, next)
+    {
+        const char *k = kv->key;
+        if (is_hop_by_hop(k) || listed_in_connection(connection, k)) continue;
+        if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Content-Length") == 0 ||
+            strcasecmp(k, "Expect") == 0)
+            continue;
+        if (strcasecmp(k, "X-Forwarded-For") == 0) {
+            xff = kv->value;
+            continue;
+        }
+        if (strncasecmp(k, "X-Forwarded-", 12) == 0 || strcasecmp(k, "X-Real-IP") == 0) continue;
+        if (strcasecmp(k, "Accept") == 0) has_accept = 1;
+        add_upstream_header(rq, k, kv->value);
+    }
+    if (r->route && r->route->preserve_host) {
+        const char *host = evhttp_find_header(r->headers, "Host");
+        if (host) add_upstream_header(rq, "Host", host);
+    }
+    add_upstream_header(rq, "X-Forwarded-For",
+                        xff ? gw_sprintf(r->arena, "%s, %s", xff, r->client_ip) : r->client_ip);
+    add_upstream_header(rq, "X-Real-IP", r->client_ip);
+    add_upstream_header(rq, "X-Forwarded-Proto", r->tls ? "https" : "http");
+    const char *host = evhttp_find_header(r->headers, "Host");
+    if (host) {
+        /* Without the port: that goes in X-Forwarded-Port. */
+        const char *end = host[0] == '[' ? strchr(host, ']') : NULL;
+        const char *colon = strrchr(end ? end : host, ':');
+        add_upstream_header(rq, "X-Forwarded-Host",
+                            colon ? gw_strndup(r->arena, host, (size_t)(colon - host)) : host);
+    }
+    char port[8];
+    snprintf(port, sizeof(port), "%d", rq->conn ? rq->conn->local_port : 0);
+    add_upstream_header(rq, "X-Forwarded-Port", port);
+    add_upstream_header(rq, "X-Forwarded-Path", r->path);
+    add_upstream_header(rq, "Via", "1.1 sluice");
+    /* libcurl adds these unless told not to; a proxy must not invent them. */
+    if (!has_accept) rq->upstream_headers = curl_slist_append(rq->upstream_headers, "Accept:");
+    rq->upstream_headers = curl_slist_append(rq->upstream_headers, "Expect:");
+}
+
+static int setup_transfer(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    struct gw_worker *w = rq->worker;
+    CURL *e = rq->easy;
+    if (!e) {
+        e = rq->easy = gw_upstream_easy_get(w);
+        if (!e) return -1;
+        build_upstream_headers(rq);
+    } else {
+        gw_upstream_easy_put(w, e);
+        e = rq->easy = gw_upstream_easy_get(w);
+    }
+    curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    long verify = r->service ? r->service->tls_verify : 1;
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+
+    const char *method = r->upstream_method ? r->upstream_method : r->method;
+    size_t body_len;
+    const char *body = NULL;
+    if (r->upstream_body) {
+        body = r->upstream_body;
+        body_len = r->upstream_body_len;
+    } else if (rq->json_dirty && rq->json) {
+        char *s = cJSON_PrintUnformatted(rq->json);
+        if (!s) return -1;
+        gw_arena_cleanup(r->arena, free, s);
+        body = r->upstream_body = s;
+        body_len = r->upstream_body_len = strlen(s);
+    } else {
+        body_len = evbuffer_get_length(r->body);
+        rq->upload = r->body;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+               strcmp(method, "PATCH") == 0) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        if (body) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        } else {
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+            curl_easy_setopt(e, CURLOPT_READDATA, rq);
+        }
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    rq->headers_done = 0;
+    rq->last_progress_us = gw_now_us();
+    if (gw_upstream_add(w, e) < 0) return -1;
+    rq->in_multi = 1;
+    struct timeval tv = {(time_t)((r->connect_timeout_ms + r->read_timeout_ms) / 1000),
+                         (suseconds_t)(((r->connect_timeout_ms + r->read_timeout_ms) % 1000) * 1000)};
+    evtimer_add(rq->timer, &tv);
+    return 0;
+}
+
+static void start_upstream(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    if (!r->upstream_url) {
+        send_core_error(rq, 503, "no Service found with those values");
+        return;
+    }
+    rq->resp = evbuffer_new();
+    r->t_upstream_start = gw_now_us();
+    if (setup_transfer(rq) < 0) {
+        send_core_error(rq, 500, "An unexpected error occurred");
+        return;
+    }
+}
+
+/* --- access phase ------------------------------------------------------ */
+
+static void alloc_contexts(struct proxy_request *rq)
+{
+    for (size_t i = 0; i < rq->chain.n; i++) {
+        const struct gw_chain_entry *e = &rq->chain.v[i];
+        if (e->inst->plugin->ctx_size && !rq->ctx[e->plugin_index])
+            rq->ctx[e->plugin_index] = gw_calloc(rq->pub.arena, e->inst->plugin->ctx_size);
+    }
+}
+
+/* After an auth plugin identified a consumer, consumer-scoped instances may
+ * now apply: re-resolve, and go on with the plugins of lower priority. */
+static void rechain_for_consumer(struct proxy_request *rq, int current_priority)
+{
+    struct gw_request *r = &rq->pub;
+    gw_chain_resolve(rq->snap->cfg, r->route, r->service, r->consumer, r->arena, &rq->chain);
+    alloc_contexts(rq);
+    size_t i = 0;
+    while (i < rq->chain.n && rq->chain.v[i].inst->plugin->priority >= current_priority) i++;
+    rq->access_next = i;
+}
+
+void gw_proxy_continue(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    while (rq->access_next < rq->chain.n) {
+        const struct gw_chain_entry *e = &rq->chain.v[rq->access_next++];
+        const struct gw_plugin *p = e->inst->plugin;
+        if (!p->access) continue;
+        const struct gw_consumer *before = r->consumer;
+        int rc = p->access(r, e->inst->conf, rq->ctx[e->plugin_index]);
+        if (rc == GW_AGAIN) {
+            rq->suspended = 1;
+            return;
+        }
+        if (rc == GW_DONE) {
+            gw_proxy_send_early(rq);
+            return;
+        }
+        if (rc != GW_OK) {
+            gw_error("request_id=%s plugin %s failed in access", r->id, p->name);
+            send_core_error(rq, 500, "An unexpected error occurred");
+            return;
+        }
+        if (r->consumer != before && rq->snap->has_consumer_plugins)
+            rechain_for_consumer(rq, p->priority);
+    }
+    start_upstream(rq);
+}
+
+/* --- entry point -------------------------------------------------------- */
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "GET";
+}
+
+/* Kong's upstream path: the service path, then what the route left of the
+ * request path (all of it without strip_path), joined by one '/'. */
+static const char *upstream_url(struct gw_request *r, size_t strip_len)
+{
+    const struct gw_service *s = r->service;
+    const char *rest = r->path;
+    if (r->route->strip_path) rest += strip_len;
+    const char *base = s->base_path ? s->base_path : "";
+    const char *sep = "";
+    if (*rest == '\0') {
+        if (*base == '\0') rest = "/";
+    } else if (*rest != '/' && !(*base && base[strlen(base) - 1] == '/')) {
+        sep = "/";
+    }
+    return gw_sprintf(r->arena, "%s%s%s%s%s%s", s->origin, base, sep, rest, r->query ? "?" : "",
+                      r->query ? r->query : "");
+}
+
+void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
+{
+    struct gw_worker *w = arg;
+    struct gw_arena *arena = gw_arena_new(8192);
+    struct proxy_request *rq = gw_calloc(arena, sizeof(*rq));
+    struct gw_request *r = &rq->pub;
+    r->arena = arena;
+    r->t_start = gw_now_us();
+    rq->worker = w;
+    rq->snap = w->snapshot;
+    gw_snapshot_ref(rq->snap);
+    rq->evreq = req;
+    atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->requests_total, 1, memory_order_relaxed);
+
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    rq->conn = gw_worker_conn(w, evcon);
+    if (rq->conn) rq->conn->current = rq;
+    rq->timer = evtimer_new(w->base, timer_cb, rq);
+
+    r->id = new_request_id(arena);
+    r->method = method_name(evhttp_request_get_command(req));
+    r->uri = evhttp_request_get_uri(req);
+    const char *q = strchr(r->uri, '?');
+    if (q) {
+        r->path = gw_strndup(arena, r->uri, (size_t)(q - r->uri));
+        r->query = q + 1;
+    } else {
+        r->path = r->uri;
+    }
+    r->headers = evhttp_request_get_input_headers(req);
+    r->body = evhttp_request_get_input_buffer(req);
+    r->response_headers = evhttp_request_get_output_headers(req);
+    r->client_ip = rq->conn ? rq->conn->peer : "";
+    r->client_port = rq->conn ? rq->conn->peer_port : 0;
+    const char *host = evhttp_find_header(r->headers, "Host");
+    if (host) {
+        char *h = gw_strdup(arena, host);
+        char *colon = h[0] == '[' ? strchr(h, ']') : strrchr(h, ':');
+        if (colon && h[0] == '[') colon = strchr(colon, ':');
+        if (colon) *colon = '\0';
+        for (char *p = h; *p; p++) *p = (char)tolower((unsigned char)*p);
+        r->host = h;
+    } else {
+        r->host = "";
+    }
+    r->ai.cached_tokens = -1;
+    r->ai.ttft_ms = -1;
+    rq->ctx = gw_calloc(arena, gw_plugin_count() * sizeof(void *));
+
+    struct gw_route_match m;
+    if (gw_router_match(rq->snap->router, r->method, r->host, r->path, r->headers, &m) < 0) {
+        rq->chain = rq->snap->global_chain;
+        alloc_contexts(rq);
+        gw_respond_message(r, 404, "no Route matched with those values");
+        gw_proxy_send_early(rq);
+        return;
+    }
+    r->route = m.route;
+    r->service = m.route->service;
+    rq->chain = rq->snap->route_chains[m.route->index];
+    alloc_contexts(rq);
+    if (r->service) {
+        if (!r->service->enabled) {
+            send_core_error(rq, 503, "Service unavailable");
+            return;
+        }
+        r->upstream_url = upstream_url(r, m.strip_len);
+        r->connect_timeout_ms = r->service->connect_timeout;
+        r->read_timeout_ms = r->service->read_timeout;
+        r->write_timeout_ms = r->service->write_timeout;
+    } else {
+        r->connect_timeout_ms = r->read_timeout_ms = r->write_timeout_ms = 60000;
+    }
+    gw_proxy_continue(rq);
+}

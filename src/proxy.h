@@ -1,0 +1,73 @@
+/*
+ * The core's view of a request: the public struct gw_request first (so a
+ * plugin's pointer converts back), then what only the core touches.
+ */
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <curl/curl.h>
+
+#include "gw_request.h"
+#include "snapshot.h"
+
+struct evhttp_request;
+struct event;
+struct evbuffer;
+struct gw_worker;
+struct gw_conn;
+
+struct proxy_request {
+    struct gw_request pub;
+    struct gw_worker *worker;
+    struct gw_snapshot *snap;
+    struct evhttp_request *evreq; /* NULL once handed back to libevent */
+    struct gw_conn *conn;
+    struct gw_chain chain;
+    size_t access_next; /* index in chain of the next access hook */
+    void **ctx;         /* per plugin type (gw_plugins[] index) */
+
+    /* Shared JSON body */
+    cJSON *json;
+    int json_parsed, json_dirty;
+    const char *json_err;
+
+    /* Early answer */
+    struct evbuffer *early_body;
+    const char *early_content_type;
+
+    /* Upstream transfer */
+    CURL *easy;
+    struct curl_slist *upstream_headers;
+    struct event *timer; /* read timeout; also wakes us when the client left */
+    uint64_t last_progress_us;
+    struct evbuffer *upload; /* client body being sent, when not contiguous */
+    size_t upload_off;
+    struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */
+    int tries;
+    unsigned headers_done : 1;   /* upstream's final header block is complete */
+    unsigned reply_started : 1;  /* status line sent to the client */
+    unsigned paused : 1;         /* transfer paused: the client is slow */
+    unsigned suspended : 1;      /* an access hook returned GW_AGAIN */
+    unsigned client_gone : 1;
+    unsigned finished : 1;
+    unsigned in_multi : 1;
+    unsigned strip_length : 1;   /* a body filter may change the length */
+    unsigned timed_out : 1;
+
+    char *log_extra; /* " key=value" pairs from plugins */
+    size_t log_extra_len, log_extra_cap;
+};
+
+static inline struct proxy_request *proxy_of(struct gw_request *r)
+{
+    return (struct proxy_request *)r;
+}
+
+/* Runs the access hooks from rq->access_next on. */
+void gw_proxy_continue(struct proxy_request *rq);
+/* Sends the early answer prepared by gw_respond*. */
+void gw_proxy_send_early(struct proxy_request *rq);
+/* Ends the request: log phase, access log, release everything. */
+void gw_proxy_finish(struct proxy_request *rq);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * The request API plugins call (include/gw_request.h).
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "gw_arena.h"
+#include "gw_plugin.h"
+#include "proxy.h"
+#include "worker.h"
+
+uint64_t gw_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *gw_request_body(struct gw_request *r, size_t *len)
+{
+    size_t n = evbuffer_get_length(r->body);
+    if (len) *len = n;
+    if (n == 0) return "";
+    /* One linearisation per request at most; later calls find it done. */
+    return (const char *)evbuffer_pullup(r->body, -1);
+}
+
+cJSON *gw_request_json(struct gw_request *r, const char **err)
+{
+    struct proxy_request *rq = proxy_of(r);
+    if (!rq->json_parsed) {
+        rq->json_parsed = 1;
+        size_t len;
+        const char *body = gw_request_body(r, &len);
+        if (len == 0) {
+            rq->json_err = "request body is empty, expected a JSON object";
+        } else {
+            const char *end = NULL;
+            rq->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+            if (!rq->json) {
+                size_t at = end && end >= body ? (size_t)(end - body) : 0;
+                rq->json_err = gw_sprintf(r->arena, "request body is not valid JSON (near byte %zu)", at);
+            }
+        }
+    }
+    if (!rq->json && err) *err = rq->json_err;
+    return rq->json;
+}
+
+void gw_request_json_changed(struct gw_request *r)
+{
+    proxy_of(r)->json_dirty = 1;
+}
+
+void gw_request_json_replace(struct gw_request *r, cJSON *json)
+{
+    struct proxy_request *rq = proxy_of(r);
+    if (rq->json && rq->json != json) cJSON_Delete(rq->json);
+    rq->json = json;
+    rq->json_parsed = 1;
+    rq->json_dirty = 1;
+}
+
+void gw_request_set_consumer(struct gw_request *r, const struct gw_consumer *c)
+{
+    r->consumer = c;
+}
+
+int gw_respond(struct gw_request *r, int status, const char *content_type, const char *body,
+               size_t len)
+{
+    struct proxy_request *rq = proxy_of(r);
+    r->status = status;
+    rq->early_content_type = content_type ? gw_strdup(r->arena, content_type) : NULL;
+    if (!rq->early_body) rq->early_body = evbuffer_new();
+    evbuffer_drain(rq->early_body, evbuffer_get_length(rq->early_body));
+    if (len) evbuffer_add(rq->early_body, body, len);
+    return GW_DONE;
+}
+
+static int respond_json(struct gw_request *r, int status, cJSON *obj)
+{
+    char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    int rc = gw_respond(r, status, "application/json; charset=utf-8", s ? s : "{}",
+                        s ? strlen(s) : 2);
+    free(s);
+    return rc;
+}
+
+int gw_respond_message(struct gw_request *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = gw_vsprintf(r->arena, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddStringToObject(o, "request_id", r->id);
+    return respond_json(r, status, o);
+}
+
+int gw_respond_openai_error(struct gw_request *r, int status, const char *type, const char *fmt,
+                            ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = gw_vsprintf(r->arena, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type ? type : "invalid_request_error");
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddNullToObject(e, "code");
+    return respond_json(r, status, o);
+}
+
+void gw_request_resume(struct gw_request *r, int rc)
+{
+    struct proxy_request *rq = proxy_of(r);
+    rq->suspended = 0;
+    if (rq->client_gone) {
+        gw_proxy_finish(rq);
+        return;
+    }
+    if (rc == GW_DONE) {
+        gw_proxy_send_early(rq);
+        return;
+    }
+    if (rc != GW_OK) {
+        gw_respond_message(r, 500, "An unexpected error occurred");
+        gw_proxy_send_early(rq);
+        return;
+    }
+    gw_proxy_continue(rq);
+}
+
+/* Values with spaces, quotes or '=' are quoted so the line stays parseable. */
+void gw_request_log_field(struct gw_request *r, const char *key, const char *fmt, ...)
+{
+    struct proxy_request *rq = proxy_of(r);
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = gw_vsprintf(r->arena, fmt, ap);
+    va_end(ap);
+    int quote = *v == '\0' || strpbrk(v, " \"=\t\n") != NULL;
+    size_t need = strlen(key) + strlen(v) * 2 + 5;
+    if (rq->log_extra_len + need + 1 > rq->log_extra_cap) {
+        size_t cap = (rq->log_extra_cap ? rq->log_extra_cap * 2 : 256) + need;
+        char *p = realloc(rq->log_extra, cap);
+        if (!p) return;
+        rq->log_extra = p;
+        rq->log_extra_cap = cap;
+    }
+    char *o = rq->log_extra + rq->log_extra_len;
+    o += sprintf(o, " %s=", key);
+    if (quote) *o++ = '"';
+    for (const char *p = v; *p; p++) {
+        if (quote && (*p == '"' || *p == '\\')) *o++ = '\\';
+        *o++ = *p == '\n' ? ' ' : *p;
+    }
+    if (quote) *o++ = '"';
+    *o = '\0';
+    rq->log_extra_len = (size_t)(o - rq->log_extra);
+}
+
+struct event_base *gw_request_event_base(struct gw_request *r)
+{
+    return proxy_of(r)->worker->base;
+}
+
+unsigned gw_request_worker_id(struct gw_request *r)
+{
+    return proxy_of(r)->worker->id;
+}

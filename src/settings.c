@@ -1,0 +1,246 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw_log.h"
+#include "gw_plugin.h"
+#include "settings.h"
+#include "sluice.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sluice [options]\n"
+            "  -c, --config FILE          declarative config (default /etc/sluice/kong.yml)\n"
+            "  -t, --test                 check the config, print every error, exit 0 or 1\n"
+            "  -V, --version              print the version\n"
+            "  -h, --help                 this help\n"
+            "      --proxy-listen A:P     proxy listener, repeatable (default 0.0.0.0:8000)\n"
+            "      --admin-listen A:P|off admin listener (default 127.0.0.1:8001)\n"
+            "      --workers N            worker threads (default: number of cores)\n"
+            "      --log-level L          debug|info|notice|warn|error (default info)\n"
+            "      --pid-file FILE        write the pid there\n"
+            "      --max-body-size BYTES  largest client body accepted (default 16777216)\n"
+            "      --drain-timeout S      graceful stop waits this long for requests (default 30)\n"
+            "      --client-timeout S     idle keep-alive / slow client timeout (default 60)\n"
+            "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
+            "(comma-separated), SLUICE_WORKERS...).\n"
+            "Plugins:");
+    for (size_t i = 0; gw_plugins[i]; i++) fprintf(out, " %s", gw_plugins[i]->name);
+    fputc('\n', out);
+}
+
+/* "ADDR:PORT", "[v6]:PORT", "PORT", optionally followed by " ssl". */
+int gw_listen_parse(struct gw_listen *l, const char *spec)
+{
+    memset(l, 0, sizeof(*l));
+    char buf[300];
+    if (strlen(spec) >= sizeof(buf)) return -1;
+    strcpy(buf, spec);
+    char *sp = strchr(buf, ' ');
+    if (sp) {
+        *sp++ = '\0';
+        while (*sp == ' ') sp++;
+        if (strcmp(sp, "ssl") != 0) return -1;
+        l->ssl = 1;
+    }
+    const char *host = "0.0.0.0", *port = buf;
+    char *colon = strrchr(buf, ':');
+    if (buf[0] == '[') {
+        char *end = strchr(buf, ']');
+        if (!end || end[1] != ':') return -1;
+        *end = '\0';
+        host = buf + 1;
+        port = end + 2;
+    } else if (colon) {
+        *colon = '\0';
+        host = buf;
+        port = colon + 1;
+    }
+    char *endp;
+    long p = strtol(port, &endp, 10);
+    if (*port == '\0' || *endp || p < 0 || p > 65535) return -1;
+    if (strlen(host) >= sizeof(l->host)) return -1;
+    strcpy(l->host, host);
+    snprintf(l->port, sizeof(l->port), "%ld", p);
+    return 0;
+}
+
+static int parse_long(const char *name, const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end || n < min || n > max) {
+        fprintf(stderr, "sluice: %s: expected an integer between %ld and %ld, got '%s'\n", name,
+                min, max, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int add_listen(struct gw_settings *s, const char *spec)
+{
+    if (s->n_proxy == GW_MAX_LISTEN) {
+        fprintf(stderr, "sluice: at most %d proxy listeners\n", GW_MAX_LISTEN);
+        return -1;
+    }
+    if (gw_listen_parse(&s->proxy[s->n_proxy], spec) < 0) {
+        fprintf(stderr, "sluice: --proxy-listen: cannot parse '%s' (expected ADDR:PORT)\n", spec);
+        return -1;
+    }
+    if (s->proxy[s->n_proxy].ssl) {
+        fprintf(stderr, "sluice: --proxy-listen '%s': TLS listeners are not implemented yet\n",
+                spec);
+        return -1;
+    }
+    s->n_proxy++;
+    return 0;
+}
+
+static int set_option(struct gw_settings *s, int opt, const char *v)
+{
+    long n;
+    switch (opt) {
+    case 'c':
+        s->config_file = v;
+        return 0;
+    case 'L': {
+        /* The environment form takes a comma-separated list. */
+        char *copy = strdup(v), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ') tok++;
+            if (add_listen(s, tok) < 0) {
+                free(copy);
+                return -1;
+            }
+        }
+        free(copy); /* add_listen copied what it needs */
+        return 0;
+    }
+    case 'A':
+        if (strcmp(v, "off") == 0) {
+            s->admin_off = 1;
+            return 0;
+        }
+        s->admin_off = 0;
+        if (gw_listen_parse(&s->admin, v) < 0 || s->admin.ssl) {
+            fprintf(stderr, "sluice: --admin-listen: cannot parse '%s' (ADDR:PORT or off)\n", v);
+            return -1;
+        }
+        return 0;
+    case 'W':
+        if (parse_long("--workers", v, 1, 256, &n) < 0) return -1;
+        s->workers = (int)n;
+        return 0;
+    case 'l': {
+        int lvl = gw_log_level_parse(v);
+        if (lvl < 0) {
+            fprintf(stderr, "sluice: --log-level: expected debug|info|notice|warn|error\n");
+            return -1;
+        }
+        s->log_level = lvl;
+        return 0;
+    }
+    case 'p':
+        s->pid_file = v;
+        return 0;
+    case 'B':
+        if (parse_long("--max-body-size", v, 1, 1L << 40, &n) < 0) return -1;
+        s->max_body_size = n;
+        return 0;
+    case 'D':
+        if (parse_long("--drain-timeout", v, 0, 3600, &n) < 0) return -1;
+        s->drain_timeout = (int)n;
+        return 0;
+    case 'T':
+        if (parse_long("--client-timeout", v, 1, 3600, &n) < 0) return -1;
+        s->client_timeout = (int)n;
+        return 0;
+    }
+    return -1;
+}
+
+static const struct {
+    const char *env;
+    int opt;
+} env_options[] = {
+    {"SLUICE_CONFIG", 'c'},        {"SLUICE_PROXY_LISTEN", 'L'},  {"SLUICE_ADMIN_LISTEN", 'A'},
+    {"SLUICE_WORKERS", 'W'},       {"SLUICE_LOG_LEVEL", 'l'},     {"SLUICE_PID_FILE", 'p'},
+    {"SLUICE_MAX_BODY_SIZE", 'B'}, {"SLUICE_DRAIN_TIMEOUT", 'D'}, {"SLUICE_CLIENT_TIMEOUT", 'T'},
+};
+
+int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
+{
+    memset(s, 0, sizeof(*s));
+    s->config_file = "/etc/sluice/kong.yml";
+    gw_listen_parse(&s->admin, "127.0.0.1:8001");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->workers = cores > 0 ? (int)cores : 1;
+    s->log_level = GW_LOG_INFO;
+    s->max_body_size = 16L * 1024 * 1024;
+    s->drain_timeout = 30;
+    s->client_timeout = 60;
+
+    /* Environment first, flags then override; a flag --proxy-listen replaces
+     * the environment's list rather than adding to it. */
+    for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
+        const char *v = getenv(env_options[i].env);
+        if (v && *v && set_option(s, env_options[i].opt, v) < 0) {
+            fprintf(stderr, "sluice: (from %s)\n", env_options[i].env);
+            return -1;
+        }
+    }
+    size_t env_listeners = s->n_proxy;
+
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"proxy-listen", required_argument, NULL, 'L'},
+        {"admin-listen", required_argument, NULL, 'A'},
+        {"workers", required_argument, NULL, 'W'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"pid-file", required_argument, NULL, 'p'},
+        {"max-body-size", required_argument, NULL, 'B'},
+        {"drain-timeout", required_argument, NULL, 'D'},
+        {"client-timeout", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, flag_listeners = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 't':
+            s->check_only = 1;
+            break;
+        case 'V':
+            printf("sluice %s\n", SLUICE_VERSION);
+            return 1;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'L':
+            if (!flag_listeners) {
+                s->n_proxy -= env_listeners;
+                flag_listeners = 1;
+            }
+            if (set_option(s, opt, optarg) < 0) return -1;
+            break;
+        case '?':
+            usage(stderr);
+            return -1;
+        default:
+            if (set_option(s, opt, optarg) < 0) return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (s->n_proxy == 0) gw_listen_parse(&s->proxy[s->n_proxy++], "0.0.0.0:8000");
+    return 0;
+}

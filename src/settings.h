@@ -1,0 +1,38 @@
+/*
+ * Process settings: everything that is not in kong.yml (so that a file valid
+ * for Kong loads unchanged). Each comes from a flag or a SLUICE_* variable;
+ * the flag wins.
+ */
+#ifndef GW_SETTINGS_H
+#define GW_SETTINGS_H
+
+#include <stddef.h>
+
+#define GW_MAX_LISTEN 16
+
+struct gw_listen {
+    char host[256];
+    char port[8];
+    int ssl; /* "ADDR:PORT ssl": reserved for the TLS issue, refused for now */
+};
+
+struct gw_settings {
+    const char *config_file;
+    int check_only;
+    struct gw_listen proxy[GW_MAX_LISTEN];
+    size_t n_proxy;
+    struct gw_listen admin;
+    int admin_off;
+    int workers;
+    int log_level;
+    const char *pid_file;
+    long max_body_size;     /* bytes */
+    int drain_timeout;      /* seconds */
+    int client_timeout;     /* seconds: keep-alive idle and slow clients */
+};
+
+/* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */
+int gw_settings_parse(struct gw_settings *s, int argc, char **argv);
+int gw_listen_parse(struct gw_listen *l, const char *spec);
+
+#endif

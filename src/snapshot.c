@@ -1,0 +1,124 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_arena.h"
+#include "gw_plugin.h"
+#include "snapshot.h"
+
+unsigned gw_plugin_count(void)
+{
+    static unsigned n;
+    if (!n)
+        while (gw_plugins[n]) n++;
+    return n;
+}
+
+static unsigned plugin_index(const struct gw_plugin *p)
+{
+    for (unsigned i = 0; gw_plugins[i]; i++)
+        if (gw_plugins[i] == p) return i;
+    abort(); /* instances only ever point into the table */
+}
+
+/*
+ * Kong's scoping precedence, most specific first:
+ *   consumer+route+service, consumer+route, consumer+service, route+service,
+ *   consumer, route, service, global.
+ * Returns 0 when the instance does not apply at all, else 8 (most specific)
+ * down to 1 (global).
+ */
+static int specificity(const struct gw_plugin_instance *pi, const struct gw_route *route,
+                       const struct gw_service *service, const struct gw_consumer *consumer)
+{
+    if (pi->route && pi->route != route) return 0;
+    if (pi->service && pi->service != service) return 0;
+    if (pi->consumer && pi->consumer != consumer) return 0;
+    int c = pi->consumer != NULL, r = pi->route != NULL, s = pi->service != NULL;
+    if (c && r && s) return 8;
+    if (c && r) return 7;
+    if (c && s) return 6;
+    if (r && s) return 5;
+    if (c) return 4;
+    if (r) return 3;
+    if (s) return 2;
+    return 1;
+}
+
+static int by_priority_cb(const void *a, const void *b)
+{
+    const struct gw_chain_entry *x = a, *y = b;
+    int px = x->inst->plugin->priority, py = y->inst->plugin->priority;
+    if (px != py) return px > py ? -1 : 1;
+    return strcmp(x->inst->plugin->name, y->inst->plugin->name);
+}
+
+void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
+                      const struct gw_service *service, const struct gw_consumer *consumer,
+                      struct gw_arena *arena, struct gw_chain *out)
+{
+    unsigned nplug = gw_plugin_count();
+    /* best[i]: the winning instance of plugin type i so far. */
+    const struct gw_plugin_instance *best_stack[64];
+    int rank_stack[64];
+    const struct gw_plugin_instance **best =
+        nplug <= 64 ? best_stack : gw_calloc(arena, nplug * sizeof(*best));
+    int *rank = nplug <= 64 ? rank_stack : gw_calloc(arena, nplug * sizeof(*rank));
+    memset(best, 0, nplug * sizeof(*best));
+    memset(rank, 0, nplug * sizeof(*rank));
+
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        const struct gw_plugin_instance *pi = cfg->plugins[i];
+        if (!pi->enabled) continue;
+        int sp = specificity(pi, route, service, consumer);
+        if (!sp) continue;
+        unsigned k = plugin_index(pi->plugin);
+        if (sp > rank[k]) {
+            if (!best[k]) n++;
+            best[k] = pi;
+            rank[k] = sp;
+        }
+    }
+    out->n = 0;
+    out->has_body_filter = 0;
+    out->v = n ? gw_alloc(arena, n * sizeof(*out->v)) : NULL;
+    for (unsigned k = 0; k < nplug; k++) {
+        if (!best[k]) continue;
+        out->v[out->n].inst = best[k];
+        out->v[out->n].plugin_index = k;
+        out->n++;
+        if (best[k]->plugin->response_body) out->has_body_filter = 1;
+    }
+    qsort(out->v, out->n, sizeof(*out->v), by_priority_cb);
+}
+
+struct gw_snapshot *gw_snapshot_build(struct gw_config *cfg, uint64_t generation)
+{
+    struct gw_snapshot *s = gw_calloc(cfg->arena, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->cfg = cfg;
+    s->generation = generation;
+    s->loaded_at = time(NULL);
+    s->router = gw_router_build(cfg, cfg->arena);
+    s->route_chains = gw_calloc(cfg->arena, (cfg->n_routes + 1) * sizeof(*s->route_chains));
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct gw_route *rt = cfg->routes[i];
+        gw_chain_resolve(cfg, rt, rt->service, NULL, cfg->arena, &s->route_chains[i]);
+    }
+    gw_chain_resolve(cfg, NULL, NULL, NULL, cfg->arena, &s->global_chain);
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (cfg->plugins[i]->consumer && cfg->plugins[i]->enabled) s->has_consumer_plugins = 1;
+    return s;
+}
+
+void gw_snapshot_ref(struct gw_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void gw_snapshot_unref(struct gw_snapshot *s)
+{
+    if (!s) return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        gw_config_free(s->cfg); /* the snapshot itself lives in the config's arena */
+}

@@ -1,0 +1,160 @@
+/*
+ * libcurl multi driven by the worker's libevent loop (the "multi_socket"
+ * API, as in curl's hiperfifo example): curl tells us which sockets to watch
+ * and when to wake it; libevent tells curl which socket is ready. Nothing
+ * blocks, and every transfer of a worker shares one connection cache, so
+ * upstream keep-alive connections are reused across requests.
+ *
+ * Rule from curl's docs: never remove a handle from inside a curl callback.
+ * Finished transfers are reported from check_done(), which runs after
+ * curl_multi_socket_action() has returned.
+ */
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "gw_log.h"
+#include "worker.h"
+
+static void check_done(struct gw_worker *w)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        struct proxy_request *rq = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&rq);
+        gw_proxy_upstream_done(rq, result);
+    }
+}
+
+static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(w->multi, fd, action, &running);
+    check_done(w);
+}
+
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    int running;
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(w);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: one persistent event per socket, kept in curl's
+ * per-socket pointer (curl_multi_assign). */
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct gw_worker *w = userp;
+    struct event *ev = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ev) {
+            event_free(ev);
+            curl_multi_assign(w->multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (ev) {
+        if (event_get_events(ev) == kind) return 0;
+        event_del(ev);
+        event_assign(ev, w->base, s, kind, socket_event_cb, w);
+    } else {
+        ev = event_new(w->base, s, kind, socket_event_cb, w);
+        curl_multi_assign(w->multi, s, ev);
+    }
+    event_add(ev, NULL);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 removes the timer; 0 means "as soon as
+ * possible", which we also do from the loop rather than recursively. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct gw_worker *w = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(w->curl_timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(w->curl_timer, &tv);
+    return 0;
+}
+
+int gw_upstream_init(struct gw_worker *w)
+{
+    w->multi = curl_multi_init();
+    if (!w->multi) return -1;
+    w->curl_timer = evtimer_new(w->base, timer_event_cb, w);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    /* Idle upstream connections kept for reuse, per worker. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
+    /* Multiplex HTTP/2 upstream requests over one connection. */
+    curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    return 0;
+}
+
+void gw_upstream_cleanup(struct gw_worker *w)
+{
+    for (size_t i = 0; i < w->n_easy_pool; i++) curl_easy_cleanup(w->easy_pool[i]);
+    free(w->easy_pool);
+    w->easy_pool = NULL;
+    w->n_easy_pool = 0;
+    if (w->multi) curl_multi_cleanup(w->multi);
+    w->multi = NULL;
+    if (w->curl_timer) event_free(w->curl_timer);
+    w->curl_timer = NULL;
+}
+
+/* Easy handles are reset and reused: curl_easy_init() allocates and sets
+ * up far more than curl_easy_reset() clears. */
+CURL *gw_upstream_easy_get(struct gw_worker *w)
+{
+    if (w->n_easy_pool) return w->easy_pool[--w->n_easy_pool];
+    return curl_easy_init();
+}
+
+void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
+{
+    if (w->n_easy_pool == w->cap_easy_pool) {
+        if (w->cap_easy_pool >= 1024) {
+            curl_easy_cleanup(easy);
+            return;
+        }
+        size_t cap = w->cap_easy_pool ? w->cap_easy_pool * 2 : 16;
+        CURL **v = realloc(w->easy_pool, cap * sizeof(*v));
+        if (!v) {
+            curl_easy_cleanup(easy);
+            return;
+        }
+        w->easy_pool = v;
+        w->cap_easy_pool = cap;
+    }
+    curl_easy_reset(easy);
+    w->easy_pool[w->n_easy_pool++] = easy;
+}
+
+int gw_upstream_add(struct gw_worker *w, CURL *easy)
+{
+    CURLMcode rc = curl_multi_add_handle(w->multi, easy);
+    if (rc != CURLM_OK) {
+        gw_error("curl_multi_add_handle: %s", curl_multi_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void gw_upstream_remove(struct gw_worker *w, CURL *easy)
+{
+    curl_multi_remove_handle(w->multi, easy);
+}
