@@ -26,9 +26,9 @@ static const struct gw_schema message_schema = {
 
 static const struct gw_field prompts_fields[] = {
     {GW_FIELD(struct prompt_decorator_prompts, prepend, GW_F_RECORDS, 0, NULL),
-     .record = &message_schema},
+     .record = &message_schema, .max = PROMPT_DECORATOR_MAX_PROMPTS},
     {GW_FIELD(struct prompt_decorator_prompts, append, GW_F_RECORDS, 0, NULL),
-     .record = &message_schema},
+     .record = &message_schema, .max = PROMPT_DECORATOR_MAX_PROMPTS},
     {0},
 };
 
@@ -48,18 +48,6 @@ static const struct gw_field prompt_decorator_fields[] = {
     {0},
 };
 
-static int check_count(struct gw_conf *cf, const struct gw_node *n, const char *name,
-                       const struct gw_records *list)
-{
-    if (list->n <= PROMPT_DECORATOR_MAX_PROMPTS) return 0;
-    const struct gw_node *prompts = n ? gw_node_get(n, "prompts") : NULL;
-    const struct gw_node *at = prompts ? gw_node_get(prompts, name) : NULL;
-    char sub[32];
-    snprintf(sub, sizeof(sub), "prompts.%s", name);
-    gw_conf_error(cf, at ? at : n, sub, "length must be at most %d", PROMPT_DECORATOR_MAX_PROMPTS);
-    return -1;
-}
-
 static int prompt_decorator_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
 {
     struct prompt_decorator_conf *conf = obj;
@@ -70,8 +58,6 @@ static int prompt_decorator_validate(struct gw_conf *cf, const struct gw_node *n
                       "'prompts.append'");
         rc = -1;
     }
-    if (check_count(cf, n, "prepend", &conf->prompts.prepend) < 0) rc = -1;
-    if (check_count(cf, n, "append", &conf->prompts.append) < 0) rc = -1;
     return rc;
 }
 

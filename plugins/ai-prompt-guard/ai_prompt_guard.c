@@ -14,8 +14,10 @@
 static const char *const llm_formats[] = {"openai", NULL};
 
 static const struct gw_field prompt_guard_fields[] = {
-    {GW_FIELD(struct prompt_guard_conf, allow_patterns, GW_F_STRINGS, GW_NO_ENV, NULL)},
-    {GW_FIELD(struct prompt_guard_conf, deny_patterns, GW_F_STRINGS, GW_NO_ENV, NULL)},
+    {GW_FIELD(struct prompt_guard_conf, allow_patterns, GW_F_STRINGS, GW_NO_ENV, NULL),
+     .max = PROMPT_GUARD_MAX_PATTERNS},
+    {GW_FIELD(struct prompt_guard_conf, deny_patterns, GW_F_STRINGS, GW_NO_ENV, NULL),
+     .max = PROMPT_GUARD_MAX_PATTERNS},
     {GW_FIELD(struct prompt_guard_conf, allow_all_conversation_history, GW_F_BOOL, 0, "false")},
     {GW_FIELD(struct prompt_guard_conf, max_request_body_size, GW_F_INT, 0, "8192"), .min = 1,
      .max = 1024.0 * 1024 * 1024},
@@ -34,28 +36,24 @@ static const struct gw_node *list_item_node(const struct gw_node *list, const st
     return list ? list : conf;
 }
 
-/* Kong's limits on a pattern list, then each pattern compiled; every
- * problem is reported, each at its own item. */
+/* Each pattern of a list checked for length (the walker checks the count)
+ * and compiled; every problem is reported, each at its own item. */
 static int compile_list(struct gw_conf *cf, const struct gw_node *n, const char *name,
                         const struct gw_strings *list, struct prompt_guard_regex **out)
 {
-    const struct gw_node *list_node = n ? gw_node_get(n, name) : NULL;
+    const struct gw_node *list_node = gw_node_get(n, name);
     int rc = 0;
-    if (list->n > PROMPT_GUARD_MAX_PATTERNS) {
-        gw_conf_error(cf, list_node ? list_node : n, name, "length must be at most %d",
-                      PROMPT_GUARD_MAX_PATTERNS);
-        rc = -1;
-    }
-    *out = list->n ? gw_calloc(gw_conf_arena(cf), list->n * sizeof(**out)) : NULL;
+    *out = gw_calloc(gw_conf_arena(cf), (list->n + 1) * sizeof(**out));
     for (size_t i = 0; i < list->n; i++) {
         const char *pattern = list->v[i];
         const struct gw_node *item = list_item_node(list_node, n, i);
-        size_t len = strlen(pattern);
+        size_t len = pattern ? strlen(pattern) : 0;
         char sub[64], err[300];
         snprintf(sub, sizeof(sub), "%s[%zu]", name, i);
+        if (!pattern) continue; /* not a string: already reported */
         if (len < 1 || len > PROMPT_GUARD_MAX_PATTERN_LEN) {
-            gw_conf_error(cf, item, sub, "length must be %s %d", len < 1 ? "at least" : "at most",
-                          len < 1 ? 1 : PROMPT_GUARD_MAX_PATTERN_LEN);
+            gw_conf_error(cf, item, sub, "length must be between 1 and %d",
+                          PROMPT_GUARD_MAX_PATTERN_LEN);
             rc = -1;
         } else if (prompt_guard_compile(gw_conf_arena(cf), pattern, &(*out)[i], err, sizeof(err)) <
                    0) {
@@ -77,7 +75,7 @@ static int prompt_guard_validate(struct gw_conf *cf, const struct gw_node *n, vo
         rc = -1;
     }
     if (conf->match_all_roles && conf->allow_all_conversation_history) {
-        const struct gw_node *at = n ? gw_node_get(n, "match_all_roles") : NULL;
+        const struct gw_node *at = gw_node_get(n, "match_all_roles");
         gw_conf_error(cf, at ? at : n, "match_all_roles",
                       "cannot be true when allow_all_conversation_history is true");
         rc = -1;
