@@ -1,0 +1,363 @@
+/*
+ * The provider table and what every provider shares: error objects in
+ * OpenAI's shape, the OpenAI chunk skeleton, usage and cost, tolerant JSON
+ * accessors. Provider replies are untrusted input: every accessor here
+ * accepts a missing key or a wrong type.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+
+#include "gw_arena.h"
+#include "llm.h"
+
+extern const struct gw_llm_provider gw_llm_openai;
+extern const struct gw_llm_provider gw_llm_azure;
+extern const struct gw_llm_provider gw_llm_anthropic;
+extern const struct gw_llm_provider gw_llm_mistral;
+extern const struct gw_llm_provider gw_llm_llama2;
+
+const struct gw_llm_provider *const gw_llm_providers[] = {
+    &gw_llm_openai, &gw_llm_azure, &gw_llm_anthropic, &gw_llm_mistral, &gw_llm_llama2, NULL,
+};
+
+const char *const gw_llm_route_names[] = {"llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings",
+                                          "preserve", NULL};
+
+const struct gw_llm_provider *gw_llm_provider_find(const char *name)
+{
+    for (size_t i = 0; name && gw_llm_providers[i]; i++)
+        if (strcmp(gw_llm_providers[i]->name, name) == 0) return gw_llm_providers[i];
+    return NULL;
+}
+
+void gw_llm_call_init(struct gw_llm_call *c, struct gw_arena *arena,
+                      const struct gw_llm_provider *p, enum gw_llm_route route,
+                      const struct gw_llm_options *opt, const char *model)
+{
+    memset(c, 0, sizeof(*c));
+    c->arena = arena;
+    c->provider = p;
+    c->route = route;
+    c->opt = opt;
+    c->model = model;
+    c->usage.cached = -1;
+    c->created = (long)time(NULL);
+}
+
+const char *gw_json_str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int gw_json_num(const cJSON *obj, const char *key, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return 0;
+    *out = v->valuedouble;
+    return 1;
+}
+
+char *gw_json_print(struct gw_arena *a, const cJSON *json, size_t *len)
+{
+    char *s = cJSON_PrintUnformatted(json);
+    if (!s) abort(); /* cJSON fails only on allocation failure */
+    size_t n = strlen(s);
+    char *copy = gw_strndup(a, s, n);
+    cJSON_free(s);
+    if (len) *len = n;
+    return copy;
+}
+
+cJSON *gw_json_parse(const char *body, size_t len)
+{
+    if (!body || len == 0) return NULL;
+    return cJSON_ParseWithLength(body, len);
+}
+
+const char *gw_llm_new_id(struct gw_arena *a, const char *prefix)
+{
+    unsigned char b[12];
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        /* Ids only need to be unique enough for logs and clients. */
+        for (size_t i = 0; i < sizeof(b); i++)
+            b[i] = (unsigned char)rand();
+    }
+    char hex[25];
+    for (size_t i = 0; i < sizeof(b); i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    return gw_sprintf(a, "%s%s", prefix, hex);
+}
+
+const char *gw_llm_error_type(int status)
+{
+    switch (status) {
+    case 400:
+    case 404:
+    case 409:
+    case 413:
+    case 422:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+cJSON *gw_llm_error_object(int status, const char *type, const char *message, const char *code)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", message ? message : "");
+    cJSON_AddStringToObject(e, "type", type ? type : gw_llm_error_type(status));
+    cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
+    return root;
+}
+
+cJSON *gw_llm_error_from_reply(int status, const char *body, size_t len)
+{
+    cJSON *j = gw_json_parse(body, len);
+    const char *msg = NULL, *type = NULL, *code = NULL;
+    char buf[64];
+    if (cJSON_IsObject(j)) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (cJSON_IsObject(e)) {
+            msg = gw_json_str(e, "message");
+            type = gw_json_str(e, "type");
+            code = gw_json_str(e, "code");
+        } else if (cJSON_IsString(e)) {
+            msg = e->valuestring; /* Ollama, Hugging Face */
+        }
+        if (!msg) msg = gw_json_str(j, "message"); /* Mistral */
+        if (!msg) msg = gw_json_str(j, "detail");
+        if (!type) type = gw_json_str(j, "type");
+    }
+    if (!msg) {
+        snprintf(buf, sizeof(buf), "upstream returned HTTP %d", status);
+        msg = buf;
+    }
+    cJSON *out = gw_llm_error_object(status, type, msg, code);
+    cJSON_Delete(j);
+    return out;
+}
+
+void gw_llm_emit_json(struct evbuffer *out, const cJSON *chunk)
+{
+    char *s = cJSON_PrintUnformatted(chunk);
+    if (!s) abort();
+    evbuffer_add(out, "data: ", 6);
+    evbuffer_add(out, s, strlen(s));
+    evbuffer_add(out, "\n\n", 2);
+    cJSON_free(s);
+}
+
+void gw_llm_emit_done(struct gw_llm_call *c, struct evbuffer *out)
+{
+    if (c->done_sent) return;
+    evbuffer_add(out, "data: [DONE]\n\n", 14);
+    c->done_sent = 1;
+}
+
+void gw_llm_emit_error(struct gw_llm_call *c, struct evbuffer *out, const char *message)
+{
+    cJSON *e = gw_llm_error_object(502, "api_error", message, NULL);
+    gw_llm_emit_json(out, e);
+    cJSON_Delete(e);
+    c->errored = 1;
+    gw_llm_emit_done(c, out);
+}
+
+cJSON *gw_llm_chunk_new(struct gw_llm_call *c, cJSON **delta, cJSON **choice)
+{
+    if (!c->chunk_id) c->chunk_id = gw_llm_new_id(c->arena, "chatcmpl-");
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddStringToObject(ch, "id", c->chunk_id);
+    cJSON_AddStringToObject(
+        ch, "object", c->route == GW_LLM_COMPLETIONS ? "text_completion" : "chat.completion.chunk");
+    cJSON_AddNumberToObject(ch, "created", (double)c->created);
+    cJSON_AddStringToObject(ch, "model",
+                            c->response_model ? c->response_model
+                            : c->model        ? c->model
+                                              : "");
+    cJSON *choices = cJSON_AddArrayToObject(ch, "choices");
+    if (delta || choice) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddNumberToObject(one, "index", 0);
+        cJSON *d = NULL;
+        if (c->route != GW_LLM_COMPLETIONS) d = cJSON_AddObjectToObject(one, "delta");
+        cJSON_AddNullToObject(one, "finish_reason");
+        cJSON_AddItemToArray(choices, one);
+        if (delta) *delta = d;
+        if (choice) *choice = one;
+    }
+    return ch;
+}
+
+void gw_llm_emit_role(struct gw_llm_call *c, struct evbuffer *out)
+{
+    if (c->role_sent) return;
+    c->role_sent = 1;
+    if (c->route == GW_LLM_COMPLETIONS) return;
+    cJSON *delta;
+    cJSON *ch = gw_llm_chunk_new(c, &delta, NULL);
+    cJSON_AddStringToObject(delta, "role", "assistant");
+    cJSON_AddStringToObject(delta, "content", "");
+    gw_llm_emit_json(out, ch);
+    cJSON_Delete(ch);
+}
+
+void gw_llm_emit_finish(struct gw_llm_call *c, struct evbuffer *out, const char *finish_reason)
+{
+    if (c->finish_sent) return;
+    gw_llm_emit_role(c, out);
+    c->finish_sent = 1;
+    cJSON *choice;
+    cJSON *ch = gw_llm_chunk_new(c, NULL, &choice);
+    if (c->route == GW_LLM_COMPLETIONS) cJSON_AddStringToObject(choice, "text", "");
+    cJSON_ReplaceItemInObject(choice, "finish_reason",
+                              cJSON_CreateString(finish_reason ? finish_reason : "stop"));
+    gw_llm_emit_json(out, ch);
+    cJSON_Delete(ch);
+}
+
+void gw_llm_emit_tail(struct gw_llm_call *c, struct evbuffer *out)
+{
+    if (c->done_sent) return;
+    if (c->include_usage) {
+        cJSON *ch = gw_llm_chunk_new(c, NULL, NULL);
+        cJSON_AddItemToObject(ch, "usage", gw_llm_usage_json(c));
+        gw_llm_emit_json(out, ch);
+        cJSON_Delete(ch);
+    }
+    gw_llm_emit_done(c, out);
+}
+
+int gw_llm_stream_end(struct gw_llm_call *c, struct evbuffer *out)
+{
+    if (c->done_sent) return c->errored ? -1 : 0;
+    gw_llm_emit_error(c, out, "upstream stream ended before it was complete");
+    return -1;
+}
+
+cJSON *gw_llm_usage_json(const struct gw_llm_call *c)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)c->usage.prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)c->usage.completion);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)c->usage.total);
+    if (c->usage.cached >= 0) {
+        cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+        cJSON_AddNumberToObject(d, "cached_tokens", (double)c->usage.cached);
+    }
+    return u;
+}
+
+void gw_llm_usage_from_openai(struct gw_llm_call *c, const cJSON *usage)
+{
+    double v;
+    if (!cJSON_IsObject(usage)) return;
+    int any = 0;
+    if (gw_json_num(usage, "prompt_tokens", &v)) c->usage.prompt = (long)v, any = 1;
+    if (gw_json_num(usage, "completion_tokens", &v)) c->usage.completion = (long)v, any = 1;
+    if (gw_json_num(usage, "total_tokens", &v))
+        c->usage.total = (long)v, any = 1;
+    else
+        c->usage.total = c->usage.prompt + c->usage.completion;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+    if (gw_json_num(d, "cached_tokens", &v)) c->usage.cached = (long)v;
+    if (any) c->usage.present = 1;
+}
+
+double gw_llm_cost(const struct gw_llm_call *c)
+{
+    double cost = 0;
+    if (!c->opt) return 0;
+    if (c->opt->input_cost.set) cost += (double)c->usage.prompt * c->opt->input_cost.v / 1e6;
+    if (c->opt->output_cost.set) cost += (double)c->usage.completion * c->opt->output_cost.v / 1e6;
+    return cost;
+}
+
+const char *gw_llm_url(struct gw_llm_call *c, const char *origin, const char *default_path)
+{
+    const struct gw_llm_options *o = c->opt;
+    if (o && o->upstream_url && *o->upstream_url) return o->upstream_url;
+    const char *path = o && o->upstream_path && *o->upstream_path ? o->upstream_path : default_path;
+    return gw_sprintf(c->arena, "%s%s", origin, path);
+}
+
+static void set_number(cJSON *obj, const char *key, double v)
+{
+    cJSON *n = cJSON_CreateNumber(v);
+    if (cJSON_HasObjectItem(obj, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, n);
+    else
+        cJSON_AddItemToObject(obj, key, n);
+}
+
+void gw_llm_apply_sampling(const struct gw_llm_options *o, cJSON *req, int use_completion_tokens)
+{
+    if (!o) return;
+    if (o->max_tokens.set)
+        set_number(req, use_completion_tokens ? "max_completion_tokens" : "max_tokens",
+                   o->max_tokens.v);
+    if (o->temperature.set) set_number(req, "temperature", o->temperature.v);
+    if (o->top_p.set) set_number(req, "top_p", o->top_p.v);
+}
+
+int gw_llm_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
+                 const char **err)
+{
+    memset(up, 0, sizeof(*up));
+    up->method = "POST";
+    if (!cJSON_IsObject(body)) {
+        *err = "request body must be a JSON object";
+        return -1;
+    }
+    c->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    c->include_usage =
+        c->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    return c->provider->build_request(c, body, up, err);
+}
+
+int gw_llm_data_uri(struct gw_arena *a, const char *url, const char **media_type, const char **data)
+{
+    if (!url || strncmp(url, "data:", 5) != 0) return -1;
+    const char *comma = strchr(url, ',');
+    if (!comma) return -1;
+    const char *meta = url + 5;
+    size_t mlen = (size_t)(comma - meta);
+    if (mlen < 7 || memcmp(meta + mlen - 7, ";base64", 7) != 0) return -1;
+    const char *semi = memchr(meta, ';', mlen);
+    *media_type = gw_strndup(a, meta, (size_t)(semi - meta));
+    *data = gw_strdup(a, comma + 1);
+    return 0;
+}
+
+/* Anthropic (end_turn, stop_sequence, max_tokens, tool_use, refusal,
+ * pause_turn), Ollama (stop, length, load), OpenAI's own values. */
+const char *gw_llm_finish_reason(const char *r)
+{
+    if (!r) return "stop";
+    if (strcmp(r, "max_tokens") == 0 || strcmp(r, "length") == 0 ||
+        strcmp(r, "model_context_window_exceeded") == 0)
+        return "length";
+    if (strcmp(r, "tool_use") == 0 || strcmp(r, "tool_calls") == 0) return "tool_calls";
+    if (strcmp(r, "refusal") == 0 || strcmp(r, "content_filter") == 0) return "content_filter";
+    return "stop";
+}

@@ -1,0 +1,63 @@
+/*
+ * Azure OpenAI: the OpenAI wire format at a per-deployment URL,
+ * https://{instance}.openai.azure.com/openai/deployments/{deployment}/
+ * chat/completions?api-version=..., with the key in an `api-key` header.
+ */
+#include <string.h>
+
+#include "gw_arena.h"
+#include "llm/llm.h"
+
+#define AZURE_DEFAULT_API_VERSION "2023-05-15"
+
+static int azure_validate(enum gw_llm_route route, const struct gw_llm_options *o,
+                          const char **field, const char **msg)
+{
+    if (o->upstream_url && *o->upstream_url) return 0;
+    if (!o->azure_instance || !*o->azure_instance) {
+        *field = "azure_instance";
+        *msg = "required for provider azure (or set upstream_url)";
+        return -1;
+    }
+    if (!o->azure_deployment_id || !*o->azure_deployment_id) {
+        *field = "azure_deployment_id";
+        *msg = "required for provider azure (or set upstream_url)";
+        return -1;
+    }
+    return 0;
+}
+
+static int azure_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
+                       const char **err)
+{
+    const struct gw_llm_options *o = c->opt;
+    const char *ver = o->azure_api_version && *o->azure_api_version ? o->azure_api_version
+                                                                    : AZURE_DEFAULT_API_VERSION;
+    if (o->upstream_url && *o->upstream_url) {
+        const char *u = o->upstream_url;
+        up->url = strstr(u, "api-version=") ? u
+                                            : gw_sprintf(c->arena, "%s%capi-version=%s", u,
+                                                         strchr(u, '?') ? '&' : '?', ver);
+    } else {
+        const char *op = c->route == GW_LLM_COMPLETIONS  ? "completions"
+                         : c->route == GW_LLM_EMBEDDINGS ? "embeddings"
+                                                         : "chat/completions";
+        const char *path =
+            o->upstream_path && *o->upstream_path
+                ? o->upstream_path
+                : gw_sprintf(c->arena, "/openai/deployments/%s/%s", o->azure_deployment_id, op);
+        up->url = gw_sprintf(c->arena, "https://%s.openai.azure.com%s%capi-version=%s",
+                             o->azure_instance, path, strchr(path, '?') ? '&' : '?', ver);
+    }
+    return gw_llm_openai_build_body(c, body, up, err);
+}
+
+const struct gw_llm_provider gw_llm_azure = {
+    .name = "azure",
+    .auth_header = "api-key",
+    .auth_bearer = 0,
+    .validate = azure_validate,
+    .build_request = azure_build,
+    .parse_response = gw_llm_openai_parse,
+    .stream_frame = gw_llm_openai_stream_frame,
+};

@@ -1,0 +1,62 @@
+/*
+ * Mistral: its own API is OpenAI-shaped (mistral_format openai, the
+ * default, at api.mistral.ai); with mistral_format ollama the model runs on
+ * an Ollama server named by upstream_url.
+ */
+#include "llm/llm.h"
+
+static int mistral_validate(enum gw_llm_route route, const struct gw_llm_options *o,
+                            const char **field, const char **msg)
+{
+    int ollama = o->mistral_format == GW_LLM_FMT_OLLAMA;
+    if (ollama && (!o->upstream_url || !*o->upstream_url)) {
+        *field = "upstream_url";
+        *msg = "required for provider mistral with mistral_format ollama";
+        return -1;
+    }
+    if (!ollama && route == GW_LLM_COMPLETIONS && (!o->upstream_url || !*o->upstream_url)) {
+        *field = "route_type";
+        *msg = "llm/v1/completions is not offered by Mistral's API (use mistral_format ollama "
+               "or an upstream_url)";
+        return -1;
+    }
+    return 0;
+}
+
+static int mistral_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
+                         const char **err)
+{
+    if (c->opt->mistral_format == GW_LLM_FMT_OLLAMA) {
+        up->url = gw_llm_url(c, "", "");
+        return gw_llm_ollama_build_body(c, body, up, err);
+    }
+    up->url = gw_llm_url(c, "https://api.mistral.ai",
+                         c->route == GW_LLM_EMBEDDINGS ? "/v1/embeddings" : "/v1/chat/completions");
+    return gw_llm_openai_build_body(c, body, up, err);
+}
+
+static cJSON *mistral_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
+                            const char **err)
+{
+    if (c->opt->mistral_format == GW_LLM_FMT_OLLAMA)
+        return gw_llm_ollama_parse(c, status, body, len, err);
+    return gw_llm_openai_parse(c, status, body, len, err);
+}
+
+static int mistral_stream(struct gw_llm_call *c, const char *event, const char *data, size_t len,
+                          struct evbuffer *out)
+{
+    if (c->opt->mistral_format == GW_LLM_FMT_OLLAMA)
+        return gw_llm_ollama_stream_frame(c, event, data, len, out);
+    return gw_llm_openai_stream_frame(c, event, data, len, out);
+}
+
+const struct gw_llm_provider gw_llm_mistral = {
+    .name = "mistral",
+    .auth_header = "Authorization",
+    .auth_bearer = 1,
+    .validate = mistral_validate,
+    .build_request = mistral_build,
+    .parse_response = mistral_parse,
+    .stream_frame = mistral_stream,
+};
