@@ -493,7 +493,7 @@ static void fill_config(struct loader *L)
     }
     size_t n;
     const struct gw_node *const *secrets = gw_conf_secrets(L->cf, &n);
-    cfg->secrets = gw_memdup(L->a, secrets, (n ? n : 1) * sizeof(*secrets));
+    cfg->secrets = n ? gw_memdup(L->a, secrets, n * sizeof(*secrets)) : NULL;
     cfg->n_secrets = n;
 }
 
@@ -521,6 +521,42 @@ static void load_tree(struct loader *L, const struct gw_node *root)
         read_plugin(L, &pp);
     }
     check_duplicate_plugins(L);
+}
+
+/* Where a "FILE:LINE:COL: ..." message points; messages without a position
+ * sort last. */
+static void err_position(const char *msg, size_t name_len, long *line, long *col)
+{
+    *line = *col = 0x7fffffff;
+    const char *p = msg + name_len;
+    if (*p != ':') return;
+    char *end;
+    long l = strtol(p + 1, &end, 10);
+    if (*end != ':') return;
+    long c = strtol(end + 1, &end, 10);
+    if (*end != ':') return;
+    *line = l;
+    *col = c;
+}
+
+/* Errors are found entity by entity; a person reads them top to bottom. */
+static void sort_errors(struct gw_errlist *errs, size_t from, const char *name)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = from + 1; i < errs->n; i++) {
+        char *x = errs->v[i];
+        long xl, xc;
+        err_position(x, name_len, &xl, &xc);
+        size_t j = i;
+        while (j > from) {
+            long l, c;
+            err_position(errs->v[j - 1], name_len, &l, &c);
+            if (l < xl || (l == xl && c <= xc)) break;
+            errs->v[j] = errs->v[j - 1];
+            j--;
+        }
+        errs->v[j] = x;
+    }
 }
 
 static void sha256_hex(const char *text, size_t len, char out[65])
@@ -552,6 +588,7 @@ struct gw_config *gw_config_load_string(const char *name, const char *text, size
     return cfg;
 fail:
     if (errs->n == errs_before) gw_errlist_add(errs, "%s: invalid config", name);
+    sort_errors(errs, errs_before, name);
     gw_arena_free(a);
     return NULL;
 }

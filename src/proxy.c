@@ -129,6 +129,7 @@ void gw_proxy_finish(struct proxy_request *rq)
     struct gw_request *r = &rq->pub;
     r->t_end = gw_now_us();
     r->client_aborted = rq->client_gone;
+    if (rq->client_gone && !rq->reply_started && !r->early_response) r->status = 499;
 
     for (size_t i = 0; i < rq->chain.n; i++) {
         const struct gw_chain_entry *e = &rq->chain.v[i];
@@ -144,10 +145,20 @@ void gw_proxy_finish(struct proxy_request *rq)
     }
     if (rq->upstream_headers) curl_slist_free_all(rq->upstream_headers);
     if (rq->timer) event_free(rq->timer);
+    gw_proxy_unwatch_client(rq);
     if (rq->conn) rq->conn->current = NULL;
-    /* libevent detaches (not frees) a request whose client left before we
-     * answered; sending on a detached request is how it gets freed. */
-    if (rq->evreq && rq->client_gone) evhttp_send_reply_end(rq->evreq);
+    if (rq->evreq && rq->client_gone) {
+        if (rq->close_seen_by_us && !rq->reply_started) {
+            /* libevent does not know yet: an answer it fails to write makes
+             * it drop the connection and the request with it. */
+            evhttp_add_header(rq->pub.response_headers, "Connection", "close");
+            evhttp_send_reply(rq->evreq, 499, "Client Closed Request", NULL);
+        } else {
+            /* libevent detached (not freed) the request of a client that
+             * left; sending on a detached request is how it gets freed. */
+            evhttp_send_reply_end(rq->evreq);
+        }
+    }
     rq->evreq = NULL;
     if (rq->json) cJSON_Delete(rq->json);
     if (rq->resp) evbuffer_free(rq->resp);
@@ -168,7 +179,7 @@ static void add_gateway_headers(struct proxy_request *rq)
     char buf[32];
     evhttp_add_header(h, "Via", "1.1 sluice");
     evhttp_add_header(h, "X-Sluice-Request-Id", r->id);
-    if (r->t_upstream_start) {
+    if (r->t_upstream_headers) {
         snprintf(buf, sizeof(buf), "%llu",
                  (unsigned long long)((r->t_upstream_headers - r->t_upstream_start) / 1000));
         evhttp_add_header(h, "X-Sluice-Upstream-Latency", buf);
@@ -370,6 +381,40 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
     return (size_t)n;
 }
 
+void gw_proxy_unwatch_client(struct proxy_request *rq)
+{
+    if (rq->close_watch) {
+        event_free(rq->close_watch);
+        rq->close_watch = NULL;
+    }
+}
+
+/* libevent's HTTP server stops reading a connection while the application
+ * prepares its answer, so a client that gives up is not noticed until we
+ * write. EV_CLOSED (EPOLLRDHUP) tells us at once, without reading. */
+static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_request *rq = arg;
+    gw_proxy_unwatch_client(rq);
+    if (rq->client_gone || rq->finished) return;
+    rq->client_gone = 1;
+    rq->close_seen_by_us = 1;
+    if (rq->suspended) return; /* gw_request_resume finishes it */
+    gw_proxy_finish(rq);
+}
+
+static void watch_client(struct proxy_request *rq)
+{
+    struct gw_worker *w = rq->worker;
+    if (!rq->conn || !(event_base_get_features(w->base) & EV_FEATURE_EARLY_CLOSE)) return;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
+    if (!evcon) return;
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    if (fd < 0) return;
+    rq->close_watch = event_new(w->base, fd, EV_CLOSED, client_closed_cb, rq);
+    event_add(rq->close_watch, NULL);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_request *rq = arg;
@@ -380,8 +425,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!rq->in_multi) return;
     struct gw_request *r = &rq->pub;
-    long limit_ms = r->read_timeout_ms;
-    if (!rq->headers_done && !r->t_upstream_first_byte) limit_ms += r->connect_timeout_ms;
+    /* Connecting is bounded by curl's own connect timeout; read_timeout is
+     * the longest silence between two reads once connected, as in Kong. */
+    long limit_ms = rq->upstream_connected ? r->read_timeout_ms : r->connect_timeout_ms + 1000;
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
     uint64_t now = gw_now_us();
     if (rq->paused || now < deadline) {
@@ -427,6 +473,16 @@ static void fail_stream(struct proxy_request *rq, const char *why)
 }
 
 static int setup_transfer(struct proxy_request *rq);
+
+/* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
+static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                        int conn_local_port)
+{
+    struct proxy_request *rq = arg;
+    rq->upstream_connected = 1;
+    rq->last_progress_us = gw_now_us();
+    return CURL_PREREQFUNC_OK;
+}
 
 void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
 {
@@ -581,6 +637,8 @@ static int setup_transfer(struct proxy_request *rq)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, connected_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -623,11 +681,13 @@ static int setup_transfer(struct proxy_request *rq)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     rq->headers_done = 0;
+    rq->upstream_connected = 0;
     rq->last_progress_us = gw_now_us();
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
-    struct timeval tv = {(time_t)((r->connect_timeout_ms + r->read_timeout_ms) / 1000),
-                         (suseconds_t)(((r->connect_timeout_ms + r->read_timeout_ms) % 1000) * 1000)};
+    long first = r->read_timeout_ms < r->connect_timeout_ms ? r->read_timeout_ms
+                                                             : r->connect_timeout_ms;
+    struct timeval tv = {(time_t)(first / 1000), (suseconds_t)((first % 1000) * 1000)};
     evtimer_add(rq->timer, &tv);
     return 0;
 }
@@ -641,6 +701,7 @@ static void start_upstream(struct proxy_request *rq)
     }
     rq->resp = evbuffer_new();
     r->t_upstream_start = gw_now_us();
+    if (!rq->close_watch) watch_client(rq);
     if (setup_transfer(rq) < 0) {
         send_core_error(rq, 500, "An unexpected error occurred");
         return;
@@ -681,6 +742,7 @@ void gw_proxy_continue(struct proxy_request *rq)
         int rc = p->access(r, e->inst->conf, rq->ctx[e->plugin_index]);
         if (rc == GW_AGAIN) {
             rq->suspended = 1;
+            if (!rq->close_watch) watch_client(rq);
             return;
         }
         if (rc == GW_DONE) {

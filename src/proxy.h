@@ -39,6 +39,7 @@ struct proxy_request {
     CURL *easy;
     struct curl_slist *upstream_headers;
     struct event *timer; /* read timeout; also wakes us when the client left */
+    struct event *close_watch; /* EV_CLOSED on the client socket while we wait */
     uint64_t last_progress_us;
     struct evbuffer *upload; /* client body being sent, when not contiguous */
     size_t upload_off;
@@ -53,6 +54,8 @@ struct proxy_request {
     unsigned in_multi : 1;
     unsigned strip_length : 1;   /* a body filter may change the length */
     unsigned timed_out : 1;
+    unsigned upstream_connected : 1;
+    unsigned close_seen_by_us : 1; /* our EV_CLOSED watch, not libevent, saw it */
 
     char *log_extra; /* " key=value" pairs from plugins */
     size_t log_extra_len, log_extra_cap;
@@ -62,6 +65,9 @@ static inline struct proxy_request *proxy_of(struct gw_request *r)
 {
     return (struct proxy_request *)r;
 }
+
+/* Stops watching the client socket (before libevent closes it). */
+void gw_proxy_unwatch_client(struct proxy_request *rq);
 
 /* Runs the access hooks from rq->access_next on. */
 void gw_proxy_continue(struct proxy_request *rq);

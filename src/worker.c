@@ -108,6 +108,7 @@ static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
          * in (possibly a curl one). */
         rq->client_gone = 1;
         rq->conn = NULL;
+        gw_proxy_unwatch_client(rq); /* libevent closes the socket next */
         event_active(rq->timer, EV_TIMEOUT, 1);
     }
     conn_remove(w, c);
