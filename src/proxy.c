@@ -829,7 +829,8 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
     r->headers = evhttp_request_get_input_headers(req);
     r->body = evhttp_request_get_input_buffer(req);
     r->response_headers = evhttp_request_get_output_headers(req);
-    r->client_ip = rq->conn ? rq->conn->peer : "";
+    /* Copied: the connection (and its peer string) may go before we do. */
+    r->client_ip = rq->conn ? gw_strdup(arena, rq->conn->peer) : "";
     r->client_port = rq->conn ? rq->conn->peer_port : 0;
     const char *host = evhttp_find_header(r->headers, "Host");
     if (host) {

@@ -89,7 +89,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
         out->n++;
         if (best[k]->plugin->response_body) out->has_body_filter = 1;
     }
-    qsort(out->v, out->n, sizeof(*out->v), by_priority_cb);
+    if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), by_priority_cb);
 }
 
 struct gw_snapshot *gw_snapshot_build(struct gw_config *cfg, uint64_t generation)
