@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -20,28 +21,39 @@ int gw_log_level_parse(const char *name)
     return -1;
 }
 
-/* One write(2) per line, so lines from different workers never interleave. */
+/* One write(2) per line, so lines from different workers never interleave.
+ * Long lines (payload logging) get a heap buffer instead of being cut. */
 void gw_log_write(enum gw_log_level level, const char *fmt, ...)
 {
-    char line[8192];
+    char stack[4096];
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    char prefix[96];
+    int p = (int)strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S", &tm);
     if (gw_log_worker >= 0)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s [w%d] ",
+        p += snprintf(prefix + p, sizeof(prefix) - (size_t)p, ".%03ldZ %s [w%d] ",
                       (long)tv.tv_usec / 1000, level_names[level], gw_log_worker);
     else
-        n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s [main] ",
+        p += snprintf(prefix + p, sizeof(prefix) - (size_t)p, ".%03ldZ %s [main] ",
                       (long)tv.tv_usec / 1000, level_names[level]);
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    int m = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     if (m < 0) m = 0;
-    n += m;
-    if (n > (int)sizeof(line) - 2) n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    fwrite(line, 1, (size_t)n, stderr);
+    size_t total = (size_t)p + (size_t)m + 1;
+    char *line = total <= sizeof(stack) ? stack : malloc(total);
+    if (!line) {
+        va_end(ap);
+        return;
+    }
+    memcpy(line, prefix, (size_t)p);
+    vsnprintf(line + p, (size_t)m + 1, fmt, ap);
+    va_end(ap);
+    line[total - 1] = '\n';
+    fwrite(line, 1, total, stderr);
+    if (line != stack) free(line);
 }

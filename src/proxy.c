@@ -109,7 +109,7 @@ static void write_access_log(struct proxy_request *rq)
     gw_log_write(GW_LOG_INFO,
                  "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
                  "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
-                 "upstream_latency_ms=%.3f%s%s%s%s",
+                 "upstream_latency_ms=%.3f%s%s%s%s%s",
                  r->id, r->client_ip, r->method, r->uri, r->status, r->upstream_status,
                  r->route && r->route->name ? r->route->name : "-",
                  r->service && r->service->name ? r->service->name : "-", consumer,
@@ -117,8 +117,8 @@ static void write_access_log(struct proxy_request *rq)
                  r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers)
                                        : 0.0,
                  r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
-                 r->error ? r->error : "", r->error ? "\"" : "");
-    if (rq->log_extra_len) gw_log_write(GW_LOG_INFO, "request_id=%s%s", r->id, rq->log_extra);
+                 r->error ? r->error : "", r->error ? "\"" : "",
+                 rq->log_extra_len ? rq->log_extra : "");
 }
 
 void gw_proxy_finish(struct proxy_request *rq)
