@@ -10,12 +10,14 @@ extern const struct gw_plugin gw_plugin_correlation_id;
 extern const struct gw_plugin gw_plugin_ai_prompt_template;
 extern const struct gw_plugin gw_plugin_ai_prompt_decorator;
 extern const struct gw_plugin gw_plugin_ai_prompt_guard;
+extern const struct gw_plugin gw_plugin_ai_proxy;
 
 const struct gw_plugin *const gw_plugins[] = {
     &gw_plugin_correlation_id,
     &gw_plugin_ai_prompt_template,
     &gw_plugin_ai_prompt_decorator,
     &gw_plugin_ai_prompt_guard,
+    &gw_plugin_ai_proxy,
     NULL,
 };
 

@@ -1,0 +1,507 @@
+/*
+ * ai-proxy (Kong priority 770): one OpenAI-compatible endpoint in front of
+ * OpenAI, Azure, Anthropic, Mistral, Llama/Ollama and OpenAI-compatible
+ * servers. The translation is src/llm's; this file is the HTTP side: check
+ * the client's request, point the upstream call at the provider with the
+ * right credential, and turn the reply (whole, or frame by frame for
+ * streams) back into OpenAI's shape, recording usage for the plugins and
+ * log lines that follow.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_proxy.h"
+#include "yaml_node.h"
+
+const char *const ai_proxy_providers[] = {"openai",  "azure",  "anthropic",
+                                          "mistral", "llama2", NULL};
+static const char *const streaming_modes[] = {"allow", "deny", "always", NULL};
+
+/* An optional number: `set` tells 0 from absent. */
+static int parse_opt_num(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    struct gw_opt_num *o = dst;
+    int b;
+    long l;
+    double d;
+    int kind = gw_node_plain_type(n, &b, &l, &d);
+    if (kind == 2) d = (double)l;
+    if ((kind != 2 && kind != 3) || !isfinite(d)) {
+        gw_conf_error(cf, n, NULL, "expected a number");
+        return -1;
+    }
+    o->set = 1;
+    o->v = d;
+    return 0;
+}
+
+#define OPT_NUM(member)                                                                            \
+    {                                                                                              \
+        .name = #member, .type = GW_F_CUSTOM,                                                      \
+        .offset = offsetof(struct ai_proxy_options, llm.member), .parse = parse_opt_num            \
+    }
+#define OPT_STR(member)                                                                            \
+    {                                                                                              \
+        .name = #member, .type = GW_F_STRING,                                                      \
+        .offset = offsetof(struct ai_proxy_options, llm.member), .flags = GW_NO_ENV                \
+    }
+
+static const struct gw_field options_fields[] = {
+    OPT_NUM(max_tokens),
+    OPT_NUM(temperature),
+    OPT_NUM(top_p),
+    OPT_NUM(top_k),
+    OPT_NUM(input_cost),
+    OPT_NUM(output_cost),
+    OPT_STR(upstream_url),
+    OPT_STR(upstream_path),
+    OPT_STR(anthropic_version),
+    OPT_STR(azure_instance),
+    OPT_STR(azure_api_version),
+    OPT_STR(azure_deployment_id),
+    {GW_FIELD(struct ai_proxy_options, llama2_format, GW_F_STRING, 0, NULL)},
+    {GW_FIELD(struct ai_proxy_options, mistral_format, GW_F_STRING, 0, NULL)},
+    {0},
+};
+static const struct gw_schema options_schema = {
+    .name = "options", .size = sizeof(struct ai_proxy_options), .fields = options_fields};
+
+static const struct gw_field model_fields[] = {
+    {GW_FIELD(struct ai_proxy_model, provider, GW_F_ENUM, GW_REQUIRED, NULL),
+     .choices = ai_proxy_providers},
+    {GW_FIELD(struct ai_proxy_model, name, GW_F_STRING, GW_NO_ENV, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct ai_proxy_model, options, GW_F_RECORD, 0, "{}"), .record = &options_schema},
+    {0},
+};
+static const struct gw_schema model_schema = {
+    .name = "model", .size = sizeof(struct ai_proxy_model), .fields = model_fields};
+
+static const struct gw_field auth_fields[] = {
+    {GW_FIELD(struct ai_proxy_auth, header_name, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct ai_proxy_auth, header_value, GW_F_STRING, GW_SECRET, NULL)},
+    {GW_FIELD(struct ai_proxy_auth, param_name, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct ai_proxy_auth, param_value, GW_F_STRING, GW_SECRET, NULL)},
+    {GW_FIELD(struct ai_proxy_auth, param_location, GW_F_STRING, 0, NULL)},
+    {GW_FIELD(struct ai_proxy_auth, allow_override, GW_F_BOOL, 0, "false")},
+    {0},
+};
+static const struct gw_schema auth_schema = {
+    .name = "auth", .size = sizeof(struct ai_proxy_auth), .fields = auth_fields};
+
+static const struct gw_field logging_fields[] = {
+    {GW_FIELD(struct ai_proxy_logging, log_statistics, GW_F_BOOL, 0, "false")},
+    {GW_FIELD(struct ai_proxy_logging, log_payloads, GW_F_BOOL, 0, "false")},
+    {0},
+};
+static const struct gw_schema logging_schema = {
+    .name = "logging", .size = sizeof(struct ai_proxy_logging), .fields = logging_fields};
+
+static const struct gw_field ai_proxy_fields[] = {
+    {GW_FIELD(struct ai_proxy_conf, route_type, GW_F_ENUM, GW_REQUIRED, NULL),
+     .choices = gw_llm_route_names},
+    {GW_FIELD(struct ai_proxy_conf, auth, GW_F_RECORD, 0, "{}"), .record = &auth_schema},
+    {GW_FIELD(struct ai_proxy_conf, model, GW_F_RECORD, GW_REQUIRED, NULL),
+     .record = &model_schema},
+    {GW_FIELD(struct ai_proxy_conf, logging, GW_F_RECORD, 0, "{}"), .record = &logging_schema},
+    {GW_FIELD(struct ai_proxy_conf, response_streaming, GW_F_ENUM, 0, "allow"),
+     .choices = streaming_modes},
+    {GW_FIELD(struct ai_proxy_conf, max_request_body_size, GW_F_INT, 0, "8192"), .min = 1,
+     .max = 1024.0 * 1024 * 1024},
+    {GW_FIELD(struct ai_proxy_conf, model_name_header, GW_F_BOOL, 0, "true")},
+    {0},
+};
+
+static int map_format(struct gw_conf *cf, const struct gw_node *n, const char *field,
+                      const char *value, int allow_raw, int *out)
+{
+    if (!value) return 0;
+    if (strcmp(value, "openai") == 0) {
+        *out = GW_LLM_FMT_OPENAI;
+    } else if (strcmp(value, "ollama") == 0) {
+        *out = GW_LLM_FMT_OLLAMA;
+    } else if (allow_raw && strcmp(value, "raw") == 0) {
+        *out = GW_LLM_FMT_RAW;
+    } else {
+        gw_conf_error(cf, n, field, "expected one of %s",
+                      allow_raw ? "raw, openai, ollama" : "openai, ollama");
+        return -1;
+    }
+    return 0;
+}
+
+/* Cross-field checks: each provider's required options (with the path of
+ * the missing field), the auth parameter's location, templates. */
+static int ai_proxy_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
+{
+    struct ai_proxy_conf *conf = obj;
+    int rc = 0;
+    const struct gw_node *model = gw_node_get(n, "model");
+    const struct gw_node *opts = model ? gw_node_get(model, "options") : NULL;
+    const struct gw_node *at = opts ? opts : model ? model : n;
+    struct ai_proxy_options *o = &conf->model.options;
+    if (map_format(cf, at, "model.options.llama2_format", o->llama2_format, 1,
+                   &o->llm.llama2_format) < 0 ||
+        map_format(cf, at, "model.options.mistral_format", o->mistral_format, 0,
+                   &o->llm.mistral_format) < 0)
+        rc = -1;
+    conf->provider = gw_llm_provider_find(ai_proxy_providers[conf->model.provider]);
+    if (!model || !conf->provider) return -1; /* already reported */
+    const char *field = NULL, *msg = NULL;
+    if (conf->provider->validate &&
+        conf->provider->validate((enum gw_llm_route)conf->route_type, &o->llm, &field, &msg) < 0) {
+        if (strcmp(field, "route_type") == 0)
+            gw_conf_error(cf, n, "route_type", "%s", msg);
+        else
+            gw_conf_error(cf, at, gw_sprintf(gw_conf_arena(cf), "model.options.%s", field), "%s",
+                          msg);
+        rc = -1;
+    }
+    struct ai_proxy_auth *a = &conf->auth;
+    const struct gw_node *auth = gw_node_get(n, "auth");
+    if ((a->header_name != NULL) != (a->header_value != NULL)) {
+        gw_conf_error(cf, auth ? auth : n, "auth", "header_name and header_value go together");
+        rc = -1;
+    }
+    if (a->param_name || a->param_value) {
+        if (!a->param_name || !a->param_value || !a->param_location) {
+            gw_conf_error(cf, auth ? auth : n, "auth",
+                          "param_name, param_value and param_location go together");
+            rc = -1;
+        } else if (strcmp(a->param_location, "query") == 0) {
+            a->location = AI_PARAM_QUERY;
+        } else if (strcmp(a->param_location, "body") == 0) {
+            a->location = AI_PARAM_BODY;
+        } else {
+            gw_conf_error(cf, auth ? auth : n, "auth.param_location",
+                          "expected one of query, body");
+            rc = -1;
+        }
+    }
+    const struct gw_llm_options *l = &o->llm;
+    conf->templated =
+        ai_proxy_has_template(conf->model.name) || ai_proxy_has_template(l->upstream_url) ||
+        ai_proxy_has_template(l->upstream_path) || ai_proxy_has_template(l->azure_instance) ||
+        ai_proxy_has_template(l->azure_deployment_id) ||
+        ai_proxy_has_template(l->azure_api_version) || ai_proxy_has_template(l->anthropic_version);
+    return rc;
+}
+
+static const struct gw_schema ai_proxy_schema = {
+    .name = "ai-proxy",
+    .size = sizeof(struct ai_proxy_conf),
+    .fields = ai_proxy_fields,
+    .validate = ai_proxy_validate,
+};
+
+struct ai_proxy_ctx {
+    int active;      /* access prepared an LLM call */
+    int buffered;    /* whole reply translated at once */
+    int passthrough; /* preserve: no translation */
+    int ndjson;
+    struct gw_llm_options opt; /* resolved for this request */
+    struct gw_llm_call call;
+    struct gw_sse_parser sse;
+    struct evbuffer *out; /* translated frames, moved into each chunk */
+    struct gw_request *r;
+};
+
+static void evbuffer_free_cb(void *p)
+{
+    evbuffer_free(p);
+}
+
+static int bad_request(struct gw_request *r, const char *msg)
+{
+    return gw_respond_openai_error(r, 400, "invalid_request_error", "%s", msg);
+}
+
+/* Templates resolved against this request; NULL and an answer on failure. */
+static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *conf,
+                           struct ai_proxy_ctx *ctx, const char **model)
+{
+    ctx->opt = conf->model.options.llm;
+    *model = conf->model.name;
+    if (!conf->templated) return 0;
+    const char **fields[] = {model,
+                             &ctx->opt.upstream_url,
+                             &ctx->opt.upstream_path,
+                             &ctx->opt.azure_instance,
+                             &ctx->opt.azure_deployment_id,
+                             &ctx->opt.azure_api_version,
+                             &ctx->opt.anthropic_version};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const char *missing = NULL;
+        const char *v = ai_proxy_expand(r, *fields[i], &missing);
+        if (!v && missing) {
+            gw_respond_openai_error(r, 400, "invalid_request_error",
+                                    "%s is required by this route's configuration", missing);
+            return -1;
+        }
+        *fields[i] = v;
+    }
+    return 0;
+}
+
+/* The credential: the configured one (the client's own removed unless
+ * allow_override), or the client's bearer key in the provider's form. */
+static void apply_auth(struct gw_request *r, const struct ai_proxy_conf *conf,
+                       const struct gw_llm_provider *p, struct gw_llm_upstream *up)
+{
+    const struct ai_proxy_auth *a = &conf->auth;
+    struct evkeyvalq *h = r->headers;
+    if (a->header_name || a->param_name) {
+        int keep = a->allow_override && a->header_name && evhttp_find_header(h, a->header_name);
+        if (!keep) {
+            evhttp_remove_header(h, "Authorization");
+            evhttp_remove_header(h, "x-api-key");
+            evhttp_remove_header(h, "api-key");
+            if (a->header_name) {
+                evhttp_remove_header(h, a->header_name);
+                evhttp_add_header(h, a->header_name, a->header_value);
+            }
+        }
+        if (a->location == AI_PARAM_QUERY) {
+            char *enc = evhttp_encode_uri(a->param_value);
+            up->url = gw_sprintf(r->arena, "%s%c%s=%s", up->url, strchr(up->url, '?') ? '&' : '?',
+                                 a->param_name, enc);
+            free(enc);
+        } else if (a->location == AI_PARAM_BODY) {
+            cJSON *b = cJSON_ParseWithLength(up->body, up->body_len);
+            if (cJSON_IsObject(b)) {
+                if (!(a->allow_override && cJSON_HasObjectItem(b, a->param_name))) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(b, a->param_name);
+                    cJSON_AddStringToObject(b, a->param_name, a->param_value);
+                }
+                up->body = gw_json_print(r->arena, b, &up->body_len);
+            }
+            cJSON_Delete(b);
+        }
+        return;
+    }
+    const char *authz = evhttp_find_header(h, "Authorization");
+    if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return;
+    if (!evhttp_find_header(h, p->auth_header)) {
+        const char *key = gw_strdup(r->arena, authz + 7);
+        evhttp_add_header(h, p->auth_header, key);
+    }
+    evhttp_remove_header(h, "Authorization");
+}
+
+static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
+{
+    const struct ai_proxy_conf *conf = conf_;
+    struct ai_proxy_ctx *ctx = ctx_;
+    enum gw_llm_route route = (enum gw_llm_route)conf->route_type;
+    size_t len;
+    gw_request_body(r, &len);
+    if (len > (size_t)conf->max_request_body_size)
+        return gw_respond_openai_error(r, 413, "invalid_request_error",
+                                       "request body is larger than the %ld bytes allowed",
+                                       conf->max_request_body_size);
+    const char *err = NULL;
+    cJSON *body = gw_request_json(r, &err);
+    if (!cJSON_IsObject(body))
+        return gw_respond_openai_error(r, 400, "invalid_request_error",
+                                       "request body is not a JSON object%s%s", err ? ": " : "",
+                                       err ? err : "");
+    if (route == GW_LLM_CHAT && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(body, "messages")))
+        return bad_request(r, "'messages' is a required property (an array) on llm/v1/chat routes");
+    if (route == GW_LLM_COMPLETIONS && !cJSON_GetObjectItemCaseSensitive(body, "prompt"))
+        return bad_request(r, "'prompt' is a required property on llm/v1/completions routes");
+    if (route == GW_LLM_EMBEDDINGS && !cJSON_GetObjectItemCaseSensitive(body, "input"))
+        return bad_request(r, "'input' is a required property on llm/v1/embeddings routes");
+
+    const char *model;
+    if (resolve_options(r, conf, ctx, &model) < 0) return GW_DONE;
+    const char *client_model = gw_json_str(body, "model");
+    if (model && client_model && strcmp(model, client_model) != 0)
+        return gw_respond_openai_error(r, 400, "invalid_request_error",
+                                       "cannot use own model - must be: %s", model);
+    if (!model) model = client_model;
+    if (!model && route != GW_LLM_PRESERVE)
+        return bad_request(r, "model parameter not found in request, nor in gateway configuration");
+
+    cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (cJSON_IsTrue(stream) && conf->response_streaming == AI_STREAM_DENY)
+        return bad_request(r, "response streaming is not enabled for this LLM");
+    if (conf->response_streaming == AI_STREAM_ALWAYS && route != GW_LLM_EMBEDDINGS &&
+        !cJSON_IsTrue(stream)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(body, "stream");
+        cJSON_AddTrueToObject(body, "stream");
+    }
+
+    const struct gw_llm_provider *p = conf->provider;
+    gw_llm_call_init(&ctx->call, r->arena, p, route, &ctx->opt, model);
+    struct gw_llm_upstream up;
+    if (gw_llm_build(&ctx->call, body, &up, &err) < 0) return bad_request(r, err);
+    apply_auth(r, conf, p, &up);
+
+    r->upstream_url = up.url;
+    r->upstream_method = up.method;
+    r->upstream_body = up.body;
+    r->upstream_body_len = up.body_len;
+    struct evkeyvalq *h = r->headers;
+    evhttp_remove_header(h, "Content-Length");
+    evhttp_remove_header(h, "Content-Type");
+    evhttp_add_header(h, "Content-Type", "application/json");
+    /* Replies are parsed: no compressed encodings. */
+    evhttp_remove_header(h, "Accept-Encoding");
+    for (size_t i = 0; i < up.n_headers; i++) {
+        evhttp_remove_header(h, up.headers[i][0]);
+        evhttp_add_header(h, up.headers[i][0], up.headers[i][1]);
+    }
+
+    ctx->active = 1;
+    ctx->r = r;
+    ctx->passthrough = route == GW_LLM_PRESERVE;
+    ctx->ndjson = up.ndjson;
+    struct gw_ai_stats *s = &r->ai;
+    s->present = 1;
+    s->provider = p->name;
+    s->route_type = gw_llm_route_names[route];
+    s->request_model = model;
+    s->streaming = ctx->call.stream;
+    s->cached_tokens = -1;
+    s->ttft_ms = -1;
+    s->log_statistics = conf->logging.log_statistics;
+    s->log_payloads = conf->logging.log_payloads;
+    if (conf->logging.log_payloads) {
+        const char *raw = gw_request_body(r, &len);
+        s->request_payload = raw ? gw_strndup(r->arena, raw, len) : NULL;
+    }
+    return GW_OK;
+}
+
+static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, void *ctx_)
+{
+    const struct ai_proxy_conf *conf = conf_;
+    struct ai_proxy_ctx *ctx = ctx_;
+    if (!ctx->active || r->early_response) return GW_OK;
+    if (conf->model_name_header)
+        evhttp_add_header(r->response_headers, "X-Sluice-LLM-Model",
+                          gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name,
+                                     ctx->call.model ? ctx->call.model : ""));
+    if (ctx->passthrough) return GW_OK;
+    struct evkeyvalq *h = r->response_headers;
+    evhttp_remove_header(h, "Content-Length");
+    evhttp_remove_header(h, "Content-Encoding");
+    if (!ctx->call.stream || r->status < 200 || r->status > 299) {
+        /* Errors are single JSON bodies even when a stream was asked for. */
+        r->buffer_response = 1;
+        ctx->buffered = 1;
+        evhttp_remove_header(h, "Content-Type");
+        evhttp_add_header(h, "Content-Type", "application/json");
+        return GW_OK;
+    }
+    evhttp_remove_header(h, "Content-Type");
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_remove_header(h, "Cache-Control");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    gw_sse_init(&ctx->sse, r->arena, ctx->ndjson);
+    ctx->out = evbuffer_new();
+    gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->out);
+    return GW_OK;
+}
+
+static void record_stats(struct gw_request *r, struct ai_proxy_ctx *ctx)
+{
+    struct gw_ai_stats *s = &r->ai;
+    const struct gw_llm_call *c = &ctx->call;
+    s->response_model = c->response_model ? c->response_model : c->model;
+    s->prompt_tokens = c->usage.prompt;
+    s->completion_tokens = c->usage.completion;
+    s->total_tokens = c->usage.total;
+    s->cached_tokens = c->usage.cached;
+    s->cost = gw_llm_cost(c);
+    if (r->t_upstream_start) s->llm_latency_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
+}
+
+static int frame_cb(void *arg, const char *event, const char *data, size_t len)
+{
+    struct ai_proxy_ctx *ctx = arg;
+    return ctx->call.provider->stream_frame(&ctx->call, event, data, len, ctx->out);
+}
+
+static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void *ctx_,
+                                  struct evbuffer *chunk, int last)
+{
+    struct ai_proxy_ctx *ctx = ctx_;
+    if (!ctx->active || ctx->passthrough || r->early_response) return GW_OK;
+    if (ctx->buffered) {
+        if (!last) return GW_OK;
+        size_t len = evbuffer_get_length(chunk);
+        const char *body = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
+        const char *err = NULL;
+        cJSON *out = ctx->call.provider->parse_response(&ctx->call, r->status, body, len, &err);
+        if (!out) {
+            r->status = 502;
+            r->error = err;
+            out = gw_llm_error_object(502, "api_error",
+                                      gw_sprintf(r->arena, "could not translate the %s reply: %s",
+                                                 ctx->call.provider->name, err),
+                                      NULL);
+        }
+        size_t n;
+        char *s = gw_json_print(r->arena, out, &n);
+        cJSON_Delete(out);
+        evbuffer_drain(chunk, len);
+        evbuffer_add(chunk, s, n); /* copied: the reply may outlive the arena */
+        record_stats(r, ctx);
+        if (r->ai.log_payloads) r->ai.response_payload = s;
+        return GW_OK;
+    }
+    if (!ctx->out) return GW_OK;
+    size_t len = evbuffer_get_length(chunk);
+    if (len) {
+        if (r->ai.ttft_ms < 0 && r->t_upstream_start)
+            r->ai.ttft_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
+        const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
+        if (!ctx->call.done_sent) gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        evbuffer_drain(chunk, len);
+    }
+    if (last) {
+        if (!ctx->call.done_sent) gw_sse_finish(&ctx->sse, frame_cb, ctx);
+        gw_llm_stream_end(&ctx->call, ctx->out);
+        record_stats(r, ctx);
+    }
+    evbuffer_add_buffer(chunk, ctx->out);
+    return GW_OK;
+}
+
+static void ai_proxy_log(struct gw_request *r, const void *conf_, void *ctx_)
+{
+    struct ai_proxy_ctx *ctx = ctx_;
+    const struct gw_ai_stats *s = &r->ai;
+    if (!ctx->active) return;
+    if (s->log_statistics) {
+        gw_request_log_field(r, "ai.provider", "%s", s->provider);
+        gw_request_log_field(r, "ai.model", "%s",
+                             s->response_model  ? s->response_model
+                             : s->request_model ? s->request_model
+                                                : "");
+        gw_request_log_field(r, "ai.prompt_tokens", "%ld", s->prompt_tokens);
+        gw_request_log_field(r, "ai.completion_tokens", "%ld", s->completion_tokens);
+        gw_request_log_field(r, "ai.total_tokens", "%ld", s->total_tokens);
+        gw_request_log_field(r, "ai.cost", "%.6f", s->cost);
+        gw_request_log_field(r, "ai.llm_latency_ms", "%.1f", s->llm_latency_ms);
+        if (s->ttft_ms >= 0) gw_request_log_field(r, "ai.ttft_ms", "%.1f", s->ttft_ms);
+    }
+    if (s->log_payloads) {
+        if (s->request_payload)
+            gw_request_log_field(r, "ai.payload.request", "%s", s->request_payload);
+        if (s->response_payload)
+            gw_request_log_field(r, "ai.payload.response", "%s", s->response_payload);
+    }
+}
+
+const struct gw_plugin gw_plugin_ai_proxy = {
+    .name = "ai-proxy",
+    .priority = 770,
+    .schema = &ai_proxy_schema,
+    .ctx_size = sizeof(struct ai_proxy_ctx),
+    .access = ai_proxy_access,
+    .response_headers = ai_proxy_response_headers,
+    .response_body = ai_proxy_response_body,
+    .log = ai_proxy_log,
+};

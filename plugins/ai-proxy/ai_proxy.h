@@ -1,0 +1,58 @@
+/*
+ * ai-proxy's config (Kong's schema, names and defaults) and the template
+ * helper, shared by the plugin's files.
+ */
+#ifndef AI_PROXY_H
+#define AI_PROXY_H
+
+#include "sluice.h"
+#include "llm/llm.h"
+
+enum ai_proxy_streaming { AI_STREAM_ALLOW, AI_STREAM_DENY, AI_STREAM_ALWAYS };
+enum ai_proxy_param_location { AI_PARAM_NONE, AI_PARAM_QUERY, AI_PARAM_BODY };
+
+struct ai_proxy_auth {
+    const char *header_name, *header_value; /* header_value is a secret */
+    const char *param_name, *param_value;   /* param_value is a secret */
+    const char *param_location;             /* query | body */
+    int allow_override;
+    int location; /* enum ai_proxy_param_location, derived */
+};
+
+struct ai_proxy_options {
+    struct gw_llm_options llm;
+    const char *llama2_format, *mistral_format; /* as written; mapped into llm */
+};
+
+struct ai_proxy_model {
+    int provider; /* index into ai_proxy_providers */
+    const char *name;
+    struct ai_proxy_options options;
+};
+
+struct ai_proxy_logging {
+    int log_statistics, log_payloads;
+};
+
+struct ai_proxy_conf {
+    int route_type; /* enum gw_llm_route */
+    struct ai_proxy_auth auth;
+    struct ai_proxy_model model;
+    struct ai_proxy_logging logging;
+    int response_streaming; /* enum ai_proxy_streaming */
+    long max_request_body_size;
+    int model_name_header;
+    /* Derived at load. */
+    const struct gw_llm_provider *provider;
+    int templated; /* model.name or an option holds $(headers.X) / $(query_params.X) */
+};
+
+extern const char *const ai_proxy_providers[];
+
+/* Expands $(headers.NAME) and $(query_params.NAME) in s. Returns s itself
+ * when it has no template, NULL with *missing set when a referenced header
+ * or parameter is absent. */
+const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **missing);
+int ai_proxy_has_template(const char *s);
+
+#endif
