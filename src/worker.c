@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -149,11 +150,23 @@ struct gw_conn *gw_worker_conn(struct gw_worker *w, struct evhttp_connection *ev
 
 /* --- messages from the main thread ------------------------------------- */
 
+/* Answers still in an output buffer: evhttp_free() would cut them off. */
+static int unflushed_output(const struct gw_worker *w)
+{
+    for (size_t i = 0; i < w->cap_conns; i++) {
+        const struct gw_conn *c = w->conns[i];
+        if (!c) continue;
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+        if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0) return 1;
+    }
+    return 0;
+}
+
 static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
     long busy = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
-    if (busy == 0 || gw_now_us() >= w->drain_deadline_us) {
+    if ((busy == 0 && !unflushed_output(w)) || gw_now_us() >= w->drain_deadline_us) {
         if (busy) gw_warn("drain timeout: dropping %ld requests in flight", busy);
         event_base_loopbreak(w->base);
     }
