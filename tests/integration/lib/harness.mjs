@@ -282,12 +282,11 @@ export class Sluice {
   }
 
   waitExit(timeoutMs = 15000) {
-    return Promise.race([
-      this.exited,
-      sleep(timeoutMs).then(() => {
-        throw new Error(`sluice did not exit within ${timeoutMs} ms; stderr:\n${this.stderr()}`);
-      }),
-    ]);
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`sluice did not exit within ${timeoutMs} ms; stderr:\n${this.stderr()}`)), timeoutMs);
+    });
+    return Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
   }
 
   // Graceful stop: SIGTERM, then the exit must be 0 with no sanitizer report.
