@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /*
  * The request API plugins call (include/gw_request.h).
  */
@@ -30,6 +31,21 @@ const char *gw_request_body(struct gw_request *r, size_t *len)
     return (const char *)evbuffer_pullup(r->body, -1);
 }
 
+/* cJSON ends strings at a \u0000 escape, so a plugin would check (and the
+ * core re-serialise) a prefix of what the client sent: a prompt guard could
+ * be bypassed. No LLM API needs NUL in text, so such bodies are refused. */
+static int has_nul_escape(const char *s, size_t len)
+{
+    const char *end = s + len, *p = s;
+    while ((p = memmem(p, (size_t)(end - p), "u0000", 5)) != NULL) {
+        size_t backslashes = 0, at = (size_t)(p - s);
+        while (backslashes < at && s[at - 1 - backslashes] == '\\') backslashes++;
+        if (backslashes % 2 == 1) return 1;
+        p += 5;
+    }
+    return 0;
+}
+
 cJSON *gw_request_json(struct gw_request *r, const char **err)
 {
     struct proxy_request *rq = proxy_of(r);
@@ -41,8 +57,12 @@ cJSON *gw_request_json(struct gw_request *r, const char **err)
             rq->json_err = "request body is empty, expected a JSON object";
         } else {
             const char *end = NULL;
-            rq->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-            if (!rq->json) {
+            if (has_nul_escape(body, len)) {
+                rq->json_err = "request body contains a \\u0000 escape, which is not supported";
+            } else {
+                rq->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+            }
+            if (!rq->json && !rq->json_err) {
                 size_t at = end && end >= body ? (size_t)(end - body) : 0;
                 rq->json_err = gw_sprintf(r->arena, "request body is not valid JSON (near byte %zu)", at);
             }
