@@ -1,0 +1,68 @@
+// Graceful stop: SIGTERM stops accepting, lets the in-flight request finish
+// with its 200, then the process exits 0; SIGINT too; --drain-timeout bounds
+// the wait for a request that never ends.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { startFake } from '../fake/server.mjs';
+import { assertCleanExit, binaryMissing, request, sleep, startSluice } from './lib/harness.mjs';
+
+describe('graceful stop', { skip: binaryMissing() }, () => {
+  let fake;
+  const cfg = () => ({ services: [{ name: 'up', url: fake.url, routes: [{ name: 'up', paths: ['/up'] }] }] });
+  before(async () => {
+    fake = await startFake();
+  });
+  after(() => fake?.close());
+
+  test('SIGTERM drains an in-flight slow request, then exits 0', async () => {
+    const sl = await startSluice({ config: cfg() });
+    try {
+      const t0 = Date.now();
+      const slow = request({ port: sl.proxyPort, path: '/up/delay?ms=1500&drain=1', timeoutMs: 15000 });
+      await fake.waitFor((r) => r.query.drain === '1', 5000);
+      sl.signal('SIGTERM');
+      await sleep(300);
+      // No longer accepting: a new connection is refused or not answered.
+      const late = await request({ port: sl.proxyPort, path: '/up/echo', timeoutMs: 2000 }).then((r) => r.status, (e) => e.code || e.message);
+      assert.notEqual(late, 200, 'a request sent after SIGTERM must not be served');
+      const r = await slow;
+      assert.equal(r.status, 200);
+      assert.equal(r.json().query.drain, '1');
+      const st = await sl.waitExit(10000);
+      assert.ok(Date.now() - t0 >= 1400, 'exited before the in-flight request was done');
+      assertCleanExit(st, sl.stderr());
+    } finally {
+      await sl.kill();
+    }
+  });
+
+  test('SIGINT exits 0', async () => {
+    const sl = await startSluice({ config: cfg() });
+    try {
+      assert.equal((await request({ port: sl.proxyPort, path: '/up/echo' })).status, 200);
+      sl.signal('SIGINT');
+      assertCleanExit(await sl.waitExit(10000), sl.stderr());
+    } finally {
+      await sl.kill();
+    }
+  });
+
+  test('--drain-timeout bounds the wait for a request that never ends', async () => {
+    const sl = await startSluice({ config: cfg(), args: ['--drain-timeout', '1'] });
+    try {
+      const hung = request({ port: sl.proxyPort, path: '/up/hang?drain_timeout=1', timeoutMs: 15000 }).catch((e) => e);
+      await fake.waitFor((r) => r.query.drain_timeout === '1', 5000);
+      const t0 = Date.now();
+      sl.signal('SIGTERM');
+      const st = await sl.waitExit(8000);
+      const took = Date.now() - t0;
+      assert.ok(took >= 900 && took < 5000, `exit ${took} ms after SIGTERM with --drain-timeout 1`);
+      assertCleanExit(st, sl.stderr());
+      await hung;
+      await fake.waitFor((r) => r.query.drain_timeout === '1' && r.state === 'aborted', 3000);
+    } finally {
+      await sl.kill();
+    }
+  });
+});
