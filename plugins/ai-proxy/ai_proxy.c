@@ -44,7 +44,7 @@ static int parse_opt_num(struct gw_conf *cf, const struct gw_node *n, void *dst)
 #define OPT_STR(member)                                                                            \
     {                                                                                              \
         .name = #member, .type = GW_F_STRING,                                                      \
-        .offset = offsetof(struct ai_proxy_options, llm.member), .flags = GW_NO_ENV                \
+        .offset = offsetof(struct ai_proxy_options, llm.member), .flags = 0                        \
     }
 
 static const struct gw_field options_fields[] = {
@@ -70,7 +70,7 @@ static const struct gw_schema options_schema = {
 static const struct gw_field model_fields[] = {
     {GW_FIELD(struct ai_proxy_model, provider, GW_F_ENUM, GW_REQUIRED, NULL),
      .choices = ai_proxy_providers},
-    {GW_FIELD(struct ai_proxy_model, name, GW_F_STRING, GW_NO_ENV, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct ai_proxy_model, name, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
     {GW_FIELD(struct ai_proxy_model, options, GW_F_RECORD, 0, "{}"), .record = &options_schema},
     {0},
 };
