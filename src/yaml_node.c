@@ -243,9 +243,62 @@ static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type
     f->anchor = anchor ? gw_strdup(b->a, (const char *)anchor) : NULL;
 }
 
+static int has_key(const struct gw_node_pair *pairs, size_t n, const struct gw_node *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pairs[i].key->len == key->len && memcmp(pairs[i].key->value, key->value, key->len) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_merge_key(const struct gw_node *k)
+{
+    return k->plain && strcmp(k->value, "<<") == 0;
+}
+
+/* YAML's merge key (`<<: *defaults` or `<<: [*a, *b]`), which kong.yml
+ * files use to share plugin configs: the mapping gets the pairs of the
+ * merged ones it does not set itself; earlier sources win. */
+static void apply_merges(struct builder *b, struct gw_node *m)
+{
+    size_t merges = 0;
+    for (size_t i = 0; i < m->n; i++)
+        merges += is_merge_key(m->pairs[i].key);
+    if (!merges) return;
+    size_t cap = m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct gw_node *v = m->pairs[i].value;
+        if (!is_merge_key(m->pairs[i].key)) continue;
+        if (v->type == GW_NODE_MAP) cap += v->n;
+        for (size_t j = 0; v->type == GW_NODE_SEQ && j < v->n; j++)
+            if (v->items[j]->type == GW_NODE_MAP) cap += v->items[j]->n;
+    }
+    struct gw_node_pair *out = gw_alloc(b->a, cap * sizeof(*out));
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (!is_merge_key(m->pairs[i].key)) out[n++] = m->pairs[i];
+    for (size_t i = 0; i < m->n; i++) {
+        const struct gw_node *v = m->pairs[i].value;
+        if (!is_merge_key(m->pairs[i].key)) continue;
+        size_t nsrc = v->type == GW_NODE_SEQ ? v->n : 1;
+        for (size_t j = 0; j < nsrc; j++) {
+            const struct gw_node *src = v->type == GW_NODE_SEQ ? v->items[j] : v;
+            if (src->type != GW_NODE_MAP) {
+                fail_at(b, src->line, src->col, "a merge ('<<') takes a map or a list of maps");
+                return;
+            }
+            for (size_t k = 0; k < src->n; k++)
+                if (!has_key(out, n, src->pairs[k].key)) out[n++] = src->pairs[k];
+        }
+    }
+    m->pairs = out;
+    m->n = n;
+}
+
 static void on_end(struct builder *b)
 {
     struct frame *f = &b->stack[--b->depth];
+    if (f->node->type == GW_NODE_MAP) apply_merges(b, f->node);
     /* An anchor is only usable once its node is complete: no cycles. */
     if (f->anchor) add_anchor(b, f->anchor, f->node);
     add_node(b, f->node);

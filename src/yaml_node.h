@@ -5,7 +5,8 @@
  * Aliases point at the anchored node (the tree is a DAG, never a copy, so
  * "billion laughs" costs nothing here; walkers that expand it must bound
  * their work). An anchor becomes usable once its node is complete, so a
- * node can never contain itself. A duplicate key in one mapping is an
+ * node can never contain itself. Merge keys (`<<: *base`) are applied. A
+ * duplicate key in one mapping is an
  * error, as are non-scalar keys, undefined aliases and more than one
  * document.
  */

@@ -165,6 +165,33 @@ out:
     gw_arena_free(a);
 }
 
+static void test_yaml_merge(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_errlist e = {0};
+    const char *y = "base: &base {x: 1, y: 2}\nmore: &more {y: 3, z: 4}\n"
+                    "one: {<<: *base, x: 9}\n"
+                    "two: {<<: [*base, *more], w: 0}\n";
+    struct gw_node *root = gw_yaml_load(a, "m.yml", y, strlen(y), &e);
+    CHECK(root != NULL);
+    if (root) {
+        const struct gw_node *one = gw_node_get(root, "one"), *two = gw_node_get(root, "two");
+        CHECK_INT(one->n, 2);
+        CHECK_STR(gw_node_get(one, "x")->value, "9"); /* explicit keys win */
+        CHECK_STR(gw_node_get(one, "y")->value, "2");
+        CHECK(gw_node_get(one, "<<") == NULL);
+        CHECK_INT(two->n, 4);
+        CHECK_STR(gw_node_get(two, "y")->value, "2"); /* earlier sources win */
+        CHECK_STR(gw_node_get(two, "z")->value, "4");
+        CHECK_INT(gw_node_get(two, "z")->line, 2); /* positions are the source's */
+    }
+    const char *bad = "a: {<<: 1}\n";
+    CHECK(gw_yaml_load(a, "m.yml", bad, strlen(bad), &e) == NULL);
+    CHECK_STR(e.n ? e.v[0] : NULL, "m.yml:1:9: a merge ('<<') takes a map or a list of maps");
+    gw_errlist_free(&e);
+    gw_arena_free(a);
+}
+
 static void test_yaml_errors(void)
 {
     static const struct {
@@ -399,6 +426,7 @@ static void test_paths(void)
 int main(void)
 {
     test_yaml_tree();
+    test_yaml_merge();
     test_yaml_errors();
     test_defaults_and_types();
     test_type_errors();
