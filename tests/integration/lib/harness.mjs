@@ -400,6 +400,9 @@ export function assertErrorBody(r, status, messageRe) {
   assert.equal(typeof j.message, 'string', `message in ${r.text}`);
   if (messageRe) assert.match(j.message, messageRe);
   assert.match(String(j.request_id), HEX32, `request_id in ${r.text}`);
+  if (r.headers['x-sluice-request-id'] !== undefined) {
+    assert.equal(j.request_id, r.headers['x-sluice-request-id'], 'body request_id = X-Sluice-Request-Id');
+  }
   return j;
 }
 
