@@ -202,7 +202,8 @@ struct ai_proxy_ctx {
     struct gw_llm_options opt; /* resolved for this request */
     struct gw_llm_call call;
     struct gw_sse_parser sse;
-    struct evbuffer *out; /* translated frames, moved into each chunk */
+    struct evbuffer *out;     /* translated frames, moved into each chunk */
+    struct evbuffer *payload; /* log_payloads on a stream: what the client got */
     struct gw_request *r;
 };
 
@@ -401,6 +402,10 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
     gw_sse_init(&ctx->sse, r->arena, ctx->ndjson);
     ctx->out = evbuffer_new();
     gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->out);
+    if (r->ai.log_payloads) {
+        ctx->payload = evbuffer_new();
+        gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
+    }
     return GW_OK;
 }
 
@@ -421,6 +426,33 @@ static int frame_cb(void *arg, const char *event, const char *data, size_t len)
 {
     struct ai_proxy_ctx *ctx = arg;
     return ctx->call.provider->stream_frame(&ctx->call, event, data, len, ctx->out);
+}
+
+/* log_payloads on a stream: the translated frames as the client got them,
+ * up to STREAM_PAYLOAD_MAX bytes (a log line, not an archive). */
+#define STREAM_PAYLOAD_MAX (256u * 1024)
+static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, int last)
+{
+    if (!ctx->payload) return;
+    size_t have = evbuffer_get_length(ctx->payload);
+    size_t n = evbuffer_get_length(ctx->out);
+    if (have < STREAM_PAYLOAD_MAX && n) {
+        size_t take = n < STREAM_PAYLOAD_MAX - have ? n : STREAM_PAYLOAD_MAX - have;
+        struct evbuffer_iovec v[8];
+        int nv = evbuffer_peek(ctx->out, (ev_ssize_t)take, NULL, v, 8);
+        for (int i = 0; i < nv && i < 8 && take; i++) {
+            size_t k = v[i].iov_len < take ? v[i].iov_len : take;
+            evbuffer_add(ctx->payload, v[i].iov_base, k);
+            take -= k;
+        }
+    }
+    if (last) {
+        size_t len = evbuffer_get_length(ctx->payload);
+        char *s = gw_alloc(r->arena, len + 1);
+        evbuffer_remove(ctx->payload, s, len);
+        s[len] = '\0';
+        r->ai.response_payload = s;
+    }
 }
 
 static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void *ctx_,
@@ -461,10 +493,16 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
         evbuffer_drain(chunk, len);
     }
     if (last) {
-        if (!ctx->call.done_sent) gw_sse_finish(&ctx->sse, frame_cb, ctx);
+        /* The core sets r->error when the upstream broke or stalled: the
+         * partial frame left in the parser is a cut, not a bad frame. */
+        if (r->error && !ctx->call.done_sent)
+            gw_llm_emit_error(&ctx->call, ctx->out, r->error);
+        else if (!ctx->call.done_sent)
+            gw_sse_finish(&ctx->sse, frame_cb, ctx);
         gw_llm_stream_end(&ctx->call, ctx->out);
         record_stats(r, ctx);
     }
+    keep_stream_payload(r, ctx, last);
     evbuffer_add_buffer(chunk, ctx->out);
     return GW_OK;
 }

@@ -1,0 +1,383 @@
+// ai-proxy streaming through the real daemon against the fake providers:
+// OpenAI SSE passed through (usage chunk only when the client asked),
+// Anthropic events and Ollama NDJSON translated to OpenAI chunks (role
+// chunk, content and tool-call deltas, finish chunk, usage chunk, [DONE]),
+// frames split at odd byte boundaries, frames forwarded while the provider
+// is still sending, and broken or stalled streams ending with an error event
+// instead of a hang. Every request is bounded.
+//
+//   SLUICE_BIN=build-h8/sluice node --test tests/integration/ai-proxy-stream.test.mjs
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { startFake } from '../fake/server.mjs';
+import { binaryMissing, startSluice } from './lib/harness.mjs';
+import {
+  accessLog, aiRoute, assertOpenaiError, marker, parseSse, postJson, postStream, receivedWith, requestIdOf, streamChunks,
+} from './lib/ai-helpers.mjs';
+
+const CLAUDE = 'claude-3-5-sonnet-20241022';
+const KEY = { authorization: 'Bearer sk-client-stream' };
+const WEATHER_TOOL = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } } },
+};
+const userMsg = (text) => [{ role: 'user', content: text }];
+
+// Checks an OpenAI chat stream and returns what it carried:
+// {content, toolCalls: [{id, name, arguments}], finish, usage, chunks}.
+function assembleChat(res, { model, usage: wantUsage } = {}) {
+  assert.equal(res.status, 200, `status; body: ${res.text.slice(0, 400)}`);
+  assert.match(String(res.headers['content-type']), /text\/event-stream/);
+  const { json, done, lastIsDone } = streamChunks(res.events);
+  assert.equal(done, 1, `exactly one [DONE]: ${res.text.slice(-300)}`);
+  assert.ok(lastIsDone, '[DONE] is the last event');
+  assert.ok(json.length >= 2, 'chunks');
+  const errors = json.filter((c) => c.error);
+  assert.deepEqual(errors, [], 'no error chunk');
+  const id = json[0].id;
+  let content = '';
+  let finish = null;
+  let finishAt = -1;
+  let usage = null;
+  let usageAt = -1;
+  const calls = [];
+  json.forEach((c, i) => {
+    assert.equal(c.object, 'chat.completion.chunk', `object of chunk ${i}`);
+    assert.equal(c.id, id, 'same id in every chunk');
+    assert.ok(Number.isInteger(c.created), 'created');
+    if (model) assert.equal(c.model, model);
+    assert.ok(Array.isArray(c.choices), `choices in chunk ${i}`);
+    if (c.usage) {
+      assert.equal(c.choices.length, 0, 'the usage chunk has no choices');
+      usage = c.usage;
+      usageAt = i;
+    }
+    for (const ch of c.choices) {
+      assert.equal(ch.index, 0);
+      const d = ch.delta;
+      assert.equal(typeof d, 'object');
+      if (i === 0) assert.equal(d.role, 'assistant', 'first chunk carries the role');
+      else assert.equal(d.role, undefined, `role only in the first chunk (chunk ${i})`);
+      if (typeof d.content === 'string') content += d.content;
+      for (const tc of d.tool_calls || []) {
+        assert.ok(Number.isInteger(tc.index), 'tool_calls[].index');
+        if (!calls[tc.index]) {
+          assert.equal(typeof tc.id, 'string', 'first delta of a call has its id');
+          assert.equal(tc.type, 'function');
+          assert.equal(typeof tc.function.name, 'string');
+          calls[tc.index] = { id: tc.id, name: tc.function.name, arguments: '' };
+        } else assert.equal(tc.id, undefined, 'id only in the first delta of a call');
+        calls[tc.index].arguments += tc.function?.arguments ?? '';
+      }
+      if (ch.finish_reason !== null && ch.finish_reason !== undefined) {
+        assert.equal(finish, null, 'one finish_reason');
+        finish = ch.finish_reason;
+        finishAt = i;
+      }
+    }
+  });
+  assert.ok(['stop', 'length', 'tool_calls', 'content_filter'].includes(finish), `finish_reason ${finish}`);
+  if (wantUsage === true) {
+    assert.ok(usage, 'usage chunk present');
+    assert.ok(usageAt > finishAt, 'usage chunk after the finish chunk');
+    assert.equal(usageAt, json.length - 1, 'usage chunk is the last before [DONE]');
+    assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+  } else if (wantUsage === false) {
+    assert.equal(usage, null, `no usage chunk: ${JSON.stringify(json.at(-1))}`);
+  }
+  return { content, toolCalls: calls, finish, usage, chunks: json };
+}
+
+// The error event a broken stream must end with.
+function assertStreamError(res, re) {
+  const { json } = streamChunks(res.events);
+  const err = json.find((c) => c.error);
+  assert.ok(err, `an error event; got ${res.end}: ${res.text.slice(-500)}`);
+  assert.equal(typeof err.error.message, 'string');
+  if (re) assert.match(err.error.message, re);
+  return err.error;
+}
+
+describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () => {
+  let fake;
+  let sl;
+  let port;
+  before(async () => {
+    fake = await startFake();
+    const F = fake.url;
+    const chat = (provider, name, options, extra = {}) => ({ route_type: 'llm/v1/chat', model: { provider, name, options }, ...extra });
+    const stats = { logging: { log_statistics: true } };
+    const routes = [
+      aiRoute('openai', '/openai', chat('openai', 'gpt-4o', { upstream_url: `${F}/v1/chat/completions` }, stats)),
+      aiRoute('openai-completions', '/openai-completions', { route_type: 'llm/v1/completions', model: { provider: 'openai', name: 'gpt-3.5-turbo-instruct', options: { upstream_url: `${F}/v1/completions` } } }),
+      aiRoute('azure', '/azure', chat('azure', 'gpt-4o', { upstream_url: `${F}/openai/deployments/dep-s/chat/completions` }, { auth: { header_name: 'api-key', header_value: 'azure-stream-key' } })),
+      aiRoute('anthropic', '/anthropic', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages`, input_cost: 3, output_cost: 15 },
+        { auth: { header_name: 'x-api-key', header_value: 'sk-ant-stream' }, ...stats })),
+      aiRoute('anthropic-always', '/anthropic-always', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { response_streaming: 'always' })),
+      aiRoute('mistral-ollama', '/mistral-ollama', chat('mistral', 'mistral:7b', { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' }, stats)),
+      aiRoute('llama-ollama', '/llama-ollama', chat('llama2', 'llama2:7b', { upstream_url: `${F}/api/chat`, llama2_format: 'ollama' })),
+      aiRoute('llama-ollama-gen', '/llama-ollama-gen', { route_type: 'llm/v1/completions', model: { provider: 'llama2', name: 'llama2:7b', options: { upstream_url: `${F}/api/generate`, llama2_format: 'ollama' } } }),
+      aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
+    ];
+    const slow = [
+      aiRoute('slow-openai', '/slow-openai', chat('openai', 'gpt-4o', { upstream_url: `${F}/v1/chat/completions` })),
+      aiRoute('slow-anthropic', '/slow-anthropic', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` })),
+      aiRoute('slow-ollama', '/slow-ollama', chat('mistral', 'mistral:7b', { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' })),
+    ];
+    sl = await startSluice({
+      config: { services: [{ name: 'ai', url: F, routes }, { name: 'ai-slow', url: F, read_timeout: 1000, routes: slow }] },
+    });
+    port = sl.proxyPort;
+  });
+  after(async () => {
+    await sl?.stop();
+    await fake?.close();
+  });
+
+  describe('OpenAI-format upstreams: SSE passed through', () => {
+    test('without include_usage: usage asked of the provider, its usage chunk dropped', async () => {
+      const m = marker('s');
+      const res = await postStream(port, '/openai', { model: 'gpt-4o', stream: true, messages: userMsg(`hello ${m} there`) }, { headers: KEY });
+      const s = assembleChat(res, { model: 'gpt-4o', usage: false });
+      assert.equal(s.content, `echo: hello ${m} there`);
+      assert.equal(s.finish, 'stop');
+      const rec = await receivedWith(fake, m);
+      assert.equal(rec.json.stream, true);
+      assert.deepEqual(rec.json.stream_options, { include_usage: true });
+    });
+
+    test('with include_usage: the usage chunk arrives, last before [DONE]', async () => {
+      const res = await postStream(port, '/openai', { model: 'gpt-4o', stream: true, stream_options: { include_usage: true }, messages: userMsg('a b c') }, { headers: KEY });
+      const s = assembleChat(res, { usage: true });
+      assert.deepEqual([s.usage.prompt_tokens, s.usage.completion_tokens], [3, 4]);
+    });
+
+    test('streamed tool-call deltas pass through', async () => {
+      const res = await postStream(port, '/openai', { model: 'gpt-4o', stream: true, messages: userMsg('call get_weather'), tools: [WEATHER_TOOL] }, { headers: KEY });
+      const s = assembleChat(res, { usage: false });
+      assert.equal(s.finish, 'tool_calls');
+      assert.equal(s.toolCalls.length, 1);
+      assert.equal(s.toolCalls[0].name, 'get_weather');
+      assert.deepEqual(JSON.parse(s.toolCalls[0].arguments), { city: 'city_value', days: 42 });
+    });
+
+    test('Azure stream', async () => {
+      const res = await postStream(port, '/azure', { stream: true, messages: userMsg('via azure') });
+      const s = assembleChat(res, { model: 'dep-s', usage: false });
+      assert.equal(s.content, 'echo: via azure');
+    });
+
+    test('completions stream (text_completion chunks)', async () => {
+      const res = await postStream(port, '/openai-completions', { stream: true, prompt: 'p q' }, { headers: KEY });
+      assert.equal(res.status, 200, res.text);
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.ok(json.every((c) => c.object === 'text_completion'));
+      assert.equal(json.filter((c) => c.usage).length, 0, 'no usage chunk');
+      assert.equal(json.map((c) => c.choices[0]?.text ?? '').join(''), 'echo: p q');
+    });
+
+    test('frames split at odd byte boundaries are reassembled', async () => {
+      const res = await postStream(port, '/openai', { model: 'gpt-4o', stream: true, stream_options: { include_usage: true }, messages: userMsg('split me into many odd pieces') },
+        { headers: { ...KEY, 'x-fake-split': 'odd' } });
+      const s = assembleChat(res, { usage: true });
+      assert.equal(s.content, 'echo: split me into many odd pieces');
+    });
+  });
+
+  describe('Anthropic events → OpenAI chunks', () => {
+    test('role chunk, content deltas, finish chunk, no usage chunk, [DONE]', async () => {
+      const m = marker('a');
+      const res = await postStream(port, '/anthropic', { stream: true, messages: [{ role: 'system', content: 'sys' }, ...userMsg(`hi ${m} you`)] }, { headers: KEY });
+      const s = assembleChat(res, { model: CLAUDE, usage: false });
+      assert.equal(s.content, `echo: hi ${m} you`);
+      assert.equal(s.finish, 'stop');
+      assert.match(s.chunks[0].id, /^msg_/);
+      assert.deepEqual(s.chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+      const rec = await receivedWith(fake, m);
+      assert.equal(rec.json.stream, true);
+      assert.equal(rec.json.system, 'sys');
+      assert.equal(rec.headers['x-api-key'], 'sk-ant-stream');
+    });
+
+    test('include_usage: usage chunk with the stream\'s token counts', async () => {
+      const res = await postStream(port, '/anthropic', { stream: true, stream_options: { include_usage: true }, messages: userMsg('one two three') });
+      const s = assembleChat(res, { usage: true });
+      assert.deepEqual(s.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } });
+    });
+
+    test('tool_use → tool-call deltas with index, id, name, then arguments', async () => {
+      const res = await postStream(port, '/anthropic', { stream: true, messages: userMsg('call get_weather'), tools: [WEATHER_TOOL] });
+      const s = assembleChat(res, { usage: false });
+      assert.equal(s.finish, 'tool_calls');
+      assert.equal(s.content, 'I will call get_weather.');
+      assert.equal(s.toolCalls.length, 1);
+      assert.match(s.toolCalls[0].id, /^toolu_/);
+      assert.equal(s.toolCalls[0].name, 'get_weather');
+      assert.deepEqual(JSON.parse(s.toolCalls[0].arguments), { city: 'city_value', days: 42 });
+      const first = s.chunks.find((c) => c.choices[0]?.delta?.tool_calls);
+      assert.deepEqual(first.choices[0].delta.tool_calls, [{ index: 0, id: s.toolCalls[0].id, type: 'function', function: { name: 'get_weather', arguments: '' } }]);
+      const argDeltas = s.chunks.filter((c) => c.choices[0]?.delta?.tool_calls && !c.choices[0].delta.tool_calls[0].id);
+      assert.ok(argDeltas.length > 3, 'arguments arrive in several deltas');
+    });
+
+    test('max_tokens → finish_reason length', async () => {
+      const res = await postStream(port, '/anthropic', { stream: true, max_tokens: 2, messages: userMsg('a b c d') });
+      const s = assembleChat(res);
+      assert.equal(s.finish, 'length');
+      assert.equal(s.content, 'echo: a');
+    });
+
+    test('split at odd byte boundaries', async () => {
+      const res = await postStream(port, '/anthropic', { stream: true, stream_options: { include_usage: true }, messages: userMsg('ünïcödé split 日本語 words') }, { headers: { 'x-fake-split': 'odd' } });
+      const s = assembleChat(res, { usage: true });
+      assert.equal(s.content, 'echo: ünïcödé split 日本語 words');
+    });
+
+    test('the first chunk reaches the client before the provider finished', async () => {
+      const m = marker('fd');
+      const res = await postStream(port, '/anthropic', { stream: true, messages: userMsg(`${m} w1 w2 w3`) }, { headers: { 'x-fake-frame-delay-ms': '150' }, timeoutMs: 15000 });
+      const s = assembleChat(res);
+      assert.equal(s.content, `echo: ${m} w1 w2 w3`);
+      const rec = await receivedWith(fake, m);
+      const firstContent = res.chunks.find((c) => c.text.includes('"content":"echo: "'));
+      assert.ok(firstContent, 'content chunk seen');
+      const firstContentAt = res.t0 + firstContent.t;
+      assert.ok(rec.closedAt - firstContentAt > 500, `first content at ${firstContentAt}, provider finished at ${rec.closedAt}`);
+      // Chunks arrived spread out, not in one burst at the end.
+      const spread = res.chunks.at(-1).t - res.chunks[0].t;
+      assert.ok(spread > 800, `chunks spread over ${spread} ms`);
+    });
+
+    test('response_streaming always: a non-stream request gets a stream', async () => {
+      const m = marker('al');
+      const res = await postStream(port, '/anthropic-always', { messages: userMsg(m) }, { headers: KEY });
+      const s = assembleChat(res);
+      assert.equal(s.content, `echo: ${m}`);
+      assert.equal((await receivedWith(fake, m)).json.stream, true);
+    });
+
+    test('provider error on a stream request → one JSON error with the provider\'s status', async () => {
+      for (const status of [400, 429, 529]) {
+        const r = await postJson(port, '/anthropic', { stream: true, messages: userMsg('x') }, { headers: { 'x-fake-status': String(status) } });
+        assertOpenaiError(r, status, { message: `fake anthropic error ${status}` });
+      }
+    });
+  });
+
+  describe('Ollama NDJSON → OpenAI chunks', () => {
+    test('mistral ollama format: chunks, finish, usage chunk from eval counts', async () => {
+      const m = marker('o');
+      const res = await postStream(port, '/mistral-ollama', { stream: true, stream_options: { include_usage: true }, messages: userMsg(`hey ${m}`) });
+      const s = assembleChat(res, { model: 'mistral:7b', usage: true });
+      assert.equal(s.content, `echo: hey ${m}`);
+      assert.equal(s.finish, 'stop');
+      assert.deepEqual([s.usage.prompt_tokens, s.usage.completion_tokens], [2, 3]);
+      assert.equal((await receivedWith(fake, m)).json.stream, true);
+    });
+
+    test('llama2 ollama format, without include_usage, split at odd boundaries', async () => {
+      const res = await postStream(port, '/llama-ollama', { stream: true, messages: userMsg('x y z') }, { headers: { 'x-fake-split': '3,1,11' } });
+      const s = assembleChat(res, { usage: false });
+      assert.equal(s.content, 'echo: x y z');
+    });
+
+    test('tool calls', async () => {
+      const res = await postStream(port, '/llama-ollama', { stream: true, messages: userMsg('call get_weather'), tools: [WEATHER_TOOL] });
+      const s = assembleChat(res);
+      assert.equal(s.finish, 'tool_calls');
+      assert.equal(s.toolCalls[0].name, 'get_weather');
+      assert.deepEqual(JSON.parse(s.toolCalls[0].arguments), { city: 'city_value', days: 42 });
+    });
+
+    test('completions (/api/generate)', async () => {
+      const res = await postStream(port, '/llama-ollama-gen', { stream: true, prompt: 'g h' });
+      assert.equal(res.status, 200, res.text);
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.ok(json.every((c) => c.object === 'text_completion'), res.text);
+      assert.equal(json.map((c) => c.choices[0]?.text ?? '').join(''), 'echo: g h');
+      assert.equal(json.filter((c) => c.choices[0]?.finish_reason).length, 1);
+    });
+  });
+
+  describe('broken and stalled streams end, never hang', () => {
+    for (const [path, body, after] of [
+      ['/openai', { model: 'gpt-4o', stream: true, messages: userMsg('one two three four five six seven') }, 600],
+      ['/anthropic', { stream: true, messages: userMsg('one two three four five six seven') }, 700],
+      ['/mistral-ollama', { stream: true, messages: userMsg('one two three four five six seven') }, 300],
+    ]) {
+      test(`${path}: reset mid-stream → error event and a closed response`, async () => {
+        const t0 = Date.now();
+        const res = await postStream(port, path, body, { headers: { ...KEY, 'x-fake-reset-after-bytes': String(after) }, timeoutMs: 5000 });
+        assert.equal(res.status, 200);
+        assert.ok(Date.now() - t0 < 3000, 'ended promptly');
+        const e = assertStreamError(res);
+        assert.doesNotMatch(e.message, /not JSON/, `the error says the stream broke, not that a cut frame was bad: ${e.message}`);
+        assert.match(e.message, /stream/);
+        const { json } = streamChunks(res.events);
+        assert.ok(json.length >= 2, 'chunks before the break reached the client');
+      });
+    }
+
+    for (const path of ['/slow-openai', '/slow-anthropic', '/slow-ollama']) {
+      test(`${path}: a stall past read_timeout → error event and a closed response`, async () => {
+        const t0 = Date.now();
+        const res = await postStream(port, path, { stream: true, messages: userMsg('s t u') }, { headers: { ...KEY, 'x-fake-frame-delay-ms': '4000' }, timeoutMs: 8000 });
+        const took = Date.now() - t0;
+        assert.equal(res.status, 200);
+        assert.ok(took >= 900 && took < 3500, `ended after ${took} ms (read_timeout 1000)`);
+        assertStreamError(res, /stream/);
+      });
+    }
+  });
+
+  describe('statistics of streams', () => {
+    test('Anthropic stream: tokens, cost, ttft in the log line', async () => {
+      const mark = sl.logMark();
+      const res = await postStream(port, '/anthropic', { stream: true, stream_options: { include_usage: true }, messages: userMsg('count me in') });
+      const s = assembleChat(res, { usage: true });
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.equal(f['ai.provider'], 'anthropic');
+      assert.equal(f['ai.model'], CLAUDE);
+      assert.equal(Number(f['ai.prompt_tokens']), s.usage.prompt_tokens);
+      assert.equal(Number(f['ai.completion_tokens']), s.usage.completion_tokens);
+      assert.ok(Math.abs(Number(f['ai.cost']) - (s.usage.prompt_tokens * 3 + s.usage.completion_tokens * 15) / 1e6) < 1e-6);
+      assert.ok(Number(f['ai.ttft_ms']) >= 0, `ttft ${f['ai.ttft_ms']}`);
+      assert.ok(Number(f['ai.llm_latency_ms']) >= Number(f['ai.ttft_ms']));
+    });
+
+    test('OpenAI stream without include_usage still records usage', async () => {
+      const mark = sl.logMark();
+      const res = await postStream(port, '/openai', { model: 'gpt-4o', stream: true, messages: userMsg('four words right here') }, { headers: KEY });
+      assembleChat(res, { usage: false });
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), 4);
+      assert.equal(Number(f['ai.completion_tokens']), 5);
+      assert.equal(Number(f['ai.total_tokens']), 9);
+    });
+
+    test('Ollama stream records usage', async () => {
+      const mark = sl.logMark();
+      const res = await postStream(port, '/mistral-ollama', { stream: true, messages: userMsg('two words') });
+      assembleChat(res, { usage: false });
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), 2);
+      assert.equal(Number(f['ai.completion_tokens']), 3);
+    });
+
+    test('log_payloads on a stream logs the request and the streamed reply', async () => {
+      const mark = sl.logMark();
+      const m = marker('pl');
+      const res = await postStream(port, '/logged', { stream: true, messages: userMsg(`payload ${m}`) }, { headers: KEY });
+      const s = assembleChat(res);
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.ok(f['ai.payload.request']?.includes(m), `request payload: ${f['ai.payload.request']}`);
+      const resp = f['ai.payload.response'];
+      assert.equal(typeof resp, 'string', 'response payload logged');
+      assert.deepEqual(streamChunks(parseSse(resp.trim().replace(/(\}|\])\s+data: /g, '$1\n\ndata: '))).json.map((c) => c.choices[0]?.delta?.content ?? '').join(''), s.content,
+        `response payload: ${resp}`);
+    });
+  });
+});
