@@ -1,10 +1,10 @@
 // Turns the raw rows of run.sh into the markdown report: medians over rounds,
 // every sluice figure next to nginx's (or its own baseline's) from the same run.
-// Usage: node report.js RUNS.tsv MEM.tsv TTFT.tsv NOTES.txt MACHINE VERSIONS
+// Usage: node report.js RUNS.tsv MEM.tsv TTFT.tsv NOTES.txt MICRO.txt MACHINE VERSIONS
 'use strict';
 const fs = require('fs');
 
-const [runsFile, memFile, ttftFile, notesFile, machine, versions] = process.argv.slice(2);
+const [runsFile, memFile, ttftFile, notesFile, microFile, machine, versions] = process.argv.slice(2);
 const rows = (f) =>
   fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => l.split(/\t| /));
 
@@ -96,6 +96,21 @@ if (runs.prompt) {
         `${f0(pairMed('prompt', c, 'plugins', 'base', (a, b) => a.p50 - b.p50))} | ` +
         `${errs('prompt', c, 'base')} / ${errs('prompt', c, 'plugins')} |`
     );
+  }
+  out.push('');
+}
+
+const micro = fs.readFileSync(microFile, 'utf8').split('\n');
+const microOps = micro.filter((l) => l.startsWith('MICRO_OP\t')).map((l) => l.split('\t'));
+if (microOps.length) {
+  const head = micro.find((l) => l.startsWith('MICRO ')) || '';
+  out.push('## Prompt plugins in process (bench/micro_prompt.c, same 10 patterns and 4 KB prompt)', '');
+  out.push(`\`${head.replace(/^MICRO /, '')}\`: median batch, fastest batch and 90th percentile batch, µs per request.`, '');
+  out.push('| operation | median µs | min µs | p90 µs |');
+  out.push('|---|---|---|---|');
+  for (const [, name, medUs, minUs, p90Us] of microOps) {
+    const bold = name === 'guard + decorator';
+    out.push(`| ${bold ? '**' + name + '**' : name} | ${bold ? '**' + medUs + '**' : medUs} | ${minUs} | ${p90Us} |`);
   }
   out.push('');
 }

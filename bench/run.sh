@@ -183,8 +183,26 @@ for round in $(seq 1 "$ROUNDS"); do
     if have_ai_proxy; then ttft ai-sse sluice "$SL/ai/stream"; fi
 done
 
+# The prompt plugins' own cost, in process: a few microseconds are below the
+# end-to-end noise of this machine (see bench/micro_prompt.c).
+MICRO="$WORK/micro.txt"
+: >"$MICRO"
+LIB=$(dirname "$SLUICE")/libsluice_core.a
+if [ -f "$LIB" ] && command -v gcc >/dev/null; then
+    # shellcheck disable=SC2046 # pkg-config prints several words on purpose
+    if gcc -O2 -std=gnu11 -I"$ROOT/include" -I"$ROOT/src" "$BENCH_DIR/micro_prompt.c" "$LIB" \
+        $(pkg-config --libs libevent libevent_pthreads libevent_openssl libcurl libcjson hiredis \
+            yaml-0.1 libpcre2-8 openssl) -lpthread -lm -o "$WORK/micro_prompt" 2>"$WORK/micro-cc.log"; then
+        "$WORK/micro_prompt" "$WORK/chat_4k.json" >"$MICRO" 2>&1 || note "micro_prompt failed: $(cat "$MICRO")"
+    else
+        note "bench/micro_prompt.c did not build: $(head -3 "$WORK/micro-cc.log")"
+    fi
+else
+    note "no $LIB next to $SLUICE: in-process prompt plugin timing skipped"
+fi
+
 mkdir -p "$(dirname "$OUT")"
-node "$BENCH_DIR/report.js" "$RUNS" "$MEM" "$TTFT" "$NOTES" \
+node "$BENCH_DIR/report.js" "$RUNS" "$MEM" "$TTFT" "$NOTES" "$MICRO" \
     "duration ${DURATION}s per run, ${ROUNDS} rounds, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)" \
     "$("$SLUICE" -V 2>&1 | head -1) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //')" \
     >"$OUT"

@@ -8,7 +8,7 @@
 const http = require('http');
 
 const port = Number(process.argv[2]);
-const FRAME_GAP_MS = 2;
+const FRAME_GAP_MS = Number(process.env.BENCH_SSE_GAP_MS || 2);
 const FRAMES = 5;
 
 function anthropicFrame(event, data) {
