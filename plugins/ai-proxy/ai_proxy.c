@@ -383,8 +383,25 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
         evhttp_add_header(r->response_headers, "X-Sluice-LLM-Model",
                           gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name,
                                      ctx->call.model ? ctx->call.model : ""));
-    if (ctx->passthrough) return GW_OK;
     struct evkeyvalq *h = r->response_headers;
+    if (ctx->passthrough) {
+        /* preserve: the reply goes out untouched, but is read for usage. A
+         * streamed reply is recognised by its type, not by the request's
+         * `stream` (Ollama's native API streams unless told not to). */
+        if (r->status < 200 || r->status > 299) return GW_OK;
+        const char *ct = evhttp_find_header(h, "Content-Type");
+        int sse = ct && strstr(ct, "text/event-stream") != NULL;
+        int ndjson = ct && strstr(ct, "ndjson") != NULL;
+        if (sse || ndjson) {
+            gw_sse_init(&ctx->sse, r->arena, ndjson);
+            ctx->out = evbuffer_new();
+            gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->out);
+        } else {
+            r->buffer_response = 1;
+            ctx->buffered = 1;
+        }
+        return GW_OK;
+    }
     evhttp_remove_header(h, "Content-Length");
     evhttp_remove_header(h, "Content-Encoding");
     if (!ctx->call.stream || r->status < 200 || r->status > 299) {
@@ -455,17 +472,77 @@ static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, 
     }
 }
 
+/* preserve routes: the provider's translators run on a copy of the reply
+ * for their side effects (usage, answering model); their output is dropped
+ * and the client gets the provider's bytes. */
+static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct evbuffer *chunk,
+                         int last)
+{
+    size_t len = evbuffer_get_length(chunk);
+    if (ctx->buffered) {
+        if (!last) return GW_OK;
+        const char *body = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
+        const char *err = NULL;
+        cJSON_Delete(ctx->call.provider->parse_response(&ctx->call, r->status, body, len, &err));
+        record_stats(r, ctx);
+        if (r->ai.log_payloads && body) r->ai.response_payload = gw_strndup(r->arena, body, len);
+        return GW_OK;
+    }
+    if (!ctx->out) return GW_OK;
+    if (len) {
+        if (r->ai.ttft_ms < 0 && r->t_upstream_start)
+            r->ai.ttft_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
+        const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
+        if (!ctx->call.done_sent && !ctx->call.errored)
+            gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        if (ctx->payload || r->ai.log_payloads) {
+            if (!ctx->payload) {
+                ctx->payload = evbuffer_new();
+                gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
+            }
+            if (evbuffer_get_length(ctx->payload) + len <= STREAM_PAYLOAD_MAX)
+                evbuffer_add(ctx->payload, p, len);
+        }
+        evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
+    }
+    if (last) {
+        if (!r->error && !ctx->call.done_sent && !ctx->call.errored)
+            gw_sse_finish(&ctx->sse, frame_cb, ctx);
+        evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
+        record_stats(r, ctx);
+        if (ctx->payload) {
+            size_t n = evbuffer_get_length(ctx->payload);
+            char *s = gw_alloc(r->arena, n + 1);
+            evbuffer_remove(ctx->payload, s, n);
+            s[n] = '\0';
+            r->ai.response_payload = s;
+        }
+    }
+    return GW_OK;
+}
+
 static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void *ctx_,
                                   struct evbuffer *chunk, int last)
 {
+    const struct ai_proxy_conf *conf = conf_;
     struct ai_proxy_ctx *ctx = ctx_;
-    if (!ctx->active || ctx->passthrough || r->early_response) return GW_OK;
+    if (!ctx->active || r->early_response) return GW_OK;
+    if (ctx->passthrough) return preserve_body(r, ctx, chunk, last);
     if (ctx->buffered) {
         if (!last) return GW_OK;
         size_t len = evbuffer_get_length(chunk);
         const char *body = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
         const char *err = NULL;
         cJSON *out = ctx->call.provider->parse_response(&ctx->call, r->status, body, len, &err);
+        if (out && conf->model_name_header && ctx->call.response_model && r->status >= 200 &&
+            r->status <= 299) {
+            /* The whole reply is known before the headers leave: name the
+             * model that answered (an Azure deployment, a dated snapshot). */
+            evhttp_remove_header(r->response_headers, "X-Sluice-LLM-Model");
+            evhttp_add_header(
+                r->response_headers, "X-Sluice-LLM-Model",
+                gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name, ctx->call.response_model));
+        }
         if (!out) {
             r->status = 502;
             r->error = err;

@@ -120,6 +120,12 @@ static int ollama_messages(struct gw_llm_call *c, const cJSON *messages, cJSON *
 int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
                              const char **err)
 {
+    if (c->route == GW_LLM_PRESERVE) {
+        /* The client already speaks Ollama: its body goes as sent. */
+        up->body = gw_json_print(c->arena, body, &up->body_len);
+        up->ndjson = 1;
+        return 0;
+    }
     cJSON *req = cJSON_CreateObject();
     if (c->model) cJSON_AddStringToObject(req, "model", c->model);
     int rc = 0;

@@ -118,6 +118,7 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       aiRoute('mistral-ollama', '/mistral-ollama', chat('mistral', 'mistral:7b', { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' }, stats)),
       aiRoute('llama-ollama', '/llama-ollama', chat('llama2', 'llama2:7b', { upstream_url: `${F}/api/chat`, llama2_format: 'ollama' })),
       aiRoute('llama-ollama-gen', '/llama-ollama-gen', { route_type: 'llm/v1/completions', model: { provider: 'llama2', name: 'llama2:7b', options: { upstream_url: `${F}/api/generate`, llama2_format: 'ollama' } } }),
+      aiRoute('preserve', '/preserve', { route_type: 'preserve', model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
       aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
     ];
     const slow = [
@@ -365,6 +366,23 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
       assert.equal(Number(f['ai.prompt_tokens']), 2);
       assert.equal(Number(f['ai.completion_tokens']), 3);
+    });
+
+    test('preserve: Anthropic\'s own event stream passed through untouched, usage recorded', async () => {
+      const mark = sl.logMark();
+      const res = await postStream(port, '/preserve', { model: CLAUDE, max_tokens: 50, stream: true, messages: userMsg('native stream words') }, { headers: { ...KEY, 'x-fake-split': 'odd' } });
+      assert.equal(res.status, 200, res.text);
+      const names = res.events.map((e) => e.event);
+      assert.equal(names[0], 'message_start');
+      assert.equal(names.at(-1), 'message_stop');
+      assert.ok(!res.text.includes('chat.completion.chunk'), 'not translated');
+      const text = res.events.filter((e) => e.event === 'content_block_delta').map((e) => JSON.parse(e.data).delta.text).join('');
+      assert.equal(text, 'echo: native stream words');
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), 3);
+      assert.equal(Number(f['ai.completion_tokens']), 4);
+      assert.ok(Number(f['ai.ttft_ms']) >= 0);
+      assert.ok(f['ai.payload.response'].includes('message_stop'), 'streamed payload logged');
     });
 
     test('log_payloads on a stream logs the request and the streamed reply', async () => {

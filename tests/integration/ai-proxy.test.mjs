@@ -88,6 +88,8 @@ function routes(F, C, refused) {
     // Azure: api-key header, api-version query, deployment's model.
     aiRoute('azure', '/azure', chat('azure', 'gpt-4o', { upstream_url: `${F}/openai/deployments/dep-4o/chat/completions`, azure_api_version: '2024-02-01' },
       { auth: { header_name: 'api-key', header_value: SECRETS.azure } })),
+    aiRoute('azure-tmpl', '/azure-tmpl', chat('azure', 'gpt-4o', { upstream_url: `${F}/openai/deployments/$(query_params.dep)/chat/completions` },
+      { auth: { header_name: 'api-key', header_value: SECRETS.azure } })),
     aiRoute('azure-passthrough', '/azure-passthrough', chat('azure', 'gpt-4o', { upstream_url: `${F}/openai/deployments/dep-4o/chat/completions` })),
     aiRoute('azure-embeddings', '/azure-embeddings', { route_type: 'llm/v1/embeddings', auth: { header_name: 'api-key', header_value: SECRETS.azure },
       model: { provider: 'azure', name: 'text-embedding-3-small', options: { upstream_url: `${F}/openai/deployments/emb/embeddings` } } }),
@@ -108,6 +110,12 @@ function routes(F, C, refused) {
     aiRoute('mistral', '/mistral', chat('mistral', 'mistral-large-latest', { upstream_url: `${F}/v1/chat/completions` })),
     aiRoute('mistral-ollama', '/mistral-ollama', chat('mistral', 'mistral:7b', { upstream_url: `${F}/api/chat`, mistral_format: 'ollama', max_tokens: 50 })),
     aiRoute('mistral-embeddings', '/mistral-embeddings', { route_type: 'llm/v1/embeddings', model: { provider: 'mistral', name: 'mistral-embed', options: { upstream_url: `${F}/v1/embeddings` } } }),
+
+    // preserve: bodies untouched both ways, usage still read.
+    aiRoute('preserve-openai', '/preserve-openai', { route_type: 'preserve', model: { provider: 'openai', options: { upstream_url: `${F}/v1/chat/completions`, input_cost: 1000000 } }, ...stats }),
+    aiRoute('preserve-anthropic', '/preserve-anthropic', { route_type: 'preserve', auth: { header_name: 'x-api-key', header_value: SECRETS.anthropic },
+      model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
+    aiRoute('preserve-ollama', '/preserve-ollama', { route_type: 'preserve', model: { provider: 'mistral', options: { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' } }, ...stats }),
 
     // llama2, three formats.
     aiRoute('llama-raw', '/llama-raw', chat('llama2', 'llama-2-7b-chat', { upstream_url: `${F}/llama2/raw`, llama2_format: 'raw', max_tokens: 64, temperature: 0.3, top_k: 40 })),
@@ -321,7 +329,10 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       assert.equal(rec2.headers.authorization, undefined);
     });
 
-    test('no secret in any log line', async () => {
+    // At --log-level debug the core turns on CURLOPT_VERBOSE (src/proxy.c,
+    // setup_transfer), which writes the upstream request headers, with the
+    // injected keys, to stderr: this test fails until that is fixed in the core.
+    test('no secret in any log line, even at --log-level debug', async () => {
       // Requests on routes with every kind of configured secret, some failing.
       await postJson(port, '/openai-auth', { model: 'gpt-4o', messages: userMsg('x') }, { headers: { ...bearer(), 'x-fake-status': '401' } });
       await postJson(port, '/openai-query', { model: 'gpt-4o', messages: userMsg('x') });
@@ -344,6 +355,17 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       assert.equal(rec.query['api-version'], '2024-02-01');
       assert.equal(rec.headers['api-key'], SECRETS.azure);
       assert.equal(rec.headers.authorization, undefined);
+      assert.equal(r.headers['x-sluice-llm-model'], 'azure/dep-4o', 'the header names the model that answered');
+    });
+
+    test('$(query_params.dep) template in upstream_url', async () => {
+      const m = marker('qt');
+      const r = await postJson(port, '/azure-tmpl?dep=dep-from-query', { messages: userMsg(m) });
+      assert.equal(r.status, 200, r.text);
+      const rec = await receivedWith(fake, m);
+      assert.equal(rec.path, '/openai/deployments/dep-from-query/chat/completions');
+      const missing = await postJson(port, '/azure-tmpl', { messages: userMsg('x') });
+      assertOpenaiError(missing, 400, { type: 'invalid_request_error', message: /query_params\.dep/ });
     });
 
     test('embeddings', async () => {
@@ -657,6 +679,61 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       const grec = await receivedWith(fake, m2);
       assert.equal(grec.path, '/api/generate');
       assert.equal(grec.json.prompt, `gen ${m2}`);
+    });
+  });
+
+  describe('preserve', () => {
+    test('OpenAI: body passed through untouched both ways, usage and cost recorded', async () => {
+      const m = marker('po');
+      const body = { model: 'gpt-4o-mini', messages: userMsg(`keep ${m}`), temperature: 0.5, custom_field: { a: 1 } };
+      const mark = sl.logMark();
+      const r = await postJson(port, '/preserve-openai', body, { headers: bearer() });
+      assert.equal(r.status, 200, r.text);
+      const j = r.json();
+      assert.equal(j.system_fingerprint, 'fp_fake', 'provider fields kept');
+      assert.equal(j.choices[0].message.refusal, null);
+      const rec = await receivedWith(fake, m);
+      assert.deepEqual(rec.json, body, 'request body untouched');
+      assert.equal(rec.headers.authorization, `Bearer ${SECRETS.client}`);
+      const { fields: f } = await accessLog(sl, requestIdOf(r), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), j.usage.prompt_tokens);
+      assert.equal(Number(f['ai.completion_tokens']), j.usage.completion_tokens);
+      assert.equal(Number(f['ai.cost']), j.usage.prompt_tokens, 'cost from input_cost');
+    });
+
+    test('Anthropic: native Messages body and reply, auth injected, usage recorded', async () => {
+      const m = marker('pa');
+      const body = { model: CLAUDE, max_tokens: 20, system: 'sys', messages: userMsg(`native ${m}`) };
+      const mark = sl.logMark();
+      const r = await postJson(port, '/preserve-anthropic', body, { headers: bearer() });
+      assert.equal(r.status, 200, r.text);
+      const j = r.json();
+      assert.equal(j.type, 'message', 'Anthropic\'s own reply shape');
+      assert.equal(j.content[0].text, `echo: native ${m}`);
+      const rec = await receivedWith(fake, m);
+      assert.deepEqual(rec.json, body);
+      assert.equal(rec.headers['x-api-key'], SECRETS.anthropic);
+      assert.equal(rec.headers['anthropic-version'], '2023-06-01');
+      const { fields: f } = await accessLog(sl, requestIdOf(r), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), j.usage.input_tokens);
+      assert.equal(Number(f['ai.completion_tokens']), j.usage.output_tokens);
+      assert.equal(JSON.parse(f['ai.payload.response']).id, j.id);
+    });
+
+    test('Ollama: native body kept, NDJSON stream passed through, usage recorded', async () => {
+      const m = marker('pol');
+      const body = { model: 'mistral:7b', messages: userMsg(`ndjson ${m}`), options: { seed: 3 } };
+      const mark = sl.logMark();
+      const r = await postJson(port, '/preserve-ollama', body);
+      assert.equal(r.status, 200, r.text);
+      const lines = r.text.trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(lines.map((l) => l.message.content).join(''), `echo: ndjson ${m}`);
+      assert.equal(lines.at(-1).done, true);
+      const rec = await receivedWith(fake, m);
+      assert.deepEqual(rec.json, body);
+      const { fields: f } = await accessLog(sl, requestIdOf(r), { from: mark });
+      assert.equal(Number(f['ai.prompt_tokens']), lines.at(-1).prompt_eval_count);
+      assert.equal(Number(f['ai.completion_tokens']), lines.at(-1).eval_count);
     });
   });
 

@@ -665,6 +665,50 @@ static void test_validate(void)
     CHECK(gw_llm_provider_find("gemini") == NULL);
 }
 
+/* preserve routes: every format sends the client's body as it came, and
+ * a native reply is still read for usage (the plugin drops the output). */
+static void test_preserve(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_upstream up;
+    cJSON *body = cJSON_Parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                              "\"hi\"}],\"options\":{\"seed\":3},\"custom\":[1,2]}");
+    struct gw_llm_options o = {0};
+    o.upstream_url = "http://127.0.0.1:1/api/chat";
+    o.mistral_format = GW_LLM_FMT_OLLAMA;
+    cJSON *got = build("mistral", GW_LLM_PRESERVE, &o, NULL, body, &up, a);
+    CHECK(json_same(got, body, "mistral ollama preserve body"));
+    CHECK_INT(up.ndjson, 1);
+    cJSON_Delete(got);
+    o.llama2_format = GW_LLM_FMT_RAW;
+    got = build("llama2", GW_LLM_PRESERVE, &o, NULL, body, &up, a);
+    CHECK(json_same(got, body, "llama2 raw preserve body"));
+    cJSON_Delete(got);
+    o.llama2_format = GW_LLM_FMT_OLLAMA;
+    got = build("llama2", GW_LLM_PRESERVE, &o, NULL, body, &up, a);
+    CHECK(json_same(got, body, "llama2 ollama preserve body"));
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+
+    struct gw_llm_options none = {0};
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("anthropic"), GW_LLM_PRESERVE, &none, NULL);
+    const char *reply =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"claude-y\",\"content\":[],"
+        "\"usage\":{\"input_tokens\":5,\"output_tokens\":2,"
+        "\"cache_read_input_tokens\":1}}";
+    const char *err = NULL;
+    cJSON *out = c.provider->parse_response(&c, 200, reply, strlen(reply), &err);
+    CHECK(out != NULL);
+    cJSON_Delete(out);
+    CHECK(c.usage.present);
+    CHECK_INT(c.usage.prompt, 6);
+    CHECK_INT(c.usage.completion, 2);
+    CHECK_INT(c.usage.cached, 1);
+    CHECK_STR(c.response_model, "claude-y");
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_requests();
@@ -675,5 +719,6 @@ int main(void)
     test_errors();
     test_garbage();
     test_validate();
+    test_preserve();
     return gw_test_done("test_llm_translate");
 }

@@ -394,7 +394,10 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
         *err = "upstream reply is not a JSON object";
         return NULL;
     }
-    if (c->route == GW_LLM_PRESERVE) return j;
+    const char *model = gw_json_str(j, "model");
+    if (model) c->response_model = gw_strdup(c->arena, model);
+    read_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
+    if (c->route == GW_LLM_PRESERVE) return j; /* read for usage only */
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     if (cJSON_IsObject(e)) {
         const char *m = gw_json_str(e, "message");
@@ -402,9 +405,6 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
         cJSON_Delete(j);
         return NULL;
     }
-    const char *model = gw_json_str(j, "model");
-    if (model) c->response_model = gw_strdup(c->arena, model);
-    read_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
     const char *id = gw_json_str(j, "id");
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", id ? id : gw_llm_new_id(c->arena, "chatcmpl-"));

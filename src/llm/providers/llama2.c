@@ -107,6 +107,10 @@ static const char *raw_chat_prompt(struct gw_llm_call *c, const cJSON *messages,
 static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
                      const char **err)
 {
+    if (c->route == GW_LLM_PRESERVE) {
+        up->body = gw_json_print(c->arena, body, &up->body_len);
+        return 0;
+    }
     if (c->stream) {
         *err = "streaming is not supported with llama2_format raw";
         return -1;
