@@ -14,8 +14,6 @@
 #include "ai_proxy.h"
 #include "yaml_node.h"
 
-const char *const ai_proxy_providers[] = {"openai",  "azure",  "anthropic",
-                                          "mistral", "llama2", NULL};
 static const char *const streaming_modes[] = {"allow", "deny", "always", NULL};
 
 /* An optional number: `set` tells 0 from absent. */
@@ -69,7 +67,7 @@ static const struct gw_schema options_schema = {
 
 static const struct gw_field model_fields[] = {
     {GW_FIELD(struct ai_proxy_model, provider, GW_F_ENUM, GW_REQUIRED, NULL),
-     .choices = ai_proxy_providers},
+     .choices = gw_llm_provider_names},
     {GW_FIELD(struct ai_proxy_model, name, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
     {GW_FIELD(struct ai_proxy_model, options, GW_F_RECORD, 0, "{}"), .record = &options_schema},
     {0},
@@ -145,7 +143,7 @@ static int ai_proxy_validate(struct gw_conf *cf, const struct gw_node *n, void *
         map_format(cf, at, "model.options.mistral_format", o->mistral_format, 0,
                    &o->llm.mistral_format) < 0)
         rc = -1;
-    conf->provider = gw_llm_provider_find(ai_proxy_providers[conf->model.provider]);
+    conf->provider = gw_llm_providers[conf->model.provider];
     if (!model || !conf->provider) return -1; /* already reported */
     const char *field = NULL, *msg = NULL;
     if (conf->provider->validate &&

@@ -25,7 +25,7 @@ struct ai_proxy_options {
 };
 
 struct ai_proxy_model {
-    int provider; /* index into ai_proxy_providers */
+    int provider; /* index into gw_llm_providers / gw_llm_provider_names */
     const char *name;
     struct ai_proxy_options options;
 };
@@ -46,8 +46,6 @@ struct ai_proxy_conf {
     const struct gw_llm_provider *provider;
     int templated; /* model.name or an option holds $(headers.X) / $(query_params.X) */
 };
-
-extern const char *const ai_proxy_providers[];
 
 /* Expands $(headers.NAME) and $(query_params.NAME) in s. Returns s itself
  * when it has no template, NULL with *missing set when a referenced header

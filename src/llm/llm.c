@@ -16,15 +16,17 @@
 #include "gw_arena.h"
 #include "llm.h"
 
-extern const struct gw_llm_provider gw_llm_openai;
-extern const struct gw_llm_provider gw_llm_azure;
-extern const struct gw_llm_provider gw_llm_anthropic;
-extern const struct gw_llm_provider gw_llm_mistral;
-extern const struct gw_llm_provider gw_llm_llama2;
+/* The one list of providers: X(name) for each `gw_llm_<name>` in
+ * src/llm/providers/. It makes the table below and the names the plugin
+ * offers as model.provider (the enum must be a constant array). */
+#define GW_LLM_PROVIDER_LIST(X) X(openai) X(azure) X(anthropic) X(mistral) X(llama2)
 
-const struct gw_llm_provider *const gw_llm_providers[] = {
-    &gw_llm_openai, &gw_llm_azure, &gw_llm_anthropic, &gw_llm_mistral, &gw_llm_llama2, NULL,
-};
+#define GW_LLM_DECLARE(n) extern const struct gw_llm_provider gw_llm_##n;
+GW_LLM_PROVIDER_LIST(GW_LLM_DECLARE)
+#define GW_LLM_ENTRY(n) &gw_llm_##n,
+const struct gw_llm_provider *const gw_llm_providers[] = {GW_LLM_PROVIDER_LIST(GW_LLM_ENTRY) NULL};
+#define GW_LLM_NAME(n) #n,
+const char *const gw_llm_provider_names[] = {GW_LLM_PROVIDER_LIST(GW_LLM_NAME) NULL};
 
 const char *const gw_llm_route_names[] = {"llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings",
                                           "preserve", NULL};

@@ -127,6 +127,9 @@ struct gw_llm_provider {
 /* The provider table. */
 const struct gw_llm_provider *gw_llm_provider_find(const char *name);
 extern const struct gw_llm_provider *const gw_llm_providers[];
+/* Their names, same order (gw_llm_provider_names[i] is gw_llm_providers[i]),
+ * NULL-terminated: the choices of ai-proxy's model.provider. */
+extern const char *const gw_llm_provider_names[];
 
 /* Starts a call: zeroes c, fills inputs, sets usage.cached = -1. */
 void gw_llm_call_init(struct gw_llm_call *c, struct gw_arena *arena,

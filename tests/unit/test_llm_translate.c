@@ -663,6 +663,15 @@ static void test_validate(void)
     CHECK_STR(field, "upstream_url");
     CHECK(gw_llm_provider_find("anthropic")->validate == NULL);
     CHECK(gw_llm_provider_find("gemini") == NULL);
+    /* The plugin's enum and the table come from one list: same order, and
+     * each provider's own name matches. */
+    size_t i = 0;
+    for (; gw_llm_providers[i]; i++) {
+        CHECK_STR(gw_llm_provider_names[i], gw_llm_providers[i]->name);
+        CHECK(gw_llm_provider_find(gw_llm_provider_names[i]) == gw_llm_providers[i]);
+    }
+    CHECK(gw_llm_provider_names[i] == NULL);
+    CHECK_INT((int)i, 5);
 }
 
 /* preserve routes: every format sends the client's body as it came, and
