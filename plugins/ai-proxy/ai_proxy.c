@@ -242,51 +242,6 @@ static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *con
     return 0;
 }
 
-/* The credential: the configured one (the client's own removed unless
- * allow_override), or the client's bearer key in the provider's form. */
-static void apply_auth(struct gw_request *r, const struct ai_proxy_conf *conf,
-                       const struct gw_llm_provider *p, struct gw_llm_upstream *up)
-{
-    const struct ai_proxy_auth *a = &conf->auth;
-    struct evkeyvalq *h = r->headers;
-    if (a->header_name || a->param_name) {
-        int keep = a->allow_override && a->header_name && evhttp_find_header(h, a->header_name);
-        if (!keep) {
-            evhttp_remove_header(h, "Authorization");
-            evhttp_remove_header(h, "x-api-key");
-            evhttp_remove_header(h, "api-key");
-            if (a->header_name) {
-                evhttp_remove_header(h, a->header_name);
-                evhttp_add_header(h, a->header_name, a->header_value);
-            }
-        }
-        if (a->location == AI_PARAM_QUERY) {
-            char *enc = evhttp_encode_uri(a->param_value);
-            up->url = gw_sprintf(r->arena, "%s%c%s=%s", up->url, strchr(up->url, '?') ? '&' : '?',
-                                 a->param_name, enc);
-            free(enc);
-        } else if (a->location == AI_PARAM_BODY) {
-            cJSON *b = cJSON_ParseWithLength(up->body, up->body_len);
-            if (cJSON_IsObject(b)) {
-                if (!(a->allow_override && cJSON_HasObjectItem(b, a->param_name))) {
-                    cJSON_DeleteItemFromObjectCaseSensitive(b, a->param_name);
-                    cJSON_AddStringToObject(b, a->param_name, a->param_value);
-                }
-                up->body = gw_json_print(r->arena, b, &up->body_len);
-            }
-            cJSON_Delete(b);
-        }
-        return;
-    }
-    const char *authz = evhttp_find_header(h, "Authorization");
-    if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return;
-    if (!evhttp_find_header(h, p->auth_header)) {
-        const char *key = gw_strdup(r->arena, authz + 7);
-        evhttp_add_header(h, p->auth_header, key);
-    }
-    evhttp_remove_header(h, "Authorization");
-}
-
 static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
 {
     const struct ai_proxy_conf *conf = conf_;
@@ -334,7 +289,7 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     gw_llm_call_init(&ctx->call, r->arena, p, route, &ctx->opt, model);
     struct gw_llm_upstream up;
     if (gw_llm_build(&ctx->call, body, &up, &err) < 0) return bad_request(r, err);
-    apply_auth(r, conf, p, &up);
+    ai_proxy_apply_auth(r, &conf->auth, p, &up);
 
     r->upstream_url = up.url;
     r->upstream_method = up.method;

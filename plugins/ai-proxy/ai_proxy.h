@@ -52,5 +52,14 @@ struct ai_proxy_conf {
  * or parameter is absent. */
 const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **missing);
 int ai_proxy_has_template(const char *s);
+/* Value of a query parameter of the client's request (in the arena), or NULL. */
+const char *ai_proxy_query_param(struct gw_request *r, const char *name);
+
+/* The credential for the provider request (auth.c): the configured one,
+ * the client's own removed unless allow_override and the client sent one;
+ * without auth, the client's `Authorization: Bearer K` in the provider's
+ * form. Changes r->headers, up->url (query) or up->body (body). */
+void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
+                         const struct gw_llm_provider *p, struct gw_llm_upstream *up);
 
 #endif

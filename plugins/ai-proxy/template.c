@@ -13,8 +13,7 @@ int ai_proxy_has_template(const char *s)
     return s && strstr(s, "$(") != NULL;
 }
 
-/* Value of a query parameter of the client's request, or NULL. */
-static const char *query_param(struct gw_request *r, const char *name)
+const char *ai_proxy_query_param(struct gw_request *r, const char *name)
 {
     if (!r->query) return NULL;
     struct evkeyvalq q;
@@ -45,7 +44,7 @@ const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **mi
         if (strncmp(ref, "headers.", 8) == 0)
             v = evhttp_find_header(r->headers, ref + 8);
         else if (strncmp(ref, "query_params.", 13) == 0)
-            v = query_param(r, ref + 13);
+            v = ai_proxy_query_param(r, ref + 13);
         if (!v) {
             *missing = ref;
             goto done;

@@ -1,0 +1,72 @@
+/*
+ * ai-proxy's credentials. A configured key must replace whatever the client
+ * sent (a client must not pick the gateway's provider account, nor leak its
+ * own key to it), unless allow_override lets the client's own key win. With
+ * no auth configured the client's key passes through, moved from the
+ * OpenAI SDK's `Authorization: Bearer` into the header the provider reads.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_proxy.h"
+
+/* Headers that carry a provider key in some provider's form. */
+static const char *const key_headers[] = {"Authorization", "x-api-key", "api-key", NULL};
+
+static void auth_query(struct gw_request *r, const struct ai_proxy_auth *a,
+                       struct gw_llm_upstream *up)
+{
+    const char *v = a->param_value;
+    if (a->allow_override) {
+        const char *own = ai_proxy_query_param(r, a->param_name);
+        if (own && *own) v = own;
+    }
+    char *enc = evhttp_encode_uri(v);
+    up->url = gw_sprintf(r->arena, "%s%c%s=%s", up->url, strchr(up->url, '?') ? '&' : '?',
+                         a->param_name, enc);
+    free(enc);
+}
+
+static void auth_body(struct gw_request *r, const struct ai_proxy_auth *a,
+                      struct gw_llm_upstream *up)
+{
+    cJSON *b = cJSON_ParseWithLength(up->body, up->body_len);
+    if (cJSON_IsObject(b)) {
+        if (!(a->allow_override &&
+              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(b, a->param_name)))) {
+            cJSON_DeleteItemFromObjectCaseSensitive(b, a->param_name);
+            cJSON_AddStringToObject(b, a->param_name, a->param_value);
+        }
+        up->body = gw_json_print(r->arena, b, &up->body_len);
+    }
+    cJSON_Delete(b);
+}
+
+void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
+                         const struct gw_llm_provider *p, struct gw_llm_upstream *up)
+{
+    struct evkeyvalq *h = r->headers;
+    if (a->header_name || a->param_name) {
+        int keep = a->allow_override && a->header_name && evhttp_find_header(h, a->header_name);
+        if (!keep) {
+            for (size_t i = 0; key_headers[i]; i++)
+                evhttp_remove_header(h, key_headers[i]);
+            if (a->header_name) {
+                evhttp_remove_header(h, a->header_name);
+                evhttp_add_header(h, a->header_name, a->header_value);
+            }
+        }
+        if (a->location == AI_PARAM_QUERY)
+            auth_query(r, a, up);
+        else if (a->location == AI_PARAM_BODY)
+            auth_body(r, a, up);
+        return;
+    }
+    const char *authz = evhttp_find_header(h, "Authorization");
+    if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return;
+    if (!evhttp_find_header(h, p->auth_header)) {
+        const char *key = gw_strdup(r->arena, authz + 7);
+        evhttp_add_header(h, p->auth_header, key);
+    }
+    evhttp_remove_header(h, "Authorization");
+}

@@ -1,0 +1,207 @@
+/*
+ * ai-proxy's request-side helpers without a daemon: $(headers.X) and
+ * $(query_params.X) templates (plugins/ai-proxy/template.c) and the
+ * credential paths (plugins/ai-proxy/auth.c) on a hand-built request.
+ */
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "../../plugins/ai-proxy/ai_proxy.h"
+#include "gw_arena.h"
+#include "gw_test.h"
+
+struct fake_req {
+    struct gw_request r;
+    struct evkeyvalq h;
+};
+
+static void req_init(struct fake_req *f, const char *query)
+{
+    memset(f, 0, sizeof(*f));
+    f->r.arena = gw_arena_new(0);
+    TAILQ_INIT(&f->h);
+    f->r.headers = &f->h;
+    f->r.query = query;
+}
+
+static void req_free(struct fake_req *f)
+{
+    evhttp_clear_headers(&f->h);
+    gw_arena_free(f->r.arena);
+}
+
+static void test_templates(void)
+{
+    struct fake_req f;
+    req_init(&f, "dep=my%20dep&v=2024-02-01&empty=");
+    evhttp_add_header(&f.h, "X-Model", "gpt-4o-mini");
+    const char *missing = NULL;
+
+    CHECK(!ai_proxy_has_template("gpt-4o"));
+    CHECK(!ai_proxy_has_template(NULL));
+    CHECK(ai_proxy_has_template("$(headers.x)"));
+    const char *plain = "gpt-4o";
+    CHECK(ai_proxy_expand(&f.r, plain, &missing) == plain);
+    CHECK(ai_proxy_expand(&f.r, NULL, &missing) == NULL);
+    CHECK(missing == NULL);
+
+    /* Header names are case-insensitive, as in HTTP. */
+    CHECK_STR(ai_proxy_expand(&f.r, "$(headers.x-model)", &missing), "gpt-4o-mini");
+    CHECK_STR(ai_proxy_expand(&f.r, "pre-$(headers.X-MODEL)-post", &missing),
+              "pre-gpt-4o-mini-post");
+    /* Query parameters are decoded; several templates in one string. */
+    CHECK_STR(ai_proxy_expand(&f.r, "/d/$(query_params.dep)?v=$(query_params.v)", &missing),
+              "/d/my dep?v=2024-02-01");
+    CHECK_STR(ai_proxy_expand(&f.r, "[$(query_params.empty)]", &missing), "[]");
+
+    /* Absent header or parameter: NULL and its name. */
+    CHECK(ai_proxy_expand(&f.r, "$(headers.x-absent)", &missing) == NULL);
+    CHECK_STR(missing, "headers.x-absent");
+    missing = NULL;
+    CHECK(ai_proxy_expand(&f.r, "a$(query_params.nope)", &missing) == NULL);
+    CHECK_STR(missing, "query_params.nope");
+    /* An unknown source is never silently empty. */
+    missing = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(env.HOME)", &missing) == NULL);
+    CHECK_STR(missing, "env.HOME");
+    /* An unclosed template is literal text. */
+    missing = NULL;
+    CHECK_STR(ai_proxy_expand(&f.r, "x$(headers.x-model", &missing), "x$(headers.x-model");
+    req_free(&f);
+
+    /* No query string at all. */
+    req_init(&f, NULL);
+    missing = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(query_params.dep)", &missing) == NULL);
+    CHECK_STR(missing, "query_params.dep");
+    req_free(&f);
+}
+
+static struct gw_llm_upstream upstream(struct gw_arena *a, const char *url, const char *body)
+{
+    struct gw_llm_upstream up;
+    memset(&up, 0, sizeof(up));
+    up.url = url;
+    up.body = gw_strdup(a, body);
+    up.body_len = strlen(body);
+    return up;
+}
+
+static const char *body_str(const struct gw_llm_upstream *up, const char *key, char *buf, size_t n)
+{
+    cJSON *j = cJSON_ParseWithLength(up->body, up->body_len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
+    if (s) snprintf(buf, n, "%s", s);
+    cJSON_Delete(j);
+    return s ? buf : NULL;
+}
+
+static void test_auth(void)
+{
+    const struct gw_llm_provider *openai = gw_llm_provider_find("openai");
+    const struct gw_llm_provider *anthropic = gw_llm_provider_find("anthropic");
+    const struct gw_llm_provider *azure = gw_llm_provider_find("azure");
+    struct fake_req f;
+    struct gw_llm_upstream up;
+    char buf[128];
+
+    /* Header auth: every client key header goes, the configured one comes. */
+    struct ai_proxy_auth hdr = {.header_name = "x-api-key", .header_value = "conf-key"};
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "Authorization", "Bearer client");
+    evhttp_add_header(&f.h, "api-key", "client2");
+    evhttp_add_header(&f.h, "X-Api-Key", "client3");
+    up = upstream(f.r.arena, "http://u/v1/messages", "{}");
+    ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "conf-key");
+    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    CHECK(evhttp_find_header(&f.h, "api-key") == NULL);
+    req_free(&f);
+
+    /* allow_override: the client's own header wins... */
+    hdr.allow_override = 1;
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "X-API-KEY", "client-own");
+    up = upstream(f.r.arena, "http://u/v1/messages", "{}");
+    ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "client-own");
+    req_free(&f);
+    /* ...and without one the configured key is used. */
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "Authorization", "Bearer other-form");
+    up = upstream(f.r.arena, "http://u/v1/messages", "{}");
+    ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "conf-key");
+    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    req_free(&f);
+
+    /* Query parameter: appended (encoded) after an existing query. */
+    struct ai_proxy_auth q = {.param_name = "key",
+                              .param_value = "a&b c",
+                              .param_location = "query",
+                              .location = AI_PARAM_QUERY};
+    req_init(&f, "key=client");
+    evhttp_add_header(&f.h, "Authorization", "Bearer client");
+    up = upstream(f.r.arena, "http://u/x?api-version=1", "{}");
+    ai_proxy_apply_auth(&f.r, &q, openai, &up);
+    CHECK_STR(up.url, "http://u/x?api-version=1&key=a%26b%20c");
+    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    up = upstream(f.r.arena, "http://u/x", "{}");
+    q.allow_override = 1;
+    ai_proxy_apply_auth(&f.r, &q, openai, &up);
+    CHECK_STR(up.url, "http://u/x?key=client");
+    req_free(&f);
+
+    /* Body parameter: set, replacing the client's unless allow_override. */
+    struct ai_proxy_auth b = {.param_name = "api_key",
+                              .param_value = "conf-body",
+                              .param_location = "body",
+                              .location = AI_PARAM_BODY};
+    req_init(&f, NULL);
+    up = upstream(f.r.arena, "http://u/x", "{\"model\":\"m\",\"api_key\":\"client\"}");
+    ai_proxy_apply_auth(&f.r, &b, openai, &up);
+    CHECK_STR(body_str(&up, "api_key", buf, sizeof(buf)), "conf-body");
+    CHECK_STR(body_str(&up, "model", buf, sizeof(buf)), "m");
+    b.allow_override = 1;
+    up = upstream(f.r.arena, "http://u/x", "{\"model\":\"m\",\"api_key\":\"client\"}");
+    ai_proxy_apply_auth(&f.r, &b, openai, &up);
+    CHECK_STR(body_str(&up, "api_key", buf, sizeof(buf)), "client");
+    up = upstream(f.r.arena, "http://u/x", "{\"model\":\"m\"}");
+    ai_proxy_apply_auth(&f.r, &b, openai, &up);
+    CHECK_STR(body_str(&up, "api_key", buf, sizeof(buf)), "conf-body");
+    req_free(&f);
+
+    /* No auth: the client's bearer key in the provider's header. */
+    struct ai_proxy_auth none = {0};
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "Authorization", "Bearer sk-client");
+    up = upstream(f.r.arena, "http://u/x", "{}");
+    ai_proxy_apply_auth(&f.r, &none, azure, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "api-key"), "sk-client");
+    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    req_free(&f);
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "Authorization", "Bearer sk-client");
+    ai_proxy_apply_auth(&f.r, &none, openai, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "Authorization"), "Bearer sk-client");
+    req_free(&f);
+    /* A client already using the provider's header keeps it. */
+    req_init(&f, NULL);
+    evhttp_add_header(&f.h, "Authorization", "Bearer from-sdk");
+    evhttp_add_header(&f.h, "x-api-key", "native");
+    ai_proxy_apply_auth(&f.r, &none, anthropic, &up);
+    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "native");
+    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    req_free(&f);
+}
+
+int main(void)
+{
+    test_templates();
+    test_auth();
+    return gw_test_done("test_llm_ai_proxy");
+}
