@@ -196,6 +196,7 @@ struct ai_proxy_ctx {
     int active;      /* access prepared an LLM call */
     int buffered;    /* whole reply translated at once */
     int passthrough; /* preserve: no translation */
+    int json_stream; /* stream asked, one JSON reply came: re-cut as a stream */
     int ndjson;
     struct gw_llm_options opt; /* resolved for this request */
     struct gw_llm_call call;
@@ -357,6 +358,17 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
     }
     evhttp_remove_header(h, "Content-Length");
     evhttp_remove_header(h, "Content-Encoding");
+    const char *uct = evhttp_find_header(h, "Content-Type");
+    if (ctx->call.stream && r->status >= 200 && r->status <= 299 && uct &&
+        strstr(uct, "application/json")) {
+        /* A server that ignored `stream`: its one reply becomes a stream. */
+        r->buffer_response = 1;
+        ctx->buffered = 1;
+        ctx->json_stream = 1;
+        evhttp_remove_header(h, "Content-Type");
+        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        return GW_OK;
+    }
     if (!ctx->call.stream || r->status < 200 || r->status > 299) {
         /* Errors are single JSON bodies even when a stream was asked for. */
         r->buffer_response = 1;
@@ -495,6 +507,25 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
             evhttp_add_header(
                 r->response_headers, "X-Sluice-LLM-Model",
                 gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name, ctx->call.response_model));
+        }
+        if (out && ctx->json_stream) {
+            struct evbuffer *sse = evbuffer_new();
+            gw_llm_reply_to_chunks(&ctx->call, out, sse);
+            cJSON_Delete(out);
+            evbuffer_drain(chunk, len);
+            size_t n = evbuffer_get_length(sse);
+            char *s = gw_alloc(r->arena, n + 1);
+            evbuffer_copyout(sse, s, n);
+            s[n] = '\0';
+            evbuffer_add_buffer(chunk, sse);
+            evbuffer_free(sse);
+            record_stats(r, ctx);
+            if (r->ai.log_payloads) r->ai.response_payload = s;
+            return GW_OK;
+        }
+        if (!out && ctx->json_stream) {
+            evhttp_remove_header(r->response_headers, "Content-Type");
+            evhttp_add_header(r->response_headers, "Content-Type", "application/json");
         }
         if (!out) {
             r->status = 502;

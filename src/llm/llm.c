@@ -363,3 +363,63 @@ const char *gw_llm_finish_reason(const char *r)
     if (strcmp(r, "refusal") == 0 || strcmp(r, "content_filter") == 0) return "content_filter";
     return "stop";
 }
+
+/* A stream from a whole reply: role+content+tool_calls in one delta per
+ * choice, then a finish chunk per choice, the usage chunk when the client
+ * asked for it, [DONE]. Tool calls get the index a stream would carry. */
+void gw_llm_reply_to_chunks(struct gw_llm_call *c, const cJSON *reply, struct evbuffer *out)
+{
+    const char *id = gw_json_str(reply, "id");
+    const char *model = gw_json_str(reply, "model");
+    if (id && !c->chunk_id) c->chunk_id = gw_strdup(c->arena, id);
+    if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
+    double created;
+    if (gw_json_num(reply, "created", &created)) c->created = (long)created;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(reply, "choices");
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *choice;
+        cJSON_ArrayForEach(choice, choices)
+        {
+            cJSON *ch = gw_llm_chunk_new(c, NULL, NULL);
+            cJSON *one = cJSON_CreateObject();
+            cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(ch, "choices"), one);
+            double idx = 0;
+            gw_json_num(choice, "index", &idx);
+            cJSON_AddNumberToObject(one, "index", idx);
+            const char *fr = gw_json_str(choice, "finish_reason");
+            if (c->route == GW_LLM_COMPLETIONS) {
+                const char *t = gw_json_str(choice, "text");
+                cJSON_AddStringToObject(one, "text", pass == 0 && t ? t : "");
+            } else {
+                cJSON *d = cJSON_AddObjectToObject(one, "delta");
+                const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "message");
+                if (pass == 0) {
+                    const char *t = gw_json_str(m, "content");
+                    cJSON_AddStringToObject(d, "role", "assistant");
+                    cJSON_AddStringToObject(d, "content", t ? t : "");
+                    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+                    if (cJSON_GetArraySize(calls) > 0) {
+                        cJSON *tc = cJSON_Duplicate(calls, 1);
+                        int i = 0;
+                        cJSON *call;
+                        cJSON_ArrayForEach(call, tc)
+                        {
+                            cJSON_DeleteItemFromObjectCaseSensitive(call, "index");
+                            cJSON_AddNumberToObject(call, "index", i++);
+                        }
+                        cJSON_AddItemToObject(d, "tool_calls", tc);
+                    }
+                }
+            }
+            if (pass == 1)
+                cJSON_AddStringToObject(one, "finish_reason", fr ? fr : "stop");
+            else
+                cJSON_AddNullToObject(one, "finish_reason");
+            gw_llm_emit_json(out, ch);
+            cJSON_Delete(ch);
+        }
+    }
+    c->role_sent = c->finish_sent = 1;
+    gw_llm_usage_from_openai(c, cJSON_GetObjectItemCaseSensitive(reply, "usage"));
+    gw_llm_emit_tail(c, out);
+}

@@ -146,6 +146,11 @@ int gw_llm_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstrea
  * not sent yet. Returns 0 when the stream had ended properly, -1 if not. */
 int gw_llm_stream_end(struct gw_llm_call *c, struct evbuffer *out);
 
+/* A client asked for a stream and the upstream answered with one JSON
+ * reply (servers that ignore `stream`): the translated OpenAI reply as the
+ * chunk sequence a stream would have carried, ending in [DONE]. */
+void gw_llm_reply_to_chunks(struct gw_llm_call *c, const cJSON *reply, struct evbuffer *out);
+
 /* Cost of the recorded usage with options' input_cost / output_cost. */
 double gw_llm_cost(const struct gw_llm_call *c);
 

@@ -8,6 +8,7 @@
 //
 //   SLUICE_BIN=build-h8/sluice node --test tests/integration/ai-proxy-stream.test.mjs
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
@@ -99,12 +100,62 @@ function assertStreamError(res, re) {
   return err.error;
 }
 
+// Canned provider replies the shared fakes cannot produce (error events
+// mid-stream, a stream cut before its end marker, a server that ignores
+// `stream`): path → SSE frames (array) or a JSON reply (object).
+const CANNED = {
+  '/anthropic-error-event': [
+    'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_c1","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
+    'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"partial"}}\n\n',
+    'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+  ],
+  '/anthropic-no-stop': [
+    'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_c2","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
+    'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+  ],
+  '/openai-error-frame': [
+    'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
+    'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error"}}\n\n',
+  ],
+  '/openai-json': { id: 'cmpl-json1', object: 'chat.completion', created: 1700000000, model: 'local-model',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'whole reply', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }],
+    usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } },
+};
+
+function startCannedSse() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const r = CANNED[req.url];
+      if (Array.isArray(r)) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const f of r) res.write(f);
+        res.end();
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(r));
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
+  })));
+}
+
 describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () => {
   let fake;
+  let canned;
   let sl;
   let port;
   before(async () => {
     fake = await startFake();
+    canned = await startCannedSse();
+    const C = canned.url;
     const F = fake.url;
     const chat = (provider, name, options, extra = {}) => ({ route_type: 'llm/v1/chat', model: { provider, name, options }, ...extra });
     const stats = { logging: { log_statistics: true } };
@@ -121,6 +172,9 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       aiRoute('preserve', '/preserve', { route_type: 'preserve', model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
       aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
     ];
+    for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {
+      routes.push(aiRoute(`canned${p}`, `/canned${p}`, chat(prov, 'canned-model', { upstream_url: `${C}${p}` })));
+    }
     const slow = [
       aiRoute('slow-openai', '/slow-openai', chat('openai', 'gpt-4o', { upstream_url: `${F}/v1/chat/completions` })),
       aiRoute('slow-anthropic', '/slow-anthropic', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` })),
@@ -134,6 +188,7 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
   after(async () => {
     await sl?.stop();
     await fake?.close();
+    await canned?.close();
   });
 
   describe('OpenAI-format upstreams: SSE passed through', () => {
@@ -321,6 +376,44 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
         assert.ok(json.length >= 2, 'chunks before the break reached the client');
       });
     }
+
+    test('an Anthropic error event mid-stream → the content so far, an error chunk, [DONE]', async () => {
+      const res = await postStream(port, '/canned/anthropic-error-event', { stream: true, messages: userMsg('x') });
+      assert.equal(res.status, 200);
+      assert.equal(res.end, 'end');
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.equal(json[0].choices[0].delta.role, 'assistant');
+      assert.equal(json[1].choices[0].delta.content, 'partial');
+      assert.equal(json.at(-1).error.message, 'Overloaded');
+    });
+
+    test('an error frame from an OpenAI-format upstream is forwarded, then [DONE]', async () => {
+      const res = await postStream(port, '/canned/openai-error-frame', { stream: true, messages: userMsg('x') });
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.equal(json.at(-1).error.type, 'server_error');
+    });
+
+    test('a stream that ends without its end marker gets an error chunk and [DONE]', async () => {
+      const res = await postStream(port, '/canned/anthropic-no-stop', { stream: true, messages: userMsg('x') });
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assertStreamError(res, /ended before it was complete/);
+      assert.equal(json.filter((c) => c.error).length, 1);
+    });
+
+    test('a server that ignores stream (one JSON reply) → the same reply as a stream', async () => {
+      const res = await postStream(port, '/canned/openai-json', { stream: true, stream_options: { include_usage: true }, messages: userMsg('x') });
+      const s = assembleChat(res, { model: 'local-model', usage: true });
+      assert.equal(s.content, 'whole reply');
+      assert.equal(s.finish, 'tool_calls');
+      assert.deepEqual(s.toolCalls, [{ id: 'call_1', name: 'f', arguments: '{"a":1}' }]);
+      assert.equal(s.chunks[0].id, 'cmpl-json1');
+      assert.deepEqual(s.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+      const plain = await postStream(port, '/canned/openai-json', { stream: true, messages: userMsg('x') });
+      assembleChat(plain, { usage: false });
+    });
 
     for (const path of ['/slow-openai', '/slow-anthropic', '/slow-ollama']) {
       test(`${path}: a stall past read_timeout → error event and a closed response`, async () => {

@@ -424,6 +424,56 @@ static void test_ollama_stream(void)
     gw_arena_free(a);
 }
 
+/* A stream request answered with one JSON reply becomes the chunk
+ * sequence a stream carries: content+tool_calls, finish, usage, [DONE]. */
+static void test_reply_to_chunks(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_options none = {0};
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("openai"), GW_LLM_CHAT, &none, "m");
+    c.stream = 1;
+    c.include_usage = 1;
+    cJSON *reply = cJSON_Parse(
+        "{\"id\":\"r1\",\"created\":7,\"model\":\"served\",\"choices\":[{\"index\":0,"
+        "\"message\":{\"role\":\"assistant\",\"content\":\"hi\",\"tool_calls\":[{\"id\":\"t\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":2,"
+        "\"completion_tokens\":3}}");
+    struct evbuffer *out = evbuffer_new();
+    gw_llm_reply_to_chunks(&c, reply, out);
+    struct collected ev = {0};
+    collect_sse(a, out, &ev);
+    CHECK_INT((int)ev.n, 4);
+    cJSON *j = ev.n > 0 ? cJSON_Parse(ev.v[0]) : NULL;
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *d = cJSON_GetObjectItem(ch, "delta");
+    CHECK_STR(gw_json_str(j, "id"), "r1");
+    CHECK_STR(gw_json_str(j, "object"), "chat.completion.chunk");
+    CHECK_STR(gw_json_str(j, "model"), "served");
+    CHECK_STR(gw_json_str(d, "role"), "assistant");
+    CHECK_STR(gw_json_str(d, "content"), "hi");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(ch, "finish_reason")));
+    double v = -1;
+    CHECK(gw_json_num(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "tool_calls"), 0), "index", &v) &&
+          v == 0);
+    cJSON_Delete(j);
+    j = ev.n > 1 ? cJSON_Parse(ev.v[1]) : NULL;
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    CHECK_STR(gw_json_str(ch, "finish_reason"), "tool_calls");
+    cJSON_Delete(j);
+    j = ev.n > 2 ? cJSON_Parse(ev.v[2]) : NULL;
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "choices")), 0);
+    CHECK(gw_json_num(cJSON_GetObjectItem(j, "usage"), "total_tokens", &v) && v == 5);
+    cJSON_Delete(j);
+    CHECK(ev.n > 3 && strcmp(ev.v[3], "[DONE]") == 0);
+    CHECK_INT(gw_llm_stream_end(&c, out), 0);
+    collected_free(&ev);
+    evbuffer_free(out);
+    cJSON_Delete(reply);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_sse_parser();
@@ -431,5 +481,6 @@ int main(void)
     test_anthropic_stream();
     test_openai_passthrough();
     test_ollama_stream();
+    test_reply_to_chunks();
     return gw_test_done("test_llm_stream");
 }
