@@ -76,6 +76,8 @@ describe('openai SDK against ai-proxy', { skip: binaryMissing() }, () => {
             aiRoute('ollama', '/ollama', chat('mistral', 'mistral:7b', '/api/chat', { model: { provider: 'mistral', name: 'mistral:7b', options: { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' } } })),
             aiRoute('emb', '/emb', { route_type: 'llm/v1/embeddings', model: { provider: 'openai', name: 'text-embedding-3-small', options: { upstream_url: `${F}/v1/embeddings` } } }),
           ],
+        }, {
+          name: 'ai-slow', url: F, read_timeout: 1000, routes: [aiRoute('slow', '/slow', chat('anthropic', CLAUDE, '/v1/messages'))],
         }],
       },
     });
@@ -203,6 +205,14 @@ describe('openai SDK against ai-proxy', { skip: binaryMissing() }, () => {
       assert.equal(own.error?.type, 'invalid_request_error');
     });
   }
+
+  test('an upstream that hangs past read_timeout → APIError 504', async () => {
+    const t0 = Date.now();
+    const e = await thrown(() => sdk(sl, '/slow').chat.completions.create({ model: CLAUDE, messages: [{ role: 'user', content: 'x' }] }, { headers: { 'x-fake-hang': '1' } }));
+    assert.ok(e instanceof OpenAI.APIError, String(e));
+    assert.equal(e.status, 504);
+    assert.ok(Date.now() - t0 < 5000);
+  });
 
   test('errors on a stream request surface as APIError too', async () => {
     const e = await thrown(async () => {
