@@ -12,14 +12,14 @@
 #
 # Environment: SLUICE (binary, default build-bench/sluice), BENCH_DURATION
 # (s per wrk run, 10), BENCH_ROUNDS (3), BENCH_TTFT_N (requests per TTFT
-# sample, 300), BENCH_BUDGET (s, 560: later runs are skipped past it),
+# sample, 200), BENCH_BUDGET (s, 560: later runs are skipped past it),
 # BENCH_OUT (markdown, bench/results/latest.md), BENCH_KEEP=1 keeps the temp dir.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
-TTFT_N=${BENCH_TTFT_N:-300}
+TTFT_N=${BENCH_TTFT_N:-200}
 BUDGET=${BENCH_BUDGET:-560}
 OUT=${BENCH_OUT:-$BENCH_DIR/results/latest.md}
 RUNS="$WORK/runs.tsv" # round scenario c target rps p50 p99 mean cpu_us sockerr non2xx
