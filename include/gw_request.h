@@ -84,6 +84,10 @@ struct gw_request {
      * call (last = 1) before anything is sent to the client. */
     int buffer_response;
 
+    /* Set by plugins of OpenAI-shaped routes (ai-proxy): the core's own
+     * errors (502, 504...) then use OpenAI's error object too. */
+    int openai_errors;
+
     /* State of the exchange, for log plugins. */
     int upstream_status; /* 0: never reached */
     int early_response;  /* answered by a plugin or the core, not proxied */

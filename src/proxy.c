@@ -236,7 +236,11 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
     struct gw_request *r = &rq->pub;
     r->error = message;
     evhttp_clear_headers(r->response_headers);
-    gw_respond_message(r, status, "%s", message);
+    if (r->openai_errors)
+        gw_respond_openai_error(r, status, status >= 500 ? "api_error" : "invalid_request_error",
+                                "%s", message);
+    else
+        gw_respond_message(r, status, "%s", message);
     r->early_response = 1;
     if (!rq->client_gone && rq->evreq) {
         add_gateway_headers(rq);
@@ -644,7 +648,6 @@ static int setup_transfer(struct proxy_request *rq)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
-    if (gw_log_threshold == GW_LOG_DEBUG) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     long verify = r->service ? r->service->tls_verify : 1;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
@@ -686,6 +689,9 @@ static int setup_transfer(struct proxy_request *rq)
     rq->last_progress_us = gw_now_us();
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
+    /* Neither headers nor query: they carry the credentials plugins inject. */
+    gw_debug("request_id=%s upstream %s %.*s", r->id, method,
+             (int)strcspn(r->upstream_url, "?"), r->upstream_url);
     long first = r->read_timeout_ms < r->connect_timeout_ms ? r->read_timeout_ms
                                                              : r->connect_timeout_ms;
     struct timeval tv = {(time_t)(first / 1000), (suseconds_t)((first % 1000) * 1000)};

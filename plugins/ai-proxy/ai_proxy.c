@@ -248,8 +248,8 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     const struct ai_proxy_conf *conf = conf_;
     struct ai_proxy_ctx *ctx = ctx_;
     enum gw_llm_route route = (enum gw_llm_route)conf->route_type;
-    size_t len;
-    gw_request_body(r, &len);
+    r->openai_errors = 1;
+    size_t len = evbuffer_get_length(r->body);
     if (len > (size_t)conf->max_request_body_size)
         return gw_respond_openai_error(r, 413, "invalid_request_error",
                                        "request body is larger than the %ld bytes allowed",

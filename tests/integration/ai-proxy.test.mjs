@@ -792,13 +792,17 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
         assert.equal(r.status, 504, `${path}: ${r.text}`);
         assert.ok(Date.now() - t0 < 5000, 'answered near the read timeout');
         assert.match(String(r.headers['content-type']), /application\/json/);
-        assert.equal(typeof r.json(), 'object');
+        // The gateway's own errors are OpenAI-shaped on AI routes too.
+        assert.equal(r.json().error.type, 'api_error');
+        assert.match(r.json().error.message, /timing out/);
       }
     });
 
-    test('connection refused → 502', async () => {
+    test('connection refused → 502 with an OpenAI error object', async () => {
       const r = await postJson(port, '/refused', { model: 'gpt-4o', messages: userMsg('x') });
       assert.equal(r.status, 502, r.text);
+      assert.equal(r.json().error.type, 'api_error');
+      assert.match(r.json().error.message, /failed to connect/);
     });
   });
 
