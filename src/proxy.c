@@ -478,6 +478,22 @@ static void fail_stream(struct proxy_request *rq, const char *why)
 
 static int setup_transfer(struct proxy_request *rq);
 
+void gw_proxy_shutdown_request(struct proxy_request *rq)
+{
+    if (rq->finished || rq->suspended) return;
+    if (rq->client_gone) {
+        gw_proxy_finish(rq);
+    } else if (rq->reply_started) {
+        if (rq->in_multi) {
+            gw_upstream_remove(rq->worker, rq->easy);
+            rq->in_multi = 0;
+        }
+        fail_stream(rq, "the gateway is shutting down");
+    } else {
+        send_core_error(rq, 503, "The gateway is shutting down");
+    }
+}
+
 /* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
 static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
                         int conn_local_port)

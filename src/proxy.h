@@ -73,6 +73,8 @@ void gw_proxy_unwatch_client(struct proxy_request *rq);
 void gw_proxy_continue(struct proxy_request *rq);
 /* Sends the early answer prepared by gw_respond*. */
 void gw_proxy_send_early(struct proxy_request *rq);
+/* Drain timeout: answer 503 (or cut a started stream) and end the request. */
+void gw_proxy_shutdown_request(struct proxy_request *rq);
 /* Ends the request: log phase, access log, release everything. */
 void gw_proxy_finish(struct proxy_request *rq);
 

@@ -257,6 +257,20 @@ static void *worker_main(void *arg)
     struct gw_worker *w = arg;
     gw_log_worker = (int)w->id;
     event_base_dispatch(w->base);
+    if (atomic_load_explicit(&w->in_flight, memory_order_relaxed) > 0) {
+        /* The drain timeout passed: end what is left, properly (log lines,
+         * upstream transfers removed, memory freed), then give the answers
+         * a moment to leave before the connections go. */
+        size_t n = 0;
+        struct proxy_request **left = calloc(w->n_conns + 1, sizeof(*left));
+        for (size_t i = 0; left && i < w->cap_conns; i++)
+            if (w->conns[i] && w->conns[i]->current) left[n++] = w->conns[i]->current;
+        for (size_t i = 0; i < n; i++) gw_proxy_shutdown_request(left[i]);
+        free(left);
+        struct timeval flush = {0, 300 * 1000};
+        event_base_loopexit(w->base, &flush);
+        event_base_dispatch(w->base);
+    }
     evhttp_free(w->http);
     gw_upstream_cleanup(w);
     if (w->drain_timer) event_free(w->drain_timer);
