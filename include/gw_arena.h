@@ -32,6 +32,9 @@ char *gw_vsprintf(struct gw_arena *a, const char *fmt, va_list ap);
 /* Runs fn(data) when the arena is freed. */
 void gw_arena_cleanup(struct gw_arena *a, gw_cleanup_fn fn, void *data);
 
+/* Frees the calling thread's cache of reusable arenas (at thread exit). */
+void gw_arena_release_cache(void);
+
 /* Bytes handed out so far (for metrics and tests). */
 size_t gw_arena_used(const struct gw_arena *a);
 

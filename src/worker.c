@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "gw_arena.h"
 #include "gw_log.h"
 #include "gw_request.h"
 #include "proxy.h"
@@ -139,6 +141,10 @@ struct gw_conn *gw_worker_conn(struct gw_worker *w, struct evhttp_connection *ev
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    /* Streamed replies go out as many small writes: Nagle would hold each
+     * one back until the previous was acknowledged. */
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         c->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                        : ((struct sockaddr_in *)&ss)->sin_port);
@@ -225,7 +231,14 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->settings = settings;
-    w->base = event_base_new();
+    /* With the changelist, libevent folds the add/remove churn of one loop
+     * iteration (evhttp toggling read/write, curl switching a socket from
+     * send to receive) into one epoll_ctl per socket, or none: strace -c
+     * showed epoll_ctl at 40% of the syscall time per proxied request. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (!w->base) return -1;
     w->http = evhttp_new(w->base);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -281,6 +294,7 @@ static void *worker_main(void *arg)
     w->snapshot = NULL;
     event_base_free(w->base);
     free(w->conns);
+    gw_arena_release_cache();
     atomic_store(&w->stopped, 1);
     return NULL;
 }
