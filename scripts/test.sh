@@ -122,9 +122,13 @@ if [[ -n "${SLUICE_TEST_FILES:-}" ]]; then
 else
   FILES=(integration/*.test.mjs)
 fi
+# Bounded: no test may take over 2 minutes, a test file that keeps its event
+# loop busy after its tests is ended, and the whole run is capped.
 NODE_ARGS=(--test --test-reporter=spec)
+if node --help | grep -q -- --test-timeout; then NODE_ARGS+=(--test-timeout=120000); fi
+if node --help | grep -q -- --test-force-exit; then NODE_ARGS+=(--test-force-exit); fi
 run "integration tests (ASan+UBSan binary)" "$LOGDIR/integration.log" \
-  env SLUICE_BIN="$ROOT/$ASAN_BUILD/sluice" node "${NODE_ARGS[@]}" "${FILES[@]}"
+  timeout --kill-after=10 1500 env SLUICE_BIN="$ROOT/$ASAN_BUILD/sluice" node "${NODE_ARGS[@]}" "${FILES[@]}"
 cd "$ROOT"
 
 # --- 6. summary ------------------------------------------------------------
