@@ -143,4 +143,24 @@ echo "ctest (Release):    $(grep -E 'tests passed|No tests were found' "$LOGDIR/
 echo "ctest (ASan+UBSan): $(grep -E 'tests passed|No tests were found' "$LOGDIR/ctest-asan.log" | tail -1)"
 echo "node --test (integration, ASan+UBSan binary):"
 grep -E '^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$LOGDIR/integration.log" | tail -8 || true
+
+# One plain closing line over everything that ran: "N passed, N failed".
+TOTAL_PASS=0
+TOTAL_FAIL=0
+for log in "$LOGDIR/ctest-release.log" "$LOGDIR/ctest-asan.log"; do
+  line="$(grep -oE '[0-9]+ tests failed out of [0-9]+' "$log" 2>/dev/null | tail -1 || true)"
+  if [[ -n "$line" ]]; then
+    f="${line%% *}"
+    t="${line##* }"
+    TOTAL_PASS=$((TOTAL_PASS + t - f))
+    TOTAL_FAIL=$((TOTAL_FAIL + f))
+  fi
+done
+np="$(grep -E '^ℹ pass [0-9]+' "$LOGDIR/integration.log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
+nf="$(grep -E '^ℹ fail [0-9]+' "$LOGDIR/integration.log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
+TOTAL_PASS=$((TOTAL_PASS + ${np:-0}))
+TOTAL_FAIL=$((TOTAL_FAIL + ${nf:-0}))
+if [[ "$FAILED" != 0 && "$TOTAL_FAIL" == 0 ]]; then TOTAL_FAIL=1; fi # a build or runner failure
+echo
+echo "sluice: $TOTAL_PASS passed, $TOTAL_FAIL failed"
 exit "$FAILED"

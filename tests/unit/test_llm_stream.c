@@ -24,7 +24,7 @@ static void check_chunk_format(const char *dir, int ndjson, int extra_done)
 {
     struct gw_arena *a = gw_arena_new(0);
     char rel[256];
-    size_t len;
+    size_t len = 0;
     snprintf(rel, sizeof(rel), "unit/streaming-chunk-formats/%s/input.bin", dir);
     char *in = fixture_text(rel, &len);
     snprintf(rel, sizeof(rel), "unit/streaming-chunk-formats/%s/expected-output.json", dir);

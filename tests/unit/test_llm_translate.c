@@ -332,7 +332,7 @@ static cJSON *parse_fixture(const char *provider, enum gw_llm_route route, struc
                             const char *model, int status, const char *rel, struct gw_arena *a,
                             struct gw_llm_call *c)
 {
-    size_t len;
+    size_t len = 0;
     char *s = fixture_text(rel, &len);
     const char *err;
     cJSON *out = parse(provider, route, o, model, status, s, len, a, c, &err);
@@ -560,7 +560,7 @@ static void test_errors(void)
         {"anthropic", "anthropic/llm-v1-chat/responses/internal_server_error.html"},
     };
     for (size_t i = 0; i < 4; i++) {
-        size_t len;
+        size_t len = 0;
         char *s = fixture_text(bad[i][1], &len);
         got = parse(bad[i][0], GW_LLM_CHAT, &o, "m", 200, s, len, a, &c, &err);
         CHECK(got == NULL && err != NULL);
