@@ -66,7 +66,7 @@ report() { # path url wrk-result
         grep -E 'task-clock|context-switches|migrations|page-faults|seconds time' "$WORK/perf-stat-$p.txt"
         echo
         echo "## by shared object (self)"
-        perf report -i "$WORK/perf-$p.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -15
+        perf report -i "$WORK/perf-$p.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]' | head -15
         echo
         echo "## by symbol (self), top 45"
         perf report -i "$WORK/perf-$p.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
@@ -75,6 +75,11 @@ report() { # path url wrk-result
         echo "## inclusive (children), sluice and library entry points, top 60"
         perf report -i "$WORK/perf-$p.data" --stdio --children --sort symbol -g none 2>/dev/null |
             grep -E '^ +[0-9]' | head -60
+        echo
+        echo "## inclusive, sluice's own code and cJSON/PCRE2 (what our code costs, callees included)"
+        perf report -i "$WORK/perf-$p.data" --stdio --children --sort symbol -g none 2>/dev/null |
+            grep -E '^ +[0-9]' | grep -E '\] (gw_|llm_|anthropic|openai|prompt_|proxy_|cJSON|pcre2|on_upstream|header_cb|write_cb|send_chunk|setup_transfer|build_upstream|start_upstream|watch_client|socket_cb|timer_cb|check_done)' |
+            head -40
         echo
         echo "## syscalls per request (strace -c -f, wrk -t1 -c8 -d3s, sluice vs the nginx worker)"
         cat "$WORK/strace-$p.txt"

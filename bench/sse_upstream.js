@@ -79,7 +79,8 @@ function openaiStream(res) {
 const server = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    if (req.url.startsWith('/v1/messages')) anthropicStream(res);
+    if (req.url.startsWith('/plain')) res.end('hello from node\n'); /* control: not streamed */
+    else if (req.url.startsWith('/v1/messages')) anthropicStream(res);
     else openaiStream(res);
   });
 });

@@ -12,11 +12,11 @@ struct gw_plugin;
 
 struct gw_service {
     const char *name;
-    const char *url; /* shorthand, split into the fields below at load */
+    const char *url;      /* shorthand, split into the fields below at load */
     const char *protocol; /* http | https */
     const char *host;
     long port;
-    const char *path; /* NULL or starts with '/' */
+    const char *path;                                  /* NULL or starts with '/' */
     long connect_timeout, read_timeout, write_timeout; /* ms */
     long retries;
     int tls_verify;

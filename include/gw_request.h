@@ -56,9 +56,9 @@ struct gw_request {
     const char *host;   /* Host header without port, lowercased, or "" */
     const char *client_ip;
     int client_port;
-    int tls;                  /* arrived over TLS */
+    int tls;                   /* arrived over TLS */
     struct evkeyvalq *headers; /* request headers: what plugins leave here goes upstream */
-    struct evbuffer *body;    /* request body as received (evhttp reads it whole) */
+    struct evbuffer *body;     /* request body as received (evhttp reads it whole) */
 
     /* What the router and authentication resolved. */
     const struct gw_route *route;
@@ -92,7 +92,7 @@ struct gw_request {
     int upstream_status; /* 0: never reached */
     int early_response;  /* answered by a plugin or the core, not proxied */
     int client_aborted;
-    const char *error; /* why the core answered 4xx/5xx itself, or NULL */
+    const char *error;   /* why the core answered 4xx/5xx itself, or NULL */
     uint64_t bytes_sent; /* response body bytes to the client */
 
     /* Monotonic microseconds. */

@@ -82,10 +82,12 @@ struct gw_arena *gw_arena_new(size_t first_block)
 void gw_arena_free(struct gw_arena *a)
 {
     if (!a) return;
-    for (struct arena_cleanup *c = a->cleanups; c; c = c->next) c->fn(c->data);
+    for (struct arena_cleanup *c = a->cleanups; c; c = c->next)
+        c->fn(c->data);
     /* Keep the first block (the last in the chain) for the cache. */
     struct arena_block *first = a->head;
-    while (first->next) first = first->next;
+    while (first->next)
+        first = first->next;
     if (first->size == ARENA_CACHED_BLOCK && arena_cached < ARENA_CACHE) {
         struct arena_block *b = a->head;
         while (b != first) {

@@ -21,7 +21,8 @@ struct gw_errlist {
     char **v; /* malloc'd strings */
     size_t n, cap;
 };
-void gw_errlist_add(struct gw_errlist *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_errlist_add(struct gw_errlist *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void gw_errlist_free(struct gw_errlist *e);
 
 struct gw_config {

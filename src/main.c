@@ -23,7 +23,8 @@ static struct gw_config *load_config(const char *file, int quiet_ok)
     struct gw_errlist errs = {0};
     struct gw_config *cfg = gw_config_load_file(file, &errs);
     if (!cfg) {
-        for (size_t i = 0; i < errs.n; i++) gw_error("%s", errs.v[i]);
+        for (size_t i = 0; i < errs.n; i++)
+            gw_error("%s", errs.v[i]);
         gw_error("%s: %zu error%s in configuration", file, errs.n, errs.n == 1 ? "" : "s");
     }
     gw_errlist_free(&errs);
@@ -42,7 +43,8 @@ static void reload(struct gw_server *srv)
         return;
     }
     struct gw_snapshot *snap = gw_snapshot_build(cfg, ++srv->generation);
-    for (unsigned i = 0; i < srv->n_workers; i++) gw_worker_post_snapshot(&srv->workers[i], snap);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        gw_worker_post_snapshot(&srv->workers[i], snap);
     struct gw_snapshot *old = srv->snapshot;
     srv->snapshot = snap;
     gw_snapshot_unref(old);
@@ -63,7 +65,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     gw_notice("received %s: draining (at most %ds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
               srv->settings.drain_timeout);
     gw_sd_notify("STOPPING=1");
-    for (unsigned i = 0; i < srv->n_workers; i++) gw_worker_post_drain(&srv->workers[i]);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        gw_worker_post_drain(&srv->workers[i]);
     event_base_loopbreak(srv->base);
 }
 
@@ -89,7 +92,8 @@ int main(int argc, char **argv)
     if (srv.settings.check_only) {
         struct gw_errlist errs = {0};
         struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, &errs);
-        for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.v[i]);
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.v[i]);
         gw_errlist_free(&errs);
         if (!cfg) {
             fprintf(stderr, "configuration %s is invalid\n", srv.settings.config_file);
@@ -144,7 +148,8 @@ int main(int argc, char **argv)
     event_base_dispatch(srv.base);
 
     /* Draining: the workers stop accepting, finish what they have, exit. */
-    for (unsigned i = 0; i < srv.n_workers; i++) gw_worker_join(&srv.workers[i]);
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        gw_worker_join(&srv.workers[i]);
     gw_notice("stopped");
     if (srv.admin) evhttp_free(srv.admin);
     event_free(sig_hup);

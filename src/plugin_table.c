@@ -13,12 +13,8 @@ extern const struct gw_plugin gw_plugin_ai_prompt_guard;
 extern const struct gw_plugin gw_plugin_ai_proxy;
 
 const struct gw_plugin *const gw_plugins[] = {
-    &gw_plugin_correlation_id,
-    &gw_plugin_ai_prompt_template,
-    &gw_plugin_ai_prompt_decorator,
-    &gw_plugin_ai_prompt_guard,
-    &gw_plugin_ai_proxy,
-    NULL,
+    &gw_plugin_correlation_id,  &gw_plugin_ai_prompt_template, &gw_plugin_ai_prompt_decorator,
+    &gw_plugin_ai_prompt_guard, &gw_plugin_ai_proxy,           NULL,
 };
 
 const struct gw_plugin *gw_plugin_find(const char *name)

@@ -39,8 +39,8 @@
 #define MAX_BUFFERED_RESPONSE (64L * 1024 * 1024)
 
 static const char *const hop_by_hop[] = {
-    "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-    "Upgrade", "Proxy-Authorization", "Proxy-Authenticate", NULL,
+    "Connection", "Keep-Alive",          "Proxy-Connection",   "TE", "Trailer", "Transfer-Encoding",
+    "Upgrade",    "Proxy-Authorization", "Proxy-Authenticate", NULL,
 };
 
 static int is_hop_by_hop(const char *name)
@@ -57,9 +57,11 @@ static int listed_in_connection(const char *connection, const char *name)
     size_t n = strlen(name);
     const char *p = connection;
     while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
         const char *start = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
         if ((size_t)(p - start) == n && strncasecmp(start, name, n) == 0) return 1;
     }
     return 0;
@@ -107,20 +109,20 @@ static void write_access_log(struct proxy_request *rq)
     if (GW_LOG_INFO < gw_log_threshold) return;
     struct gw_request *r = &rq->pub;
     const char *consumer = "-";
-    if (r->consumer) consumer = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
-    gw_log_write(GW_LOG_INFO,
-                 "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
-                 "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
-                 "upstream_latency_ms=%.3f%s%s%s%s%s",
-                 r->id, r->client_ip, r->method, r->uri, r->status, r->upstream_status,
-                 r->route && r->route->name ? r->route->name : "-",
-                 r->service && r->service->name ? r->service->name : "-", consumer,
-                 (unsigned long long)r->bytes_sent, ms_between(r->t_start, r->t_end),
-                 r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers)
-                                       : 0.0,
-                 r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
-                 r->error ? r->error : "", r->error ? "\"" : "",
-                 rq->log_extra_len ? rq->log_extra : "");
+    if (r->consumer)
+        consumer = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
+    gw_log_write(
+        GW_LOG_INFO,
+        "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
+        "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
+        "upstream_latency_ms=%.3f%s%s%s%s%s",
+        r->id, r->client_ip, r->method, r->uri, r->status, r->upstream_status,
+        r->route && r->route->name ? r->route->name : "-",
+        r->service && r->service->name ? r->service->name : "-", consumer,
+        (unsigned long long)r->bytes_sent, ms_between(r->t_start, r->t_end),
+        r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers) : 0.0,
+        r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
+        r->error ? r->error : "", r->error ? "\"" : "", rq->log_extra_len ? rq->log_extra : "");
 }
 
 void gw_proxy_finish(struct proxy_request *rq)
@@ -317,7 +319,8 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         return len;
     }
     size_t n = len;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
     if (n == 0) {
         long code = 0;
         curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -335,8 +338,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
     name[nlen] = '\0';
     const char *v = colon + 1;
     const char *end = buf + n;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
     char *value = gw_strndup(rq->pub.arena, v, (size_t)(end - v));
     evhttp_add_header(rq->pub.response_headers, name, value);
     return len;
@@ -500,8 +505,8 @@ void gw_proxy_shutdown_request(struct proxy_request *rq)
 }
 
 /* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
-static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
-                        int conn_local_port)
+static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
+                        int conn_primary_port, int conn_local_port)
 {
     struct proxy_request *rq = arg;
     rq->upstream_connected = 1;
@@ -569,8 +574,10 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
         break;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-        msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: "
-                                   "failed to connect (%s)", curl_err);
+        msg = gw_sprintf(r->arena,
+                         "An invalid response was received from the upstream server: "
+                         "failed to connect (%s)",
+                         curl_err);
         break;
     case CURLE_WRITE_ERROR:
         msg = "The upstream response was too large to process";
@@ -717,10 +724,10 @@ static int setup_transfer(struct proxy_request *rq)
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
     /* Neither headers nor query: they carry the credentials plugins inject. */
-    gw_debug("request_id=%s upstream %s %.*s", r->id, method,
-             (int)strcspn(r->upstream_url, "?"), r->upstream_url);
-    long first = r->read_timeout_ms < r->connect_timeout_ms ? r->read_timeout_ms
-                                                             : r->connect_timeout_ms;
+    gw_debug("request_id=%s upstream %s %.*s", r->id, method, (int)strcspn(r->upstream_url, "?"),
+             r->upstream_url);
+    long first =
+        r->read_timeout_ms < r->connect_timeout_ms ? r->read_timeout_ms : r->connect_timeout_ms;
     if (first > CLOSE_WATCH_AFTER_MS) first = CLOSE_WATCH_AFTER_MS;
     struct timeval tv = {(time_t)(first / 1000), (suseconds_t)((first % 1000) * 1000)};
     evtimer_add(rq->timer, &tv);
@@ -761,7 +768,8 @@ static void rechain_for_consumer(struct proxy_request *rq, int current_priority)
     gw_chain_resolve(rq->snap->cfg, r->route, r->service, r->consumer, r->arena, &rq->chain);
     alloc_contexts(rq);
     size_t i = 0;
-    while (i < rq->chain.n && rq->chain.v[i].inst->plugin->priority >= current_priority) i++;
+    while (i < rq->chain.n && rq->chain.v[i].inst->plugin->priority >= current_priority)
+        i++;
     rq->access_next = i;
 }
 
@@ -799,15 +807,24 @@ void gw_proxy_continue(struct proxy_request *rq)
 static const char *method_name(enum evhttp_cmd_type t)
 {
     switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
     }
     return "GET";
 }
@@ -874,7 +891,8 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
         char *colon = h[0] == '[' ? strchr(h, ']') : strrchr(h, ':');
         if (colon && h[0] == '[') colon = strchr(colon, ':');
         if (colon) *colon = '\0';
-        for (char *p = h; *p; p++) *p = (char)tolower((unsigned char)*p);
+        for (char *p = h; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
         r->host = h;
     } else {
         r->host = "";

@@ -38,21 +38,21 @@ struct proxy_request {
     /* Upstream transfer */
     CURL *easy;
     struct curl_slist *upstream_headers;
-    struct event *timer; /* read timeout; also wakes us when the client left */
+    struct event *timer;       /* read timeout; also wakes us when the client left */
     struct event *close_watch; /* EV_CLOSED on the client socket while we wait */
     uint64_t last_progress_us;
     struct evbuffer *upload; /* client body being sent, when not contiguous */
     size_t upload_off;
     struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */
     int tries;
-    unsigned headers_done : 1;   /* upstream's final header block is complete */
-    unsigned reply_started : 1;  /* status line sent to the client */
-    unsigned paused : 1;         /* transfer paused: the client is slow */
-    unsigned suspended : 1;      /* an access hook returned GW_AGAIN */
+    unsigned headers_done : 1;  /* upstream's final header block is complete */
+    unsigned reply_started : 1; /* status line sent to the client */
+    unsigned paused : 1;        /* transfer paused: the client is slow */
+    unsigned suspended : 1;     /* an access hook returned GW_AGAIN */
     unsigned client_gone : 1;
     unsigned finished : 1;
     unsigned in_multi : 1;
-    unsigned strip_length : 1;   /* a body filter may change the length */
+    unsigned strip_length : 1; /* a body filter may change the length */
     unsigned timed_out : 1;
     unsigned upstream_connected : 1;
     unsigned close_seen_by_us : 1; /* our EV_CLOSED watch, not libevent, saw it */

@@ -39,7 +39,8 @@ static int has_nul_escape(const char *s, size_t len)
     const char *end = s + len, *p = s;
     while ((p = memmem(p, (size_t)(end - p), "u0000", 5)) != NULL) {
         size_t backslashes = 0, at = (size_t)(p - s);
-        while (backslashes < at && s[at - 1 - backslashes] == '\\') backslashes++;
+        while (backslashes < at && s[at - 1 - backslashes] == '\\')
+            backslashes++;
         if (backslashes % 2 == 1) return 1;
         p += 5;
     }
@@ -64,7 +65,8 @@ cJSON *gw_request_json(struct gw_request *r, const char **err)
             }
             if (!rq->json && !rq->json_err) {
                 size_t at = end && end >= body ? (size_t)(end - body) : 0;
-                rq->json_err = gw_sprintf(r->arena, "request body is not valid JSON (near byte %zu)", at);
+                rq->json_err =
+                    gw_sprintf(r->arena, "request body is not valid JSON (near byte %zu)", at);
             }
         }
     }
@@ -107,8 +109,8 @@ static int respond_json(struct gw_request *r, int status, cJSON *obj)
 {
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
-    int rc = gw_respond(r, status, "application/json; charset=utf-8", s ? s : "{}",
-                        s ? strlen(s) : 2);
+    int rc =
+        gw_respond(r, status, "application/json; charset=utf-8", s ? s : "{}", s ? strlen(s) : 2);
     free(s);
     return rc;
 }

@@ -28,7 +28,8 @@ static void usage(FILE *out)
             "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
             "(comma-separated), SLUICE_WORKERS...).\n"
             "Plugins:");
-    for (size_t i = 0; gw_plugins[i]; i++) fprintf(out, " %s", gw_plugins[i]->name);
+    for (size_t i = 0; gw_plugins[i]; i++)
+        fprintf(out, " %s", gw_plugins[i]->name);
     fputc('\n', out);
 }
 
@@ -42,7 +43,8 @@ int gw_listen_parse(struct gw_listen *l, const char *spec)
     char *sp = strchr(buf, ' ');
     if (sp) {
         *sp++ = '\0';
-        while (*sp == ' ') sp++;
+        while (*sp == ' ')
+            sp++;
         if (strcmp(sp, "ssl") != 0) return -1;
         l->ssl = 1;
     }
@@ -111,7 +113,8 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         /* The environment form takes a comma-separated list. */
         char *copy = strdup(v), *save = NULL;
         for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            while (*tok == ' ') tok++;
+            while (*tok == ' ')
+                tok++;
             if (add_listen(s, tok) < 0) {
                 free(copy);
                 return -1;

@@ -9,7 +9,8 @@ unsigned gw_plugin_count(void)
 {
     static unsigned n;
     if (!n)
-        while (gw_plugins[n]) n++;
+        while (gw_plugins[n])
+            n++;
     return n;
 }
 

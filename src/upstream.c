@@ -33,7 +33,8 @@ static void check_done(struct gw_worker *w)
 static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
-    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(w->multi, fd, action, &running);
     check_done(w);
@@ -106,7 +107,8 @@ int gw_upstream_init(struct gw_worker *w)
 
 void gw_upstream_cleanup(struct gw_worker *w)
 {
-    for (size_t i = 0; i < w->n_easy_pool; i++) curl_easy_cleanup(w->easy_pool[i]);
+    for (size_t i = 0; i < w->n_easy_pool; i++)
+        curl_easy_cleanup(w->easy_pool[i]);
     free(w->easy_pool);
     w->easy_pool = NULL;
     w->n_easy_pool = 0;

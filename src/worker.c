@@ -26,7 +26,8 @@ extern _Thread_local int gw_log_worker;
  * connections between workers with no shared accept lock. */
 static int listen_socket(const struct gw_listen *l)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     int rc = getaddrinfo(l->host, l->port, &hints, &res);
@@ -76,7 +77,8 @@ static void conn_insert(struct gw_worker *w, struct gw_conn *c)
         free(old);
     }
     size_t i = conn_slot(w, c->evcon);
-    while (w->conns[i]) i = (i + 1) & (w->cap_conns - 1);
+    while (w->conns[i])
+        i = (i + 1) & (w->cap_conns - 1);
     w->conns[i] = c;
     w->n_conns++;
 }
@@ -85,7 +87,8 @@ static void conn_insert(struct gw_worker *w, struct gw_conn *c)
 static void conn_remove(struct gw_worker *w, struct gw_conn *c)
 {
     size_t mask = w->cap_conns - 1, i = conn_slot(w, c->evcon);
-    while (w->conns[i] != c) i = (i + 1) & mask;
+    while (w->conns[i] != c)
+        i = (i + 1) & mask;
     w->conns[i] = NULL;
     w->n_conns--;
     size_t j = i;
@@ -182,7 +185,8 @@ static void start_drain(struct gw_worker *w)
 {
     if (w->draining) return;
     w->draining = 1;
-    for (size_t i = 0; i < w->n_bound; i++) evhttp_del_accept_socket(w->http, w->bound[i]);
+    for (size_t i = 0; i < w->n_bound; i++)
+        evhttp_del_accept_socket(w->http, w->bound[i]);
     w->n_bound = 0;
     w->drain_deadline_us = gw_now_us() + (uint64_t)w->settings->drain_timeout * 1000000u;
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
@@ -241,10 +245,9 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     event_config_free(ec);
     if (!w->base) return -1;
     w->http = evhttp_new(w->base);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(
+        w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(w->http, NULL);
     evhttp_set_max_body_size(w->http, settings->max_body_size);
     evhttp_set_max_headers_size(w->http, 64 * 1024);
@@ -278,7 +281,8 @@ static void *worker_main(void *arg)
         struct proxy_request **left = calloc(w->n_conns + 1, sizeof(*left));
         for (size_t i = 0; left && i < w->cap_conns; i++)
             if (w->conns[i] && w->conns[i]->current) left[n++] = w->conns[i]->current;
-        for (size_t i = 0; i < n; i++) gw_proxy_shutdown_request(left[i]);
+        for (size_t i = 0; i < n; i++)
+            gw_proxy_shutdown_request(left[i]);
         free(left);
         struct timeval flush = {0, 300 * 1000};
         event_base_loopexit(w->base, &flush);

@@ -30,8 +30,8 @@ struct correlation_id_ctx {
 static const char *const generators[] = {"uuid", "uuid#counter", "tracker", NULL};
 
 static const struct gw_field correlation_id_fields[] = {
-    {GW_FIELD(struct correlation_id_conf, header_name, GW_F_STRING, 0, "Kong-Request-ID"),
-     .min = 1, .max = 256},
+    {GW_FIELD(struct correlation_id_conf, header_name, GW_F_STRING, 0, "Kong-Request-ID"), .min = 1,
+     .max = 256},
     {GW_FIELD(struct correlation_id_conf, generator, GW_F_ENUM, 0, "uuid#counter"),
      .choices = generators},
     {GW_FIELD(struct correlation_id_conf, echo_downstream, GW_F_BOOL, 0, "false")},
@@ -85,8 +85,7 @@ static const char *generate(struct gw_request *r, int generator)
         return gw_strdup(r->arena, buf);
     case GEN_UUID_COUNTER:
         if (!worker_uuid[0]) random_uuid(worker_uuid);
-        return gw_sprintf(r->arena, "%s#%llu", worker_uuid,
-                          (unsigned long long)++worker_counter);
+        return gw_sprintf(r->arena, "%s#%llu", worker_uuid, (unsigned long long)++worker_counter);
     default: {
         struct timeval tv;
         gettimeofday(&tv, NULL);

@@ -29,7 +29,7 @@ static int gw_test_passed, gw_test_failed;
             gw_test_passed++;                                                                      \
         } else {                                                                                   \
             gw_test_failed++;                                                                      \
-            fprintf(stderr, "%s:%d: CHECK_STR failed: %s\n  got:      %s\n  expected: %s\n",     \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s\n  got:      %s\n  expected: %s\n",       \
                     __FILE__, __LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");               \
         }                                                                                          \
     } while (0)
@@ -41,7 +41,7 @@ static int gw_test_passed, gw_test_failed;
             gw_test_passed++;                                                                      \
         } else {                                                                                   \
             gw_test_failed++;                                                                      \
-            fprintf(stderr, "%s:%d: CHECK_INT failed: %s: got %lld, expected %lld\n", __FILE__,   \
+            fprintf(stderr, "%s:%d: CHECK_INT failed: %s: got %lld, expected %lld\n", __FILE__,    \
                     __LINE__, #a, a_, b_);                                                         \
         }                                                                                          \
     } while (0)

@@ -28,7 +28,8 @@ int main(void)
 
     int *z = gw_calloc(a, 64 * sizeof(int));
     int zero = 1;
-    for (int i = 0; i < 64; i++) zero &= z[i] == 0;
+    for (int i = 0; i < 64; i++)
+        zero &= z[i] == 0;
     CHECK(zero);
 
     CHECK_STR(gw_strdup(a, "hello"), "hello");

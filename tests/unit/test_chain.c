@@ -14,7 +14,8 @@ static struct gw_config *load(const char *yaml)
 {
     struct gw_errlist errs = {0};
     struct gw_config *cfg = gw_config_load_string("test.yml", yaml, strlen(yaml), &errs);
-    for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.v[i]);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.v[i]);
     gw_errlist_free(&errs);
     return cfg;
 }
@@ -36,45 +37,44 @@ static const char *correlation_header(const struct gw_chain *c)
     return NULL;
 }
 
-static const char *scoping_yaml =
-    "_format_version: \"3.0\"\n"
-    "services:\n"
-    "- name: s1\n"
-    "  url: http://127.0.0.1:1\n"
-    "  plugins:\n"
-    "  - name: correlation-id\n"
-    "    config: {header_name: from-service}\n"
-    "  routes:\n"
-    "  - name: r-route-scope\n"
-    "    paths: [/a]\n"
-    "    plugins:\n"
-    "    - name: correlation-id\n"
-    "      config: {header_name: from-route}\n"
-    "  - name: r-service-scope\n"
-    "    paths: [/b]\n"
-    "  - name: r-disabled\n"
-    "    paths: [/c]\n"
-    "    plugins:\n"
-    "    - name: correlation-id\n"
-    "      enabled: false\n"
-    "      config: {header_name: disabled}\n"
-    "- name: s2\n"
-    "  url: http://127.0.0.1:2\n"
-    "  routes:\n"
-    "  - name: r-global-scope\n"
-    "    paths: [/d]\n"
-    "consumers:\n"
-    "- username: alice\n"
-    "  plugins:\n"
-    "  - name: correlation-id\n"
-    "    config: {header_name: from-consumer}\n"
-    "plugins:\n"
-    "- name: correlation-id\n"
-    "  config: {header_name: from-global}\n"
-    "- name: correlation-id\n"
-    "  route: r-route-scope\n"
-    "  consumer: alice\n"
-    "  config: {header_name: from-consumer-route}\n";
+static const char *scoping_yaml = "_format_version: \"3.0\"\n"
+                                  "services:\n"
+                                  "- name: s1\n"
+                                  "  url: http://127.0.0.1:1\n"
+                                  "  plugins:\n"
+                                  "  - name: correlation-id\n"
+                                  "    config: {header_name: from-service}\n"
+                                  "  routes:\n"
+                                  "  - name: r-route-scope\n"
+                                  "    paths: [/a]\n"
+                                  "    plugins:\n"
+                                  "    - name: correlation-id\n"
+                                  "      config: {header_name: from-route}\n"
+                                  "  - name: r-service-scope\n"
+                                  "    paths: [/b]\n"
+                                  "  - name: r-disabled\n"
+                                  "    paths: [/c]\n"
+                                  "    plugins:\n"
+                                  "    - name: correlation-id\n"
+                                  "      enabled: false\n"
+                                  "      config: {header_name: disabled}\n"
+                                  "- name: s2\n"
+                                  "  url: http://127.0.0.1:2\n"
+                                  "  routes:\n"
+                                  "  - name: r-global-scope\n"
+                                  "    paths: [/d]\n"
+                                  "consumers:\n"
+                                  "- username: alice\n"
+                                  "  plugins:\n"
+                                  "  - name: correlation-id\n"
+                                  "    config: {header_name: from-consumer}\n"
+                                  "plugins:\n"
+                                  "- name: correlation-id\n"
+                                  "  config: {header_name: from-global}\n"
+                                  "- name: correlation-id\n"
+                                  "  route: r-route-scope\n"
+                                  "  consumer: alice\n"
+                                  "  config: {header_name: from-consumer-route}\n";
 
 static void test_scoping(void)
 {
@@ -144,7 +144,8 @@ static void test_ordering(void)
     static const char *const expected[] = {"correlation-id", "ai-prompt-template",
                                            "ai-prompt-decorator", "ai-prompt-guard"};
     CHECK_INT(c->n, 4);
-    for (size_t i = 0; i < c->n && i < 4; i++) CHECK_STR(c->v[i].inst->plugin->name, expected[i]);
+    for (size_t i = 0; i < c->n && i < 4; i++)
+        CHECK_STR(c->v[i].inst->plugin->name, expected[i]);
     for (size_t i = 1; i < c->n; i++)
         CHECK(c->v[i - 1].inst->plugin->priority > c->v[i].inst->plugin->priority);
     gw_snapshot_unref(snap);

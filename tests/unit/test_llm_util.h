@@ -37,7 +37,8 @@ static inline const char *fixture_root(void)
 static inline char *fixture_text(const char *rel, size_t *len)
 {
     char path[PATH_MAX + 256];
-    if (snprintf(path, sizeof(path), "%s/%s", fixture_root(), rel) >= (int)sizeof(path)) return NULL;
+    if (snprintf(path, sizeof(path), "%s/%s", fixture_root(), rel) >= (int)sizeof(path))
+        return NULL;
     char *s = gw_test_read_file(path, len);
     if (!s) fprintf(stderr, "missing fixture %s\n", path);
     return s;
