@@ -80,6 +80,7 @@ struct gw_llm_call {
     const char *chunk_id;
     long created;
     int role_sent, finish_sent, done_sent, errored;
+    int content_sent;          /* llama2 raw: a non-blank text delta went out */
     int n_tool_calls;          /* OpenAI tool_calls[].index handed out so far */
     int block_tool[64];        /* anthropic content block index -> tool index + 1 */
     const char *finish_reason; /* pending, mapped */

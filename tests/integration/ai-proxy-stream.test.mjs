@@ -118,19 +118,50 @@ const CANNED = {
     'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
     'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error"}}\n\n',
   ],
+  // Hugging Face TGI (llama2_format raw): one event per token, `data:`
+  // without a space, a frame split mid-JSON across writes, a special </s>
+  // token, details on the last event.
+  '/tgi-stream': [
+    'data:{"index":1,"token":{"id":22557,"text":" Hel',
+    'lo","logprob":-0.1,"special":false},"generated_text":null,"details":null}\n\ndata:{"index":2,"token":{"id":736,"text":" there","logprob":-0.2,"special":false},"generated_text":null,"details":null}\r\n',
+    '\r\ndata:{"index":3,"token":{"id":2,"text":"</s>","logprob":-0.01,"special":true},"generated_text":"Hello there","details":{"finish_reason":"eos_token","generated_tokens":3,"seed":null,"input_length":7}}\n\n',
+  ],
+  '/tgi-length': [
+    'data:{"index":1,"token":{"id":1,"text":"Once","special":false},"generated_text":null,"details":null}\n\n',
+    'data:{"index":2,"token":{"id":2,"text":" upon","special":false},"generated_text":"Once upon","details":{"finish_reason":"length","generated_tokens":2,"input_length":5}}\n\n',
+  ],
+  '/tgi-error': [
+    'data:{"index":1,"token":{"id":1,"text":"Par","special":false},"generated_text":null,"details":null}\n\n',
+    'data:{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n',
+  ],
   '/openai-json': { id: 'cmpl-json1', object: 'chat.completion', created: 1700000000, model: 'local-model',
     choices: [{ index: 0, message: { role: 'assistant', content: 'whole reply', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }],
     usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } },
 };
 
+// Pause between the writes of a canned stream, per path (default none).
+const CANNED_GAP_MS = { '/tgi-stream': 150 };
+
+// The canned server; `received` keeps every request body (parsed) by path.
 function startCannedSse() {
+  const received = [];
   const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', async () => {
+      const raw = Buffer.concat(parts).toString('utf8');
+      let body = null;
+      try {
+        body = JSON.parse(raw);
+      } catch { /* recorded as null */ }
+      received.push({ url: req.url, body, headers: req.headers });
       const r = CANNED[req.url];
       if (Array.isArray(r)) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        for (const f of r) res.write(f);
+        for (const [i, f] of r.entries()) {
+          if (i > 0 && CANNED_GAP_MS[req.url]) await new Promise((ok) => setTimeout(ok, CANNED_GAP_MS[req.url]));
+          res.write(f);
+        }
         res.end();
       } else {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -140,6 +171,7 @@ function startCannedSse() {
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
     url: `http://127.0.0.1:${server.address().port}`,
+    received,
     close: () => new Promise((r) => {
       server.close(() => r());
       server.closeAllConnections();
@@ -175,6 +207,14 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
     for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {
       routes.push(aiRoute(`canned${p}`, `/canned${p}`, chat(prov, 'canned-model', { upstream_url: `${C}${p}` })));
     }
+    const raw = (name, route_type, p, extra = {}) => aiRoute(name, `/canned${p}${route_type.endsWith('completions') ? '-gen' : ''}`,
+      { route_type, model: { provider: 'llama2', name: 'llama-2-7b-chat', options: { upstream_url: `${C}${p}`, llama2_format: 'raw' } }, ...extra });
+    routes.push(
+      raw('tgi', 'llm/v1/chat', '/tgi-stream', { ...stats, auth: { header_name: 'Authorization', header_value: 'Bearer hf-tgi-key' } }),
+      raw('tgi-gen', 'llm/v1/completions', '/tgi-length'),
+      raw('tgi-length', 'llm/v1/chat', '/tgi-length'),
+      raw('tgi-error', 'llm/v1/chat', '/tgi-error'),
+    );
     const slow = [
       aiRoute('slow-openai', '/slow-openai', chat('openai', 'gpt-4o', { upstream_url: `${F}/v1/chat/completions` })),
       aiRoute('slow-anthropic', '/slow-anthropic', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` })),
@@ -355,6 +395,66 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       assert.ok(json.every((c) => c.object === 'text_completion'), res.text);
       assert.equal(json.map((c) => c.choices[0]?.text ?? '').join(''), 'echo: g h');
       assert.equal(json.filter((c) => c.choices[0]?.finish_reason).length, 1);
+    });
+  });
+
+  describe('llama2 raw (TGI token events) → OpenAI chunks', () => {
+    test('chat: what TGI received, role chunk, deltas as they come, finish, usage chunk, [DONE]', async () => {
+      const mark = sl.logMark();
+      const from = canned.received.length;
+      const res = await postStream(port, '/canned/tgi-stream', { stream: true, stream_options: { include_usage: true }, messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Say hello' }] });
+      const s = assembleChat(res, { model: 'llama-2-7b-chat', usage: true });
+      assert.equal(s.content, 'Hello there', 'leading blank dropped, special token not text');
+      assert.equal(s.finish, 'stop', 'eos_token → stop');
+      assert.deepEqual(s.usage, { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 });
+      // role, "Hello", " there", finish, usage
+      assert.equal(s.chunks.length, 5);
+      // What the provider got: Llama 2's template, a stream with details, the key.
+      const got = canned.received.slice(from).find((x) => x.url === '/tgi-stream');
+      assert.ok(got, 'the TGI server was called');
+      assert.equal(got.body.inputs, '<s>[INST] <<SYS>>\nBe kind.\n<</SYS>>\n\nSay hello [/INST]');
+      assert.equal(got.body.stream, true);
+      assert.equal(got.body.parameters.stream, true);
+      assert.equal(got.body.parameters.details, true);
+      assert.equal(got.headers.authorization, 'Bearer hf-tgi-key');
+      // Forwarded as they came: "Hello" left before the provider's last write.
+      const helloAt = res.chunks.find((c) => c.text.includes('"Hello"'))?.t;
+      const doneAt = res.chunks.find((c) => c.text.includes('[DONE]'))?.t;
+      assert.ok(helloAt !== undefined && doneAt !== undefined);
+      assert.ok(doneAt - helloAt >= 100, `first delta at ${helloAt} ms, [DONE] at ${doneAt} ms`);
+      const { fields: f } = await accessLog(sl, requestIdOf(res), { from: mark });
+      assert.equal(f['ai.provider'], 'llama2');
+      assert.equal(Number(f['ai.prompt_tokens']), 7);
+      assert.equal(Number(f['ai.completion_tokens']), 3);
+    });
+
+    test('without include_usage: no usage chunk; details finish_reason length → length', async () => {
+      const res = await postStream(port, '/canned/tgi-length', { stream: true, messages: userMsg('tell a story') });
+      const s = assembleChat(res, { usage: false });
+      assert.equal(s.content, 'Once upon');
+      assert.equal(s.finish, 'length');
+    });
+
+    test('completions: text_completion chunks', async () => {
+      const res = await postStream(port, '/canned/tgi-length-gen', { stream: true, prompt: 'tell a story' });
+      assert.equal(res.status, 200, res.text);
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.ok(json.every((c) => c.object === 'text_completion'), JSON.stringify(json));
+      assert.equal(json.map((c) => c.choices[0]?.text ?? '').join(''), 'Once upon');
+      assert.equal(json.at(-1).choices[0].finish_reason, 'length');
+      const got = canned.received.findLast((x) => x.url === '/tgi-length' && x.body?.inputs?.includes('tell a story'));
+      assert.equal(got.body.inputs, '<s>[INST] tell a story [/INST]');
+    });
+
+    test('an error event mid-stream → the text so far, an error chunk, [DONE]', async () => {
+      const res = await postStream(port, '/canned/tgi-error', { stream: true, messages: userMsg('x') });
+      assert.equal(res.status, 200);
+      assert.equal(res.end, 'end');
+      const { json, lastIsDone } = streamChunks(res.events);
+      assert.ok(lastIsDone);
+      assert.equal(json[1].choices[0].delta.content, 'Par');
+      assertStreamError(res, /CUDA out of memory/);
     });
   });
 

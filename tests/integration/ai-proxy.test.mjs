@@ -649,6 +649,24 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       assert.equal((await receivedWith(fake, m)).json.inputs, `<s>[INST] what ${m} [/INST]`);
     });
 
+    test('raw: a stream request answered with one JSON reply → the reply as an OpenAI stream', async () => {
+      // The shared fake answers raw requests with JSON whatever `stream` says
+      // (as a /generate endpoint does); TGI streams are in ai-proxy-stream.
+      const m = marker('ls');
+      const r = await postJson(port, '/llama-raw', { stream: true, messages: userMsg(`streamed ${m}`) });
+      assert.equal(r.status, 200, r.text);
+      assert.match(String(r.headers['content-type']), /text\/event-stream/);
+      const events = r.text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+      assert.equal(events.at(-1), '[DONE]');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+      assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'llama-2-7b-chat'));
+      assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), `echo: streamed ${m}`);
+      assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
+      const rec = await receivedWith(fake, m);
+      assert.equal(rec.json.stream, true, 'stream asked of the provider');
+      assert.equal(rec.json.parameters.details, true);
+    });
+
     test('raw: error {"error": "..."} keeps its status', async () => {
       const r = await postJson(port, '/llama-raw', { messages: userMsg('x') }, { headers: { 'x-fake-status': '422' } });
       assertOpenaiError(r, 422, { message: 'fake llama2 error 422' });
@@ -747,7 +765,6 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       ['missing input', '/openai-embeddings', { model: 'text-embedding-3-small' }, /input/],
       ['model contradicting the configured one', '/openai', { model: 'gpt-3.5-turbo', messages: userMsg('x') }, /gpt-4o/],
       ['stream on a response_streaming deny route', '/deny', { model: 'gpt-4o', stream: true, messages: userMsg('x') }, /stream/],
-      ['stream on llama2 raw', '/llama-raw', { stream: true, messages: userMsg('x') }, /stream/],
       ['image URL on an Ollama route', '/mistral-ollama', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }, /image/],
     ];
     for (const [name, path, body, re] of cases) {

@@ -474,6 +474,210 @@ static void test_reply_to_chunks(void)
     gw_arena_free(a);
 }
 
+/* A TGI stream as text-generation-inference sends it (`data:` without a
+ * space, one event per token, a special </s> token, details on the last
+ * event), split at every byte and at every two-piece cut. */
+static const char tgi_stream[] =
+    "data:{\"index\":1,\"token\":{\"id\":22557,\"text\":\" Hello\",\"logprob\":-0.1,"
+    "\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
+    "data:{\"index\":2,\"token\":{\"id\":28808,\"text\":\", wor\",\"logprob\":-0.2,"
+    "\"special\":false},\"generated_text\":null,\"details\":null}\r\n\r\n"
+    "data:{\"index\":3,\"token\":{\"id\":1526,\"text\":\"ld\\n\",\"logprob\":-0.3,"
+    "\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
+    "data:{\"index\":4,\"token\":{\"id\":2,\"text\":\"</s>\",\"logprob\":-0.01,"
+    "\"special\":true},\"generated_text\":\"Hello, world\\n\",\"details\":{\"finish_reason\":"
+    "\"eos_token\",\"generated_tokens\":4,\"seed\":null,\"input_length\":12}}\n\n";
+
+/* Runs a llama2 raw stream with a fixed id and time, so that outputs of
+ * different splits compare byte for byte. Returns the output (malloc). */
+static char *raw_stream_run(enum gw_llm_route route, int include_usage, const char *body,
+                            size_t len, size_t cut, size_t step, int *rc, struct gw_llm_usage *u)
+{
+    struct gw_llm_options o = {0};
+    o.llama2_format = GW_LLM_FMT_RAW;
+    o.upstream_url = "http://tgi/generate_stream";
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("llama2"), route, &o, "llama-2-7b-chat");
+    c.stream = 1;
+    c.include_usage = include_usage;
+    c.created = 1700000000;
+    c.chunk_id = "chatcmpl-fixed";
+    c.sent_prompt = "<s>[INST] hi [/INST]";
+    struct evbuffer *out = evbuffer_new();
+    if (cut) {
+        /* Two pieces: the parser state carries over between the feeds. */
+        struct gw_sse_parser p;
+        gw_sse_init(&p, a, 0);
+        struct stream_ctx sc = {&c, out};
+        if (gw_sse_feed(&p, body, cut, stream_cb, &sc) == 0)
+            gw_sse_feed(&p, body + cut, len - cut, stream_cb, &sc);
+        gw_sse_finish(&p, stream_cb, &sc);
+        *rc = gw_llm_stream_end(&c, out);
+    } else {
+        *rc = run_stream(&c, 0, body, len, step, out);
+    }
+    if (u) *u = c.usage;
+    size_t n = evbuffer_get_length(out);
+    char *s = strndup((char *)evbuffer_pullup(out, (ssize_t)n), n);
+    evbuffer_free(out);
+    gw_arena_free(a);
+    return s;
+}
+
+static void test_llama2_raw_stream(void)
+{
+    size_t len = strlen(tgi_stream);
+    for (int include_usage = 0; include_usage <= 1; include_usage++) {
+        int rc;
+        struct gw_llm_usage u;
+        char *ref = raw_stream_run(GW_LLM_CHAT, include_usage, tgi_stream, len, 0, 0, &rc, &u);
+        CHECK_INT(rc, 0);
+        struct gw_arena *a = gw_arena_new(0);
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, ref, strlen(ref));
+        struct collected ev = {0};
+        collect_sse(a, b, &ev);
+        struct assembled r;
+        assemble(&ev, &r);
+        CHECK(r.role_first);
+        CHECK(r.done_last);
+        CHECK(r.ids_consistent);
+        /* Leading blank dropped, special token not text, newline kept. */
+        CHECK_STR(r.content, "Hello, world\n");
+        CHECK_STR(r.finish, "stop");
+        /* role, 3 deltas, finish (+ usage). */
+        CHECK_INT(r.chunks, include_usage ? 6 : 5);
+        CHECK_INT(r.usage_chunks, include_usage ? 1 : 0);
+        if (include_usage) {
+            CHECK_INT(r.prompt, 12);
+            CHECK_INT(r.completion, 4);
+            CHECK_INT(r.total, 16);
+        }
+        CHECK_INT(u.prompt, 12);
+        CHECK_INT(u.completion, 4);
+        CHECK_INT(u.total, 16);
+        collected_free(&ev);
+        evbuffer_free(b);
+        gw_arena_free(a);
+
+        /* Every step size and every two-piece cut give the same bytes. */
+        int same = 1;
+        for (size_t step = 1; step <= len; step++) {
+            char *s =
+                raw_stream_run(GW_LLM_CHAT, include_usage, tgi_stream, len, 0, step, &rc, NULL);
+            if (rc != 0 || strcmp(s, ref) != 0) {
+                if (same) fprintf(stderr, "raw stream step %zu differs:\n%s\n", step, s);
+                same = 0;
+            }
+            free(s);
+        }
+        for (size_t cut = 1; cut < len; cut++) {
+            char *s =
+                raw_stream_run(GW_LLM_CHAT, include_usage, tgi_stream, len, cut, 0, &rc, NULL);
+            if (rc != 0 || strcmp(s, ref) != 0) {
+                if (same) fprintf(stderr, "raw stream cut %zu differs:\n%s\n", cut, s);
+                same = 0;
+            }
+            free(s);
+        }
+        CHECK(same);
+        free(ref);
+    }
+
+    /* Completions: text_completion chunks with choices[].text; finish
+     * "length" from details; without details the token events are counted. */
+    const char *gen =
+        "data: "
+        "{\"token\":{\"id\":1,\"text\":\"One\",\"special\":false},\"generated_text\":null}\n\n"
+        "data: {\"token\":{\"id\":2,\"text\":\" two\",\"special\":false},"
+        "\"generated_text\":\"One two\",\"details\":{\"finish_reason\":\"length\","
+        "\"generated_tokens\":2}}\n\n";
+    int rc;
+    struct gw_llm_usage u;
+    char *s = raw_stream_run(GW_LLM_COMPLETIONS, 1, gen, strlen(gen), 0, 1, &rc, &u);
+    CHECK_INT(rc, 0);
+    struct gw_arena *a = gw_arena_new(0);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    struct collected ev = {0};
+    collect_sse(a, b, &ev);
+    char text[64] = "", finish[16] = "";
+    int objects_ok = 1, usage_seen = 0;
+    for (size_t i = 0; i + 1 < ev.n; i++) {
+        cJSON *j = cJSON_Parse(ev.v[i]);
+        const char *obj = gw_json_str(j, "object");
+        if (!obj || strcmp(obj, "text_completion") != 0) objects_ok = 0;
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        const char *t = gw_json_str(ch, "text");
+        if (t) strncat(text, t, sizeof(text) - strlen(text) - 1);
+        const char *fr = gw_json_str(ch, "finish_reason");
+        if (fr) snprintf(finish, sizeof(finish), "%s", fr);
+        double v;
+        if (gw_json_num(cJSON_GetObjectItem(j, "usage"), "completion_tokens", &v) && v == 2)
+            usage_seen = 1;
+        cJSON_Delete(j);
+    }
+    CHECK(objects_ok);
+    CHECK_STR(text, "One two");
+    CHECK_STR(finish, "length");
+    CHECK(usage_seen);
+    CHECK(ev.n > 0 && strcmp(ev.v[ev.n - 1], "[DONE]") == 0);
+    collected_free(&ev);
+    free(s);
+
+    const char *nodetails =
+        "data: {\"token\":{\"text\":\"a\"},\"generated_text\":null}\n\n"
+        "data: {\"token\":{\"text\":\"b\"},\"generated_text\":null}\n\n"
+        "data: {\"token\":{\"text\":\"c\"},\"generated_text\":\"abc\",\"details\":null}\n\n";
+    free(raw_stream_run(GW_LLM_CHAT, 0, nodetails, strlen(nodetails), 0, 0, &rc, &u));
+    CHECK_INT(rc, 0);
+    CHECK_INT(u.completion, 3);
+    CHECK_INT(u.prompt, 0);
+    CHECK_INT(u.total, 3);
+
+    /* A server sending only the final text: the echoed prompt is dropped. */
+    const char *whole = "data: {\"generated_text\":\"<s>[INST] hi [/INST] Whole answer.\"}\n\n";
+    s = raw_stream_run(GW_LLM_CHAT, 0, whole, strlen(whole), 0, 0, &rc, NULL);
+    CHECK_INT(rc, 0);
+    evbuffer_drain(b, evbuffer_get_length(b));
+    evbuffer_add(b, s, strlen(s));
+    collect_sse(a, b, &ev);
+    struct assembled r;
+    assemble(&ev, &r);
+    CHECK_STR(r.content, "Whole answer.");
+    CHECK_STR(r.finish, "stop");
+    CHECK(r.done_last);
+    collected_free(&ev);
+    free(s);
+
+    /* TGI's error event mid-stream; a stream cut before its last event;
+     * a frame that is not JSON. Each ends in an error event and [DONE]. */
+    const char *bad[][2] = {
+        {"data: {\"token\":{\"text\":\"x\"},\"generated_text\":null}\n\n"
+         "data: {\"error\":\"Request failed during generation: out of memory\","
+         "\"error_type\":\"generation\"}\n\n",
+         "out of memory"},
+        {"data: {\"token\":{\"text\":\"x\"},\"generated_text\":null}\n\n", "ended before"},
+        {"data: {\"token\":{\"text\":\"x\"},\"generated_text\":null}\n\ndata: <html>\n\n",
+         "not JSON"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s = raw_stream_run(GW_LLM_CHAT, 0, bad[i][0], strlen(bad[i][0]), 0, 0, &rc, NULL);
+        CHECK_INT(rc, -1);
+        evbuffer_drain(b, evbuffer_get_length(b));
+        evbuffer_add(b, s, strlen(s));
+        collect_sse(a, b, &ev);
+        CHECK(ev.n >= 2 && strstr(ev.v[ev.n - 2], "\"error\"") != NULL &&
+              strstr(ev.v[ev.n - 2], bad[i][1]) != NULL);
+        CHECK(ev.n >= 1 && strcmp(ev.v[ev.n - 1], "[DONE]") == 0);
+        collected_free(&ev);
+        free(s);
+    }
+    evbuffer_free(b);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_sse_parser();
@@ -482,5 +686,6 @@ int main(void)
     test_openai_passthrough();
     test_ollama_stream();
     test_reply_to_chunks();
+    test_llama2_raw_stream();
     return gw_test_done("test_llm_stream");
 }

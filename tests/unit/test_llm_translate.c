@@ -718,6 +718,52 @@ static void test_preserve(void)
     gw_arena_free(a);
 }
 
+/* llama2 raw with stream: the request asks TGI for a stream (top-level
+ * "stream", parameters.details for finish_reason and token counts); a
+ * TGI /generate reply's details give finish_reason and usage. */
+static void test_llama2_raw_stream_request(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_upstream up;
+    struct gw_llm_options o = {0};
+    o.llama2_format = GW_LLM_FMT_RAW;
+    o.upstream_url = "http://tgi/";
+    cJSON *body = cJSON_Parse("{\"stream\":true,\"max_tokens\":9,\"messages\":[{\"role\":"
+                              "\"user\",\"content\":\"hi\"}]}");
+    cJSON *got = build("llama2", GW_LLM_CHAT, &o, "llama2", body, &up, a);
+    CHECK(got != NULL);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(got, "stream")));
+    cJSON *params = cJSON_GetObjectItem(got, "parameters");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(params, "stream")));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(params, "details")));
+    double v = 0;
+    CHECK(gw_json_num(params, "max_new_tokens", &v) && v == 9);
+    CHECK_STR(gw_json_str(got, "inputs"), "<s>[INST] hi [/INST]");
+    CHECK_INT(up.ndjson, 0);
+    cJSON_Delete(got);
+    cJSON_DeleteItemFromObject(body, "stream");
+    got = build("llama2", GW_LLM_CHAT, &o, "llama2", body, &up, a);
+    CHECK(got && !cJSON_GetObjectItem(got, "stream"));
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(got, "parameters"), "stream")));
+    CHECK(!cJSON_GetObjectItem(cJSON_GetObjectItem(got, "parameters"), "details"));
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("llama2"), GW_LLM_CHAT, &o, "llama2");
+    const char *reply = "[{\"generated_text\":\" Cut short\",\"details\":{\"finish_reason\":"
+                        "\"length\",\"generated_tokens\":2,\"seed\":null}}]";
+    const char *err = NULL;
+    cJSON *out = c.provider->parse_response(&c, 200, reply, strlen(reply), &err);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "choices"), 0);
+    CHECK_STR(gw_json_str(cJSON_GetObjectItem(ch, "message"), "content"), "Cut short");
+    CHECK_STR(gw_json_str(ch, "finish_reason"), "length");
+    CHECK(gw_json_num(cJSON_GetObjectItem(out, "usage"), "completion_tokens", &v) && v == 2);
+    CHECK_INT(c.usage.completion, 2);
+    cJSON_Delete(out);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_requests();
@@ -729,5 +775,6 @@ int main(void)
     test_garbage();
     test_validate();
     test_preserve();
+    test_llama2_raw_stream_request();
     return gw_test_done("test_llm_translate");
 }

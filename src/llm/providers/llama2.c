@@ -111,10 +111,6 @@ static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_ups
         up->body = gw_json_print(c->arena, body, &up->body_len);
         return 0;
     }
-    if (c->stream) {
-        *err = "streaming is not supported with llama2_format raw";
-        return -1;
-    }
     const char *prompt;
     if (c->route == GW_LLM_CHAT) {
         prompt = raw_chat_prompt(c, cJSON_GetObjectItemCaseSensitive(body, "messages"), err);
@@ -146,7 +142,14 @@ static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_ups
         cJSON_AddNumberToObject(params, "top_p", o->top_p.v);
     else if (gw_json_num(body, "top_p", &v))
         cJSON_AddNumberToObject(params, "top_p", v);
-    cJSON_AddFalseToObject(params, "stream");
+    cJSON_AddBoolToObject(params, "stream", c->stream);
+    if (c->stream) {
+        /* TGI streams on /generate_stream, or on `/` with a top-level
+         * "stream": true; details puts finish_reason and token counts in
+         * the last event. */
+        cJSON_AddTrueToObject(params, "details");
+        cJSON_AddTrueToObject(req, "stream");
+    }
     up->body = gw_json_print(c->arena, req, &up->body_len);
     cJSON_Delete(req);
     return 0;
@@ -200,6 +203,18 @@ static cJSON *raw_parse(struct gw_llm_call *c, int status, const char *body, siz
         return NULL;
     }
     text = strip_prompt(c, text);
+    /* TGI's details (when the request or server asked for them) and the
+     * `usage` object some raw servers add, as Kong reads it. */
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(item, "details");
+    const char *finish = gw_llm_finish_reason(gw_json_str(details, "finish_reason"));
+    gw_llm_usage_from_openai(
+        c, cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(j) ? j : item, "usage"));
+    double gen;
+    if (!c->usage.present && gw_json_num(details, "generated_tokens", &gen)) {
+        c->usage.present = 1;
+        c->usage.completion = (long)gen;
+        c->usage.total = c->usage.prompt + c->usage.completion;
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", gw_llm_new_id(c->arena, "chatcmpl-"));
     cJSON_AddStringToObject(out, "object",
@@ -217,7 +232,8 @@ static cJSON *raw_parse(struct gw_llm_call *c, int status, const char *body, siz
     } else {
         cJSON_AddStringToObject(ch, "text", text);
     }
-    cJSON_AddStringToObject(ch, "finish_reason", "stop");
+    cJSON_AddStringToObject(ch, "finish_reason", finish);
+    if (c->usage.present) cJSON_AddItemToObject(out, "usage", gw_llm_usage_json(c));
     cJSON_Delete(j);
     return out;
 }
@@ -235,12 +251,92 @@ static cJSON *llama2_parse(struct gw_llm_call *c, int status, const char *body, 
     }
 }
 
+/* One piece of generated text as a content delta (chat) or a text chunk
+ * (completions). The answer's leading blanks are dropped, as the buffered
+ * reply drops them after the prompt. */
+static void raw_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
+{
+    if (!c->content_sent)
+        while (*text == ' ' || *text == '\n' || *text == '\r' || *text == '\t')
+            text++;
+    if (!*text) return;
+    c->content_sent = 1;
+    cJSON *delta, *choice;
+    cJSON *ch = gw_llm_chunk_new(c, &delta, &choice);
+    if (c->route == GW_LLM_COMPLETIONS)
+        cJSON_AddStringToObject(choice, "text", text);
+    else
+        cJSON_AddStringToObject(delta, "content", text);
+    gw_llm_emit_json(out, ch);
+    cJSON_Delete(ch);
+}
+
+/* TGI's stream: one event per generated token,
+ * {"token":{"id","text","logprob","special"},"generated_text":null,...};
+ * the last one also carries generated_text and, when details were asked,
+ * details {finish_reason length|eos_token|stop_sequence, generated_tokens,
+ * input_length}. Errors are {"error","error_type"}. Special tokens (</s>)
+ * are not text. A server that sends only the final generated_text is
+ * answered with that text, its echoed prompt stripped. */
+static int raw_stream_frame(struct gw_llm_call *c, const char *data, size_t len,
+                            struct evbuffer *out)
+{
+    if (c->done_sent) return 0;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        gw_llm_emit_finish(c, out, "stop");
+        gw_llm_emit_tail(c, out);
+        return 0;
+    }
+    cJSON *j = gw_json_parse(data, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        gw_llm_emit_error(c, out, "upstream sent a stream event that is not JSON");
+        return -1;
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (e && !cJSON_IsNull(e)) {
+        const char *msg = cJSON_IsString(e) ? e->valuestring : gw_json_str(e, "message");
+        gw_llm_emit_error(c, out, msg ? msg : "upstream reported an error");
+        cJSON_Delete(j);
+        return -1;
+    }
+    gw_llm_emit_role(c, out);
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
+    if (cJSON_IsObject(tok)) {
+        c->usage.present = 1;
+        c->usage.completion++; /* one event per token, until details say */
+        const char *text = gw_json_str(tok, "text");
+        if (text && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tok, "special")))
+            raw_emit_text(c, out, text);
+    }
+    const char *gen = gw_json_str(j, "generated_text");
+    if (gen) {
+        if (!cJSON_IsObject(tok) && c->usage.completion == 0)
+            raw_emit_text(c, out, strip_prompt(c, gen));
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "details");
+        double v;
+        if (gw_json_num(d, "generated_tokens", &v)) c->usage.completion = (long)v;
+        if (gw_json_num(d, "input_length", &v)) c->usage.prompt = (long)v;
+        c->usage.present = 1;
+        gw_llm_emit_finish(c, out, gw_llm_finish_reason(gw_json_str(d, "finish_reason")));
+    }
+    c->usage.total = c->usage.prompt + c->usage.completion;
+    if (gen) gw_llm_emit_tail(c, out);
+    cJSON_Delete(j);
+    return 0;
+}
+
 static int llama2_stream(struct gw_llm_call *c, const char *event, const char *data, size_t len,
                          struct evbuffer *out)
 {
-    if (c->opt->llama2_format == GW_LLM_FMT_OLLAMA)
+    switch (c->opt->llama2_format) {
+    case GW_LLM_FMT_OLLAMA:
         return gw_llm_ollama_stream_frame(c, event, data, len, out);
-    return gw_llm_openai_stream_frame(c, event, data, len, out);
+    case GW_LLM_FMT_RAW:
+        return raw_stream_frame(c, data, len, out);
+    default:
+        return gw_llm_openai_stream_frame(c, event, data, len, out);
+    }
 }
 
 const struct gw_llm_provider gw_llm_llama2 = {
