@@ -105,6 +105,10 @@ struct gw_request {
  * plugin. NULL when the body is not valid JSON (*err then says why, in the
  * arena). The tree belongs to the request. */
 cJSON *gw_request_json(struct gw_request *r, const char **err);
+/* The JSON body of an OpenAI-shaped request for the prompt plugins, or
+ * NULL after answering 400 (*rc = GW_DONE): a body over max_size bytes, or
+ * one that is not JSON, with Kong's messages. */
+cJSON *gw_request_prompt_json(struct gw_request *r, long max_size, int *rc);
 /* A plugin that changed the tree says so; the core serialises it once. */
 void gw_request_json_changed(struct gw_request *r);
 /* Replaces the tree (the old one is freed with the request). */

@@ -74,6 +74,20 @@ cJSON *gw_request_json(struct gw_request *r, const char **err)
     return rq->json;
 }
 
+cJSON *gw_request_prompt_json(struct gw_request *r, long max_size, int *rc)
+{
+    if (evbuffer_get_length(r->body) > (size_t)max_size) {
+        *rc = gw_respond_openai_error(r, 400, "invalid_request_error",
+                                      "request body is larger than the %ld bytes allowed", max_size);
+        return NULL;
+    }
+    cJSON *body = gw_request_json(r, NULL);
+    if (!body)
+        *rc = gw_respond_openai_error(r, 400, "invalid_request_error",
+                                      "this LLM route only supports application/json requests");
+    return body;
+}
+
 void gw_request_json_changed(struct gw_request *r)
 {
     proxy_of(r)->json_dirty = 1;

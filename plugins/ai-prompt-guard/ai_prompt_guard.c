@@ -95,17 +95,9 @@ static const struct gw_schema prompt_guard_schema = {
 static int prompt_guard_access(struct gw_request *r, const void *conf_, void *ctx)
 {
     const struct prompt_guard_conf *conf = conf_;
-    size_t len;
-    const char *err;
-    gw_request_body(r, &len);
-    if (len > (size_t)conf->max_request_body_size)
-        return gw_respond_openai_error(r, 400, "invalid_request_error",
-                                       "request body is larger than the %ld bytes allowed",
-                                       conf->max_request_body_size);
-    cJSON *body = gw_request_json(r, &err);
-    if (!body)
-        return gw_respond_openai_error(r, 400, "invalid_request_error",
-                                       "this LLM route only supports application/json requests");
+    int rc;
+    cJSON *body = gw_request_prompt_json(r, conf->max_request_body_size, &rc);
+    if (!body) return rc;
 
     struct prompt_guard_verdict v;
     switch (prompt_guard_check(conf, body, &v)) {

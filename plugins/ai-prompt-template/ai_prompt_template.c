@@ -71,14 +71,9 @@ static int prompt_template_access(struct gw_request *r, const void *conf_, void 
                                        ? len
                                        : (size_t)conf->max_request_body_size),
                              raw ? raw : "");
-    if (len > (size_t)conf->max_request_body_size)
-        return gw_respond_openai_error(r, 400, "invalid_request_error",
-                                       "request body is larger than the %ld bytes allowed",
-                                       conf->max_request_body_size);
-    cJSON *body = gw_request_json(r, &err);
-    if (!body)
-        return gw_respond_openai_error(r, 400, "invalid_request_error",
-                                       "this LLM route only supports application/json requests");
+    int rc;
+    cJSON *body = gw_request_prompt_json(r, conf->max_request_body_size, &rc);
+    if (!body) return rc;
     cJSON *rendered;
     switch (prompt_template_render(conf, body, r->arena, &rendered, &err)) {
     case 0:
