@@ -75,6 +75,7 @@ struct gw_llm_call {
     struct gw_llm_usage usage;
     const char *response_model;
     const char *sent_prompt; /* llama2 raw: to strip the echoed prompt */
+    const char *json_tool;   /* anthropic: the tool standing for response_format */
 
     /* Stream state. */
     const char *chunk_id;
@@ -82,7 +83,8 @@ struct gw_llm_call {
     int role_sent, finish_sent, done_sent, errored;
     int content_sent;          /* llama2 raw: a non-blank text delta went out */
     int n_tool_calls;          /* OpenAI tool_calls[].index handed out so far */
-    int block_tool[64];        /* anthropic content block index -> tool index + 1 */
+    int block_tool[64];        /* anthropic content block index -> tool index + 1,
+                                  -1: the json_tool block, streamed as content */
     const char *finish_reason; /* pending, mapped */
 };
 

@@ -114,6 +114,17 @@ const CANNED = {
     'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_c2","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
     'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
   ],
+  // Anthropic answering a forced json_response tool (response_format).
+  '/anthropic-json': [
+    'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_j1","model":"claude-x","usage":{"input_tokens":20,"output_tokens":1}}}\n\n',
+    'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_j","name":"json_response","input":{}}}\n\n',
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}\n\n',
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\\"city\\": \\"Pa"}}\n\n',
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"ris\\"}"}}\n\n',
+    'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":8}}\n\n',
+    'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+  ],
   '/openai-error-frame': [
     'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
     'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error"}}\n\n',
@@ -204,7 +215,7 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       aiRoute('preserve', '/preserve', { route_type: 'preserve', model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
       aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
     ];
-    for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {
+    for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['anthropic', '/anthropic-json'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {
       routes.push(aiRoute(`canned${p}`, `/canned${p}`, chat(prov, 'canned-model', { upstream_url: `${C}${p}` })));
     }
     const raw = (name, route_type, p, extra = {}) => aiRoute(name, `/canned${p}${route_type.endsWith('completions') ? '-gen' : ''}`,
@@ -359,6 +370,26 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
         const r = await postJson(port, '/anthropic', { stream: true, messages: userMsg('x') }, { headers: { 'x-fake-status': String(status) } });
         assertOpenaiError(r, status, { message: `fake anthropic error ${status}` });
       }
+    });
+  });
+
+  describe('Anthropic response_format (forced json_response tool)', () => {
+    test('the tool input streams as content deltas, finish stop; what Anthropic received', async () => {
+      const from = canned.received.length;
+      const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+      const res = await postStream(port, '/canned/anthropic-json', {
+        stream: true, stream_options: { include_usage: true }, messages: userMsg('where?'),
+        response_format: { type: 'json_schema', json_schema: { name: 'place', schema } },
+      });
+      const s = assembleChat(res, { usage: true });
+      assert.deepEqual(JSON.parse(s.content), { city: 'Paris' });
+      assert.deepEqual(s.toolCalls, []);
+      assert.equal(s.finish, 'stop');
+      assert.deepEqual(s.usage, { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 });
+      const got = canned.received.slice(from).find((x) => x.url === '/anthropic-json');
+      assert.equal(got.body.stream, true);
+      assert.deepEqual(got.body.tools.map((t) => [t.name, t.input_schema]), [['json_response', schema]]);
+      assert.deepEqual(got.body.tool_choice, { type: 'tool', name: 'json_response' });
     });
   });
 

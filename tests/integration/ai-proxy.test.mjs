@@ -448,6 +448,32 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       ]);
     });
 
+    test('response_format json_schema → forced json_response tool; its input is message.content', async () => {
+      // The fake calls a tool when the user says "call <name>", with
+      // arguments made from the tool's schema, after a text preamble (which
+      // real Anthropic omits under a forced tool_choice and we drop).
+      const m = marker('rf');
+      const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'], additionalProperties: false };
+      const r = await postJson(port, '/anthropic', {
+        messages: userMsg(`${m} call json_response`),
+        response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema } },
+      });
+      assert.equal(r.status, 200, r.text);
+      const c = assertChatCompletion(r.json(), { finish: 'stop' });
+      assert.equal(c.message.tool_calls, undefined, 'no tool_calls');
+      assert.deepEqual(JSON.parse(c.message.content), { name: 'name_value', age: 42 });
+      const rec = await receivedWith(fake, m);
+      assert.equal(rec.json.response_format, undefined, 'not sent as is');
+      assert.equal(rec.json.tools.length, 1);
+      assert.equal(rec.json.tools[0].name, 'json_response');
+      assert.deepEqual(rec.json.tools[0].input_schema, schema);
+      assert.match(rec.json.tools[0].description, /person/);
+      assert.deepEqual(rec.json.tool_choice, { type: 'tool', name: 'json_response' });
+
+      const bad = await postJson(port, '/anthropic', { messages: userMsg('x'), response_format: { type: 'json_schema', json_schema: { name: 'l', schema: { type: 'array' } } } });
+      assertOpenaiError(bad, 400, { type: 'invalid_request_error', message: /response_format/ });
+    });
+
     test('tools: definitions, tool_choice, tool_use reply → tool_calls with content', async () => {
       const m = marker('tl');
       const r = await postJson(port, '/anthropic', {

@@ -678,6 +678,71 @@ static void test_llama2_raw_stream(void)
     gw_arena_free(a);
 }
 
+/* response_format on an Anthropic stream: the json_response tool's input
+ * arrives as content deltas (no tool_calls), finish_reason stop; a client
+ * tool called in the same stream keeps tool-call index 0. */
+static void test_anthropic_json_stream(void)
+{
+    const char *events =
+        "event: message_start\n"
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_js\",\"model\":\"claude\","
+        "\"usage\":{\"input_tokens\":30,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\n"
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+        "\"tool_use\",\"id\":\"toolu_j\",\"name\":\"json_response\",\"input\":{}}}\n\n"
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"\"}}\n\n"
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"{\\\"name\\\": \\\"A\"}}\n\n"
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"nn\\\"}\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: message_delta\n"
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},"
+        "\"usage\":{\"output_tokens\":9}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    struct gw_llm_options o = {0};
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("anthropic"), GW_LLM_CHAT, &o, "claude");
+    cJSON *body = cJSON_Parse("{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+                              "\"x\"}],\"response_format\":{\"type\":\"json_object\"}}");
+    struct gw_llm_upstream up;
+    const char *err = NULL;
+    CHECK_INT(gw_llm_build(&c, body, &up, &err), 0);
+    cJSON_Delete(body);
+    struct evbuffer *out = evbuffer_new();
+    CHECK_INT(run_stream(&c, 0, events, strlen(events), 7, out), 0);
+    struct collected ev = {0};
+    collect_sse(a, out, &ev);
+    struct assembled r;
+    assemble(&ev, &r);
+    CHECK(r.role_first);
+    CHECK(r.done_last);
+    CHECK_STR(r.content, "{\"name\": \"Ann\"}");
+    CHECK_STR(r.tool_name[0], "");
+    CHECK_INT(c.n_tool_calls, 0);
+    CHECK_STR(r.finish, "stop");
+    CHECK_INT(c.usage.completion, 9);
+    collected_free(&ev);
+
+    /* Same events without response_format: a tool call, finish tool_calls. */
+    gw_llm_call_init(&c, a, gw_llm_provider_find("anthropic"), GW_LLM_CHAT, &o, "claude");
+    evbuffer_drain(out, evbuffer_get_length(out));
+    CHECK_INT(run_stream(&c, 0, events, strlen(events), 0, out), 0);
+    collect_sse(a, out, &ev);
+    assemble(&ev, &r);
+    CHECK_STR(r.content, "");
+    CHECK_STR(r.tool_name[0], "json_response");
+    CHECK_STR(r.finish, "tool_calls");
+    collected_free(&ev);
+    evbuffer_free(out);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_sse_parser();
@@ -687,5 +752,6 @@ int main(void)
     test_ollama_stream();
     test_reply_to_chunks();
     test_llama2_raw_stream();
+    test_anthropic_json_stream();
     return gw_test_done("test_llm_stream");
 }

@@ -764,6 +764,166 @@ static void test_llama2_raw_stream_request(void)
     gw_arena_free(a);
 }
 
+/* Builds an Anthropic request on c from a JSON text; NULL and *err when
+ * the request is refused. */
+static cJSON *anthropic_req(struct gw_llm_call *c, struct gw_arena *a, struct gw_llm_options *o,
+                            const char *json, const char **err)
+{
+    gw_llm_call_init(c, a, gw_llm_provider_find("anthropic"), GW_LLM_CHAT, o, "claude");
+    cJSON *body = cJSON_Parse(json);
+    struct gw_llm_upstream up;
+    *err = NULL;
+    cJSON *got = gw_llm_build(c, body, &up, err) == 0 ? cJSON_Parse(up.body) : NULL;
+    cJSON_Delete(body);
+    return got;
+}
+
+/* The tool named name in an Anthropic request's tools[], or NULL. */
+static const cJSON *req_tool(const cJSON *req, const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(req, "tools"))
+    {
+        const char *n = gw_json_str(t, "name");
+        if (n && strcmp(n, name) == 0) return t;
+    }
+    return NULL;
+}
+
+/* response_format for Anthropic: a forced json_response tool whose
+ * input_schema is the client's schema; its tool_use input comes back as
+ * message.content JSON text with finish_reason stop. */
+static void test_anthropic_response_format(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_options o = {0};
+    struct gw_llm_call c;
+    const char *err;
+    const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Extract: Ann, 31\"}]";
+    cJSON *got = anthropic_req(
+        &c, a, &o,
+        gw_sprintf(a,
+                   "{%s,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+                   "\"name\":\"person\",\"strict\":true,\"schema\":{\"type\":\"object\","
+                   "\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"
+                   "\"integer\"}},\"required\":[\"name\",\"age\"],\"additionalProperties\":"
+                   "false}}}}",
+                   msgs),
+        &err);
+    CHECK(got != NULL);
+    cJSON *want_schema = cJSON_Parse(
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"
+        "\"integer\"}},\"required\":[\"name\",\"age\"],\"additionalProperties\":false}");
+    const cJSON *tool = req_tool(got, "json_response");
+    CHECK(tool != NULL);
+    CHECK(json_same(cJSON_GetObjectItem(tool, "input_schema"), want_schema, "input_schema"));
+    CHECK(gw_json_str(tool, "description") && strstr(gw_json_str(tool, "description"), "person"));
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(got, "tools")), 1);
+    cJSON *want_tc = cJSON_Parse("{\"type\":\"tool\",\"name\":\"json_response\"}");
+    CHECK(json_same(cJSON_GetObjectItem(got, "tool_choice"), want_tc, "forced tool_choice"));
+    CHECK(!cJSON_GetObjectItem(got, "response_format"));
+    CHECK_STR(c.json_tool, "json_response");
+    cJSON_Delete(got);
+
+    /* The reply: the tool's input is the content, no tool_calls, stop. */
+    const char *reply =
+        "{\"id\":\"msg_j\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
+        "\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_j\",\"name\":\"json_response\","
+        "\"input\":{\"name\":\"Ann\",\"age\":31}}],\"stop_reason\":\"tool_use\","
+        "\"usage\":{\"input_tokens\":40,\"output_tokens\":12}}";
+    cJSON *out = c.provider->parse_response(&c, 200, reply, strlen(reply), &err);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "choices"), 0);
+    cJSON *m = cJSON_GetObjectItem(ch, "message");
+    CHECK_STR(gw_json_str(m, "content"), "{\"name\":\"Ann\",\"age\":31}");
+    CHECK(!cJSON_GetObjectItem(m, "tool_calls"));
+    CHECK_STR(gw_json_str(ch, "finish_reason"), "stop");
+    CHECK_INT(c.usage.total, 52);
+    cJSON_Delete(out);
+
+    /* Without response_format the same reply is a tool call. */
+    got = anthropic_req(&c, a, &o, gw_sprintf(a, "{%s}", msgs), &err);
+    CHECK(got && !cJSON_GetObjectItem(got, "tools") && !cJSON_GetObjectItem(got, "tool_choice"));
+    CHECK(c.json_tool == NULL);
+    cJSON_Delete(got);
+    out = c.provider->parse_response(&c, 200, reply, strlen(reply), &err);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "choices"), 0);
+    CHECK_STR(gw_json_str(ch, "finish_reason"), "tool_calls");
+    CHECK(cJSON_GetArraySize(
+              cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "tool_calls")) == 1);
+    cJSON_Delete(out);
+
+    /* json_object: any object; "text" changes nothing. */
+    got = anthropic_req(&c, a, &o,
+                        gw_sprintf(a, "{%s,\"response_format\":{\"type\":\"json_object\"}}", msgs),
+                        &err);
+    cJSON *obj = cJSON_Parse("{\"type\":\"object\"}");
+    CHECK(json_same(cJSON_GetObjectItem(req_tool(got, "json_response"), "input_schema"), obj,
+                    "json_object schema"));
+    CHECK(json_same(cJSON_GetObjectItem(got, "tool_choice"), want_tc, "json_object tool_choice"));
+    cJSON_Delete(obj);
+    cJSON_Delete(got);
+    got = anthropic_req(&c, a, &o,
+                        gw_sprintf(a, "{%s,\"response_format\":{\"type\":\"text\"}}", msgs), &err);
+    CHECK(got && !cJSON_GetObjectItem(got, "tools") && c.json_tool == NULL);
+    cJSON_Delete(got);
+
+    /* With the client's tools: its tools kept, ours added, tool_choice any
+     * (auto, required or absent), the client's forced tool kept, none ->
+     * ours forced; parallel_tool_calls false survives. */
+    const char *tools = "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\","
+                        "\"parameters\":{\"type\":\"object\"}}}]";
+    const char *rf = "\"response_format\":{\"type\":\"json_object\"}";
+    struct {
+        const char *extra, *want;
+    } choices[] = {
+        {"", "{\"type\":\"any\"}"},
+        {",\"tool_choice\":\"auto\"", "{\"type\":\"any\"}"},
+        {",\"tool_choice\":\"required\"", "{\"type\":\"any\"}"},
+        {",\"tool_choice\":\"none\"", "{\"type\":\"tool\",\"name\":\"json_response\"}"},
+        {",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"lookup\"}}",
+         "{\"type\":\"tool\",\"name\":\"lookup\"}"},
+        {",\"parallel_tool_calls\":false", "{\"type\":\"any\",\"disable_parallel_tool_use\":true}"},
+    };
+    for (size_t i = 0; i < sizeof(choices) / sizeof(choices[0]); i++) {
+        got = anthropic_req(&c, a, &o,
+                            gw_sprintf(a, "{%s,%s,%s%s}", msgs, tools, rf, choices[i].extra), &err);
+        cJSON *w = cJSON_Parse(choices[i].want);
+        CHECK(json_same(cJSON_GetObjectItem(got, "tool_choice"), w, choices[i].extra));
+        CHECK(req_tool(got, "lookup") != NULL && req_tool(got, "json_response") != NULL);
+        cJSON_Delete(w);
+        cJSON_Delete(got);
+    }
+    /* A reply calling a client tool stays a tool call. */
+    const char *both =
+        "{\"id\":\"msg_b\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_l\",\"name\":"
+        "\"lookup\",\"input\":{\"q\":1}}],\"stop_reason\":\"tool_use\"}";
+    out = c.provider->parse_response(&c, 200, both, strlen(both), &err);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "choices"), 0);
+    CHECK_STR(gw_json_str(ch, "finish_reason"), "tool_calls");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "content")));
+    cJSON_Delete(out);
+
+    /* Refused: a non-object schema, a missing schema, an unknown type, a
+     * client tool named like ours. */
+    const char *bad[] = {
+        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+        "\"schema\":{\"type\":\"array\"}}}",
+        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}",
+        "\"response_format\":{\"type\":\"yaml\"}",
+        "\"response_format\":{\"type\":\"json_object\"},\"tools\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"json_response\"}}]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        got = anthropic_req(&c, a, &o, gw_sprintf(a, "{%s,%s}", msgs, bad[i]), &err);
+        CHECK(got == NULL && err && strstr(err, "response_format") != NULL);
+        if (got) fprintf(stderr, "accepted: %s\n", bad[i]);
+        cJSON_Delete(got);
+    }
+    cJSON_Delete(want_tc);
+    cJSON_Delete(want_schema);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_requests();
@@ -776,5 +936,6 @@ int main(void)
     test_validate();
     test_preserve();
     test_llama2_raw_stream_request();
+    test_anthropic_response_format();
     return gw_test_done("test_llm_translate");
 }

@@ -271,6 +271,101 @@ static int convert_tools(const cJSON *body, cJSON *req, const char **err)
     return 0;
 }
 
+/* OpenAI's response_format, by the workaround Anthropic documents for JSON
+ * output ("tool use" JSON mode): a tool whose input_schema is the schema,
+ * forced through tool_choice; the reply's tool input becomes the message
+ * content (parse/stream below). Anthropic's native output_config.format
+ * exists only for Claude 4.5+ models and would fail on the others (the
+ * claude-3-5 of our example config), while forced tool use works on every
+ * model with tools. With the client's own tools present the model must
+ * call one of them or ours (tool_choice any), unless the client forced
+ * one of its own. */
+#define ANTHROPIC_JSON_TOOL "json_response"
+static int add_response_format(struct gw_llm_call *c, const cJSON *body, cJSON *req,
+                               const char **err)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format");
+    if (!rf || cJSON_IsNull(rf)) return 0;
+    const char *type = gw_json_str(rf, "type");
+    if (!type) {
+        *err = "response_format.type is required";
+        return -1;
+    }
+    if (strcmp(type, "text") == 0) return 0;
+    cJSON *schema;
+    const char *desc = NULL, *name = NULL;
+    if (strcmp(type, "json_object") == 0) {
+        schema = cJSON_CreateObject();
+        cJSON_AddStringToObject(schema, "type", "object");
+    } else if (strcmp(type, "json_schema") == 0) {
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(js, "schema");
+        if (!cJSON_IsObject(s)) {
+            *err = "response_format.json_schema.schema must be a JSON schema object";
+            return -1;
+        }
+        const char *st = gw_json_str(s, "type");
+        if (st && strcmp(st, "object") != 0) {
+            *err = "response_format.json_schema.schema must describe an object";
+            return -1;
+        }
+        schema = cJSON_Duplicate(s, 1);
+        if (!st) {
+            cJSON_DeleteItemFromObjectCaseSensitive(schema, "type");
+            cJSON_AddStringToObject(schema, "type", "object");
+        }
+        desc = gw_json_str(js, "description");
+        name = gw_json_str(js, "name");
+    } else {
+        *err = "response_format.type must be text, json_object or json_schema";
+        return -1;
+    }
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
+    if (!tools) tools = cJSON_AddArrayToObject(req, "tools");
+    int n_client = cJSON_GetArraySize(tools);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools)
+    {
+        const char *tn = gw_json_str(t, "name");
+        if (tn && strcmp(tn, ANTHROPIC_JSON_TOOL) == 0) {
+            cJSON_Delete(schema);
+            *err = "the tool name " ANTHROPIC_JSON_TOOL " is reserved with response_format";
+            return -1;
+        }
+    }
+    cJSON *tool = cJSON_CreateObject();
+    cJSON_AddStringToObject(tool, "name", ANTHROPIC_JSON_TOOL);
+    if (!desc)
+        desc = gw_sprintf(c->arena,
+                          "Give your final answer%s%s by calling this tool: its input is the "
+                          "answer, a JSON object.",
+                          name ? " as " : "", name ? name : "");
+    cJSON_AddStringToObject(tool, "description", desc);
+    cJSON_AddItemToObject(tool, "input_schema", schema);
+    cJSON_AddItemToArray(tools, tool);
+
+    cJSON *tc = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
+    const char *tct = gw_json_str(tc, "type");
+    cJSON *choice = cJSON_CreateObject();
+    if (n_client == 0 || (tct && strcmp(tct, "none") == 0)) {
+        cJSON_AddStringToObject(choice, "type", "tool");
+        cJSON_AddStringToObject(choice, "name", ANTHROPIC_JSON_TOOL);
+    } else if (tct && strcmp(tct, "tool") == 0) {
+        cJSON_Delete(choice);
+        choice = NULL; /* the client forced one of its tools */
+    } else {
+        cJSON_AddStringToObject(choice, "type", "any");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tc, "disable_parallel_tool_use")))
+            cJSON_AddTrueToObject(choice, "disable_parallel_tool_use");
+    }
+    if (choice) {
+        cJSON_DeleteItemFromObjectCaseSensitive(req, "tool_choice");
+        cJSON_AddItemToObject(req, "tool_choice", choice);
+    }
+    c->json_tool = ANTHROPIC_JSON_TOOL;
+    return 0;
+}
+
 /* Sampling: plugin options win over the client (as Kong does). */
 static void add_sampling(struct gw_llm_call *c, const cJSON *body, cJSON *req, const char *max_key)
 {
@@ -342,7 +437,7 @@ static int anthropic_build(struct gw_llm_call *c, const cJSON *body, struct gw_l
     } else {
         up->url = gw_llm_url(c, "https://api.anthropic.com", "/v1/messages");
         if (convert_messages(c, cJSON_GetObjectItemCaseSensitive(body, "messages"), req, err) < 0 ||
-            convert_tools(body, req, err) < 0) {
+            convert_tools(body, req, err) < 0 || add_response_format(c, body, req, err) < 0) {
             cJSON_Delete(req);
             return -1;
         }
@@ -426,6 +521,7 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
         if (!cJSON_IsArray(content)) goto bad;
         struct evbuffer *text = evbuffer_new();
         cJSON *calls = cJSON_CreateArray();
+        const char *json_answer = NULL; /* response_format: the json_tool's input */
         const cJSON *b;
         cJSON_ArrayForEach(b, content)
         {
@@ -438,6 +534,10 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
                 const char *tid = gw_json_str(b, "id"), *name = gw_json_str(b, "name");
                 if (!tid || !name) continue;
                 const cJSON *input = cJSON_GetObjectItemCaseSensitive(b, "input");
+                if (c->json_tool && strcmp(name, c->json_tool) == 0) {
+                    json_answer = input ? gw_json_print(c->arena, input, NULL) : "{}";
+                    continue;
+                }
                 cJSON *tc = cJSON_CreateObject();
                 cJSON_AddStringToObject(tc, "id", tid);
                 cJSON_AddStringToObject(tc, "type", "function");
@@ -455,6 +555,13 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
         evbuffer_remove(text, s, n);
         s[n] = '\0';
         evbuffer_free(text);
+        if (json_answer) {
+            /* The answer is the JSON; a preamble would make it unparsable. */
+            s = (char *)json_answer;
+            n = strlen(s);
+            if (cJSON_GetArraySize(calls) == 0 && strcmp(finish, "tool_calls") == 0)
+                finish = "stop";
+        }
         if (cJSON_GetArraySize(calls) > 0) {
             if (n)
                 cJSON_AddStringToObject(m, "content", s);
@@ -539,7 +646,12 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         gw_json_num(j, "index", &idx);
         const cJSON *cb = cJSON_GetObjectItemCaseSensitive(j, "content_block");
         const char *bt = gw_json_str(cb, "type");
-        if (bt && strcmp(bt, "tool_use") == 0) {
+        const char *bname = gw_json_str(cb, "name");
+        if (bt && strcmp(bt, "tool_use") == 0 && c->json_tool && bname &&
+            strcmp(bname, c->json_tool) == 0) {
+            /* response_format: this tool's input is the answer's content. */
+            if (idx >= 0 && idx < 64) c->block_tool[(int)idx] = -1;
+        } else if (bt && strcmp(bt, "tool_use") == 0) {
             int ti = c->n_tool_calls++;
             if (idx >= 0 && idx < 64) c->block_tool[(int)idx] = ti + 1;
             const char *id = gw_json_str(cb, "id");
@@ -558,9 +670,12 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         if (dt && strcmp(dt, "text_delta") == 0) {
             emit_delta_text(c, out, gw_json_str(d, "text"));
         } else if (dt && strcmp(dt, "input_json_delta") == 0) {
-            int ti = idx >= 0 && idx < 64 ? c->block_tool[(int)idx] - 1 : -1;
+            int bti = idx >= 0 && idx < 64 ? c->block_tool[(int)idx] : 0;
             const char *pj = gw_json_str(d, "partial_json");
-            if (ti >= 0 && pj && *pj) emit_tool_delta(c, out, ti, NULL, NULL, pj);
+            if (bti == -1)
+                emit_delta_text(c, out, pj);
+            else if (bti > 0 && pj && *pj)
+                emit_tool_delta(c, out, bti - 1, NULL, NULL, pj);
         }
         /* thinking_delta, signature_delta: not part of the OpenAI API. */
     } else if (strcmp(type, "message_delta") == 0) {
@@ -568,6 +683,10 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "delta");
         const char *sr = gw_json_str(d, "stop_reason");
         if (sr) c->finish_reason = gw_llm_finish_reason(sr);
+        /* Only the response_format tool was called: a plain answer. */
+        if (c->json_tool && c->n_tool_calls == 0 && c->finish_reason &&
+            strcmp(c->finish_reason, "tool_calls") == 0)
+            c->finish_reason = "stop";
         gw_llm_emit_finish(c, out, c->finish_reason);
     } else if (strcmp(type, "message_stop") == 0) {
         gw_llm_emit_finish(c, out, c->finish_reason);
