@@ -126,12 +126,21 @@ int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
         up->ndjson = 1;
         return 0;
     }
+    double n;
+    if (c->route != GW_LLM_EMBEDDINGS && gw_json_num(body, "n", &n) && n > 1) {
+        *err = "Ollama cannot return several choices (n > 1)";
+        return -1;
+    }
     cJSON *req = cJSON_CreateObject();
     if (c->model) cJSON_AddStringToObject(req, "model", c->model);
     int rc = 0;
     if (c->route == GW_LLM_CHAT) {
         rc = ollama_messages(c, cJSON_GetObjectItemCaseSensitive(body, "messages"), req, err);
-        copy_item(req, "tools", body, "tools");
+        /* Ollama has no tool_choice: "none" is honoured by not offering the
+         * tools; "required" or a named function cannot be enforced. */
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+        if (!(cJSON_IsString(tc) && strcmp(tc->valuestring, "none") == 0))
+            copy_item(req, "tools", body, "tools");
     } else if (c->route == GW_LLM_COMPLETIONS) {
         const char *prompt = gw_json_str(body, "prompt");
         if (!prompt) {

@@ -11,7 +11,10 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
-import { binaryMissing, closedPort, startSluice } from './lib/harness.mjs';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { binaryMissing, closedPort, configText, runSluice, startSluice, tempDir } from './lib/harness.mjs';
 import {
   accessLog, aiRoute, assertChatCompletion, assertOpenaiError, assertUsage, marker, postJson, receivedWith,
   requestIdOf,
@@ -791,6 +794,9 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       ['missing input', '/openai-embeddings', { model: 'text-embedding-3-small' }, /input/],
       ['model contradicting the configured one', '/openai', { model: 'gpt-3.5-turbo', messages: userMsg('x') }, /gpt-4o/],
       ['stream on a response_streaming deny route', '/deny', { model: 'gpt-4o', stream: true, messages: userMsg('x') }, /stream/],
+      ['n > 1 on an Ollama route', '/mistral-ollama', { n: 2, messages: userMsg('x') }, /n > 1/],
+      ['n > 1 on a llama2 raw route', '/llama-raw', { n: 3, messages: userMsg('x') }, /n > 1/],
+      ['response_format with a non-object schema on Anthropic', '/anthropic', { messages: userMsg('x'), response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'string' } } } }, /response_format/],
       ['image URL on an Ollama route', '/mistral-ollama', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }, /image/],
     ];
     for (const [name, path, body, re] of cases) {
@@ -895,5 +901,37 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
       assert.equal(f['ai.provider'], 'openai');
       assert.equal(f['ai.model'], 'gpt-4o');
     });
+  });
+});
+
+// Provider-required options are config errors when the file is loaded
+// (sluice -t), each naming the field's path; nothing starts.
+describe('ai-proxy config errors at load time', { skip: binaryMissing() }, () => {
+  const cases = [
+    ['azure without azure_instance', { provider: 'azure', name: 'gpt-4o' }, 'llm/v1/chat', /model\.options\.azure_instance/],
+    ['azure without azure_deployment_id', { provider: 'azure', name: 'gpt-4o', options: { azure_instance: 'i' } }, 'llm/v1/chat', /model\.options\.azure_deployment_id/],
+    ['llama2 without upstream_url', { provider: 'llama2', name: 'l', options: { llama2_format: 'raw' } }, 'llm/v1/chat', /model\.options\.upstream_url/],
+    ['llama2 without llama2_format', { provider: 'llama2', name: 'l', options: { upstream_url: 'http://x/' } }, 'llm/v1/chat', /model\.options\.llama2_format/],
+    ['llama2 with an unknown format', { provider: 'llama2', name: 'l', options: { upstream_url: 'http://x/', llama2_format: 'tgi' } }, 'llm/v1/chat', /model\.options\.llama2_format/],
+    ['mistral ollama without upstream_url', { provider: 'mistral', name: 'm', options: { mistral_format: 'ollama' } }, 'llm/v1/chat', /model\.options\.upstream_url/],
+    ['anthropic embeddings', { provider: 'anthropic', name: 'claude' }, 'llm/v1/embeddings', /route_type/],
+    ['an unknown provider', { provider: 'gemini-x', name: 'g' }, 'llm/v1/chat', /model\.provider/],
+  ];
+  for (const [name, model, routeType, re] of cases) {
+    test(name, async () => {
+      const dir = tempDir();
+      const file = path.join(dir, 'kong.yml');
+      writeFileSync(file, configText({ services: [{ name: 'ai', url: 'http://127.0.0.1:1', routes: [aiRoute('r', '/r', { route_type: routeType, model })] }] }));
+      const r = await runSluice(['-t', '-c', file]);
+      assert.notEqual(r.code, 0, `accepted: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout + r.stderr, re);
+    });
+  }
+  test('a valid llama2 raw route loads', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'kong.yml');
+    writeFileSync(file, configText({ services: [{ name: 'ai', url: 'http://127.0.0.1:1', routes: [aiRoute('r', '/r', { route_type: 'llm/v1/chat', model: { provider: 'llama2', name: 'l', options: { upstream_url: 'http://x/', llama2_format: 'raw' } } })] }] }));
+    const r = await runSluice(['-t', '-c', file]);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   });
 });

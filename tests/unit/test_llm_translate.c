@@ -661,7 +661,14 @@ static void test_validate(void)
     o.mistral_format = GW_LLM_FMT_OLLAMA;
     CHECK_INT(mi->validate(GW_LLM_CHAT, &o, &field, &msg), -1);
     CHECK_STR(field, "upstream_url");
-    CHECK(gw_llm_provider_find("anthropic")->validate == NULL);
+    /* Anthropic has no embeddings: a load-time route_type error. */
+    const struct gw_llm_provider *an = gw_llm_provider_find("anthropic");
+    memset(&o, 0, sizeof(o));
+    CHECK_INT(an->validate(GW_LLM_CHAT, &o, &field, &msg), 0);
+    CHECK_INT(an->validate(GW_LLM_COMPLETIONS, &o, &field, &msg), 0);
+    field = NULL;
+    CHECK_INT(an->validate(GW_LLM_EMBEDDINGS, &o, &field, &msg), -1);
+    CHECK_STR(field, "route_type");
     CHECK(gw_llm_provider_find("gemini") == NULL);
     /* The plugin's enum and the table come from one list: same order, and
      * each provider's own name matches. */
@@ -924,6 +931,76 @@ static void test_anthropic_response_format(void)
     gw_arena_free(a);
 }
 
+/* n > 1 is refused where the provider returns one choice; Ollama honours
+ * tool_choice "none" by not offering the tools; llama2 raw (TGI) gets
+ * stop, seed and response_format as a JSON grammar. */
+static void test_single_choice_and_tgi_params(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_upstream up;
+    struct gw_llm_options o = {0};
+    o.upstream_url = "http://x/api/chat";
+    o.llama2_format = o.mistral_format = GW_LLM_FMT_OLLAMA;
+    const char *err;
+    struct gw_llm_call c;
+    cJSON *body = cJSON_Parse("{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    const char *provs[] = {"mistral", "llama2"};
+    for (int raw = 0; raw <= 1; raw++) {
+        o.llama2_format = raw ? GW_LLM_FMT_RAW : GW_LLM_FMT_OLLAMA;
+        for (size_t i = raw; i < 2; i++) {
+            gw_llm_call_init(&c, a, gw_llm_provider_find(provs[i]), GW_LLM_CHAT, &o, "m");
+            err = NULL;
+            CHECK_INT(gw_llm_build(&c, body, &up, &err), -1);
+            CHECK(err && strstr(err, "n > 1"));
+        }
+    }
+    cJSON_DeleteItemFromObject(body, "n");
+    cJSON_AddNumberToObject(body, "n", 1);
+    o.llama2_format = GW_LLM_FMT_OLLAMA;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("llama2"), GW_LLM_CHAT, &o, "m");
+    CHECK_INT(gw_llm_build(&c, body, &up, &err), 0);
+    cJSON_Delete(body);
+
+    body = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{"
+                       "\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}");
+    cJSON *got = build("mistral", GW_LLM_CHAT, &o, "m", body, &up, a);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(got, "tools")), 1);
+    cJSON_Delete(got);
+    cJSON_AddStringToObject(body, "tool_choice", "none");
+    got = build("mistral", GW_LLM_CHAT, &o, "m", body, &up, a);
+    CHECK(got && !cJSON_GetObjectItem(got, "tools"));
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+
+    o.llama2_format = GW_LLM_FMT_RAW;
+    body = cJSON_Parse(
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stop\":\"###\",\"seed\":7,"
+        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"p\","
+        "\"schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}}}}");
+    got = build("llama2", GW_LLM_CHAT, &o, "m", body, &up, a);
+    cJSON *params = cJSON_GetObjectItem(got, "parameters");
+    cJSON *want = cJSON_Parse("{\"type\":\"json\",\"value\":{\"type\":\"object\",\"properties\":{"
+                              "\"a\":{\"type\":\"string\"}}}}");
+    CHECK(json_same(cJSON_GetObjectItem(params, "grammar"), want, "TGI grammar"));
+    cJSON_Delete(want);
+    want = cJSON_Parse("[\"###\"]");
+    CHECK(json_same(cJSON_GetObjectItem(params, "stop"), want, "TGI stop"));
+    cJSON_Delete(want);
+    double v = 0;
+    CHECK(gw_json_num(params, "seed", &v) && v == 7);
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+    body = cJSON_Parse("{\"prompt\":\"hi\",\"response_format\":{\"type\":\"json_object\"}}");
+    got = build("llama2", GW_LLM_COMPLETIONS, &o, "m", body, &up, a);
+    want = cJSON_Parse("{\"type\":\"json\",\"value\":{\"type\":\"object\"}}");
+    CHECK(json_same(cJSON_GetObjectItem(cJSON_GetObjectItem(got, "parameters"), "grammar"), want,
+                    "TGI json_object grammar"));
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_requests();
@@ -937,5 +1014,6 @@ int main(void)
     test_preserve();
     test_llama2_raw_stream_request();
     test_anthropic_response_format();
+    test_single_choice_and_tgi_params();
     return gw_test_done("test_llm_translate");
 }

@@ -399,6 +399,20 @@ static void add_sampling(struct gw_llm_call *c, const cJSON *body, cJSON *req, c
     cJSON_AddBoolToObject(req, "stream", c->stream);
 }
 
+/* Anthropic has no embeddings API: such a route is a config error, not a
+ * 400 on every request. */
+static int anthropic_validate(enum gw_llm_route route, const struct gw_llm_options *o,
+                              const char **field, const char **msg)
+{
+    (void)o;
+    if (route == GW_LLM_EMBEDDINGS) {
+        *field = "route_type";
+        *msg = "llm/v1/embeddings is not offered by Anthropic";
+        return -1;
+    }
+    return 0;
+}
+
 static int anthropic_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
                            const char **err)
 {
@@ -716,6 +730,7 @@ const struct gw_llm_provider gw_llm_anthropic = {
     .name = "anthropic",
     .auth_header = "x-api-key",
     .auth_bearer = 0,
+    .validate = anthropic_validate,
     .build_request = anthropic_build,
     .parse_response = anthropic_parse,
     .stream_frame = anthropic_stream,

@@ -111,6 +111,11 @@ static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_ups
         up->body = gw_json_print(c->arena, body, &up->body_len);
         return 0;
     }
+    double n;
+    if (gw_json_num(body, "n", &n) && n > 1) {
+        *err = "llama2 raw servers return one choice (n > 1)";
+        return -1;
+    }
     const char *prompt;
     if (c->route == GW_LLM_CHAT) {
         prompt = raw_chat_prompt(c, cJSON_GetObjectItemCaseSensitive(body, "messages"), err);
@@ -142,6 +147,29 @@ static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_ups
         cJSON_AddNumberToObject(params, "top_p", o->top_p.v);
     else if (gw_json_num(body, "top_p", &v))
         cJSON_AddNumberToObject(params, "top_p", v);
+    /* TGI's own parameters for what OpenAI clients send: stop sequences,
+     * seed, and response_format as a JSON grammar (TGI >= 1.4.3). */
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    if (cJSON_IsString(stop)) {
+        cJSON *arr = cJSON_AddArrayToObject(params, "stop");
+        cJSON_AddItemToArray(arr, cJSON_CreateString(stop->valuestring));
+    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
+        cJSON_AddItemToObject(params, "stop", cJSON_Duplicate(stop, 1));
+    }
+    if (gw_json_num(body, "seed", &v)) cJSON_AddNumberToObject(params, "seed", v);
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format");
+    const char *rft = gw_json_str(rf, "type");
+    const cJSON *schema = NULL;
+    if (rft && strcmp(rft, "json_schema") == 0)
+        schema = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "schema");
+    if ((rft && strcmp(rft, "json_object") == 0) || cJSON_IsObject(schema)) {
+        cJSON *g = cJSON_AddObjectToObject(params, "grammar");
+        cJSON_AddStringToObject(g, "type", "json");
+        cJSON *value = schema ? cJSON_Duplicate(schema, 1) : cJSON_CreateObject();
+        if (!schema) cJSON_AddStringToObject(value, "type", "object");
+        cJSON_AddItemToObject(g, "value", value);
+    }
     cJSON_AddBoolToObject(params, "stream", c->stream);
     if (c->stream) {
         /* TGI streams on /generate_stream, or on `/` with a top-level
