@@ -990,6 +990,21 @@ static void test_single_choice_and_tgi_params(void)
     CHECK(gw_json_num(params, "seed", &v) && v == 7);
     cJSON_Delete(got);
     cJSON_Delete(body);
+    /* Text parts are joined; an image part is refused, not dropped. */
+    body = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}]}");
+    got = build("llama2", GW_LLM_CHAT, &o, "m", body, &up, a);
+    CHECK_STR(gw_json_str(got, "inputs"), "<s>[INST] a\nb [/INST]");
+    cJSON_Delete(got);
+    cJSON_Delete(body);
+    body = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+                       "\"https://x/y.png\"}}]}]}");
+    gw_llm_call_init(&c, a, gw_llm_provider_find("llama2"), GW_LLM_CHAT, &o, "m");
+    err = NULL;
+    CHECK_INT(gw_llm_build(&c, body, &up, &err), -1);
+    CHECK(err && strstr(err, "image_url"));
+    cJSON_Delete(body);
     body = cJSON_Parse("{\"prompt\":\"hi\",\"response_format\":{\"type\":\"json_object\"}}");
     got = build("llama2", GW_LLM_COMPLETIONS, &o, "m", body, &up, a);
     want = cJSON_Parse("{\"type\":\"json\",\"value\":{\"type\":\"object\"}}");

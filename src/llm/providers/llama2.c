@@ -60,9 +60,23 @@ static const char *raw_chat_prompt(struct gw_llm_call *c, const cJSON *messages,
         *err = "'messages' must be an array";
         return NULL;
     }
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages)
+    {
+        /* Llama 2 reads text only: an image silently dropped would get an
+         * answer about a picture the model never saw. */
+        const cJSON *part;
+        cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(m, "content"))
+        {
+            const char *pt = gw_json_str(part, "type");
+            if (pt && strcmp(pt, "text") != 0) {
+                *err = gw_sprintf(c->arena, "llama2_format raw takes text only (%s parts)", pt);
+                return NULL;
+            }
+        }
+    }
     struct evbuffer *b = evbuffer_new();
     struct evbuffer *sys = evbuffer_new();
-    const cJSON *m;
     cJSON_ArrayForEach(m, messages)
     {
         const char *role = gw_json_str(m, "role");
