@@ -60,7 +60,7 @@ report() { # path url wrk-result
     {
         echo "# sluice profile: $p path, wrk -t2 -c32 -d${SECS}s $url"
         echo "# $res"
-        echo "# $("$SLUICE" -V 2>&1 | head -1) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(nproc) CPUs, $(uname -r)"
+        echo "# $("$SLUICE" -V 2>&1 | head -1) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), binary built $(date -u -r "$SLUICE" +%H:%MZ)), $(nproc) CPUs, $(uname -r)"
         echo
         echo "## perf stat (whole process, all threads)"
         grep -E 'task-clock|context-switches|migrations|page-faults|seconds time' "$WORK/perf-stat-$p.txt"

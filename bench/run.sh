@@ -80,6 +80,8 @@ check() { # name url body marker
     return 1
 }
 
+# The tree moves while we run: name the commit and the binary's build time now.
+BUILD_ID="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') at start, binary built $(date -u -r "$SLUICE" +%H:%MZ)"
 start_all
 echo "bench: sluice $("$SLUICE" -V 2>&1 | head -1), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" >&2
 echo "bench: upstream :$UP_PORT sse :$SSE_PORT nginx :$NGX_PORT sluice :$SL_PORT, work dir $WORK" >&2
@@ -204,7 +206,7 @@ fi
 mkdir -p "$(dirname "$OUT")"
 node "$BENCH_DIR/report.js" "$RUNS" "$MEM" "$TTFT" "$NOTES" "$MICRO" \
     "duration ${DURATION}s per run, ${ROUNDS} rounds, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)" \
-    "$("$SLUICE" -V 2>&1 | head -1) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), $(nginx -v 2>&1 | sed 's/.*: //')" \
+    "$("$SLUICE" -V 2>&1 | head -1) ($BUILD_ID), $(nginx -v 2>&1 | sed 's/.*: //')" \
     >"$OUT"
 cat "$OUT"
 echo "bench: wrote $OUT in ${SECONDS}s" >&2
