@@ -379,19 +379,6 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
-/* Request body from an evbuffer (the client's, not contiguous). */
-static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
-{
-    struct proxy_request *rq = arg;
-    struct evbuffer_ptr pos;
-    if (evbuffer_ptr_set(rq->upload, &pos, rq->upload_off, EVBUFFER_PTR_SET) < 0) return 0;
-    ev_ssize_t n = evbuffer_copyout_from(rq->upload, &pos, buf, size * nitems);
-    if (n <= 0) return 0;
-    rq->upload_off += (size_t)n;
-    rq->last_progress_us = gw_now_us();
-    return (size_t)n;
-}
-
 void gw_proxy_unwatch_client(struct proxy_request *rq)
 {
     if (rq->close_watch) {
@@ -558,7 +545,6 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
         rq->tries++;
         gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
         evhttp_clear_headers(r->response_headers);
-        rq->upload_off = 0;
         if (setup_transfer(rq) == 0) return;
     }
     if (rq->reply_started) {
@@ -688,7 +674,7 @@ static int setup_transfer(struct proxy_request *rq)
 
     const char *method = r->upstream_method ? r->upstream_method : r->method;
     size_t body_len;
-    const char *body = NULL;
+    const char *body = "";
     if (r->upstream_body) {
         body = r->upstream_body;
         body_len = r->upstream_body_len;
@@ -698,9 +684,10 @@ static int setup_transfer(struct proxy_request *rq)
         gw_arena_cleanup(r->arena, free, s);
         body = r->upstream_body = s;
         body_len = r->upstream_body_len = strlen(s);
-    } else {
-        body_len = evbuffer_get_length(r->body);
-        rq->upload = r->body;
+    } else if ((body_len = evbuffer_get_length(r->body)) > 0) {
+        /* libcurl sends a contiguous body with the headers in one write;
+         * through the read callback it takes two sends and a poll. */
+        body = (const char *)evbuffer_pullup(r->body, -1);
     }
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -708,12 +695,7 @@ static int setup_transfer(struct proxy_request *rq)
                strcmp(method, "PATCH") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        if (body) {
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        } else {
-            curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
-            curl_easy_setopt(e, CURLOPT_READDATA, rq);
-        }
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);

@@ -41,8 +41,6 @@ struct proxy_request {
     struct event *timer;       /* read timeout; also wakes us when the client left */
     struct event *close_watch; /* EV_CLOSED on the client socket while we wait */
     uint64_t last_progress_us;
-    struct evbuffer *upload; /* client body being sent, when not contiguous */
-    size_t upload_off;
     struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */
     int tries;
     unsigned headers_done : 1;  /* upstream's final header block is complete */

@@ -76,12 +76,19 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 }
 
 /* CURLMOPT_TIMERFUNCTION: -1 removes the timer; 0 means "as soon as
- * possible", which we also do from the loop rather than recursively. */
+ * possible", done from the loop (never recursively from inside curl). */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     struct gw_worker *w = userp;
     if (timeout_ms < 0) {
         evtimer_del(w->curl_timer);
+        return 0;
+    }
+    if (timeout_ms == 0) {
+        /* "As soon as possible": in this loop iteration, not the next one
+         * (an evtimer of 0 costs a pass through epoll_wait first). */
+        evtimer_del(w->curl_timer);
+        event_active(w->curl_timer, EV_TIMEOUT, 1);
         return 0;
     }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
