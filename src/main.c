@@ -2,6 +2,7 @@
  * sluice: command line, signals, reload and shutdown. The main thread owns
  * the config and the admin listener; workers serve traffic.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,12 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* Fixed malloc thresholds: glibc's adaptive ones made the heap shrink
+     * and regrow around each request's cJSON trees and bodies (perf on the
+     * ai-proxy path: malloc_consolidate, sysmalloc and page faults). A few
+     * MB kept after a peak is the price. */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         gw_error("curl_global_init failed");
