@@ -158,14 +158,77 @@ cJSON *gw_llm_error_from_reply(int status, const char *body, size_t len)
     return out;
 }
 
+int gw_llm_reply_parse(int status, const char *body, size_t len, cJSON **j, const char **err)
+{
+    if (status < 200 || status > 299) {
+        *j = gw_llm_error_from_reply(status, body, len);
+        return 1;
+    }
+    *j = gw_json_parse(body, len);
+    if (cJSON_IsObject(*j)) return 0;
+    cJSON_Delete(*j);
+    *j = NULL;
+    *err = "upstream reply is not a JSON object";
+    return 1;
+}
+
+cJSON *gw_llm_reply_new(struct gw_llm_call *c, const char *id, const char *model, cJSON **choice)
+{
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "id", id ? id : gw_llm_new_id(c->arena, "chatcmpl-"));
+    cJSON_AddStringToObject(out, "object",
+                            c->route == GW_LLM_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(out, "created", (double)c->created);
+    cJSON_AddStringToObject(out, "model", model ? model : c->model ? c->model : "");
+    cJSON *choices = cJSON_AddArrayToObject(out, "choices");
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, ch);
+    cJSON_AddNumberToObject(ch, "index", 0);
+    *choice = ch;
+    return out;
+}
+
+cJSON *gw_llm_frame_json(struct gw_llm_call *c, const char *data, size_t len, struct evbuffer *out,
+                         const char *not_json)
+{
+    cJSON *j = gw_json_parse(data, len);
+    if (cJSON_IsObject(j)) return j;
+    cJSON_Delete(j);
+    gw_llm_emit_error(c, out, not_json);
+    return NULL;
+}
+
+int gw_llm_is_done_marker(const char *data, size_t len)
+{
+    return len == 6 && memcmp(data, "[DONE]", 6) == 0;
+}
+
+void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len)
+{
+    evbuffer_add(out, "data: ", 6);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\n\n", 2);
+}
+
 void gw_llm_emit_json(struct evbuffer *out, const cJSON *chunk)
 {
     char *s = cJSON_PrintUnformatted(chunk);
     if (!s) abort();
-    evbuffer_add(out, "data: ", 6);
-    evbuffer_add(out, s, strlen(s));
-    evbuffer_add(out, "\n\n", 2);
+    gw_llm_emit_raw(out, s, strlen(s));
     cJSON_free(s);
+}
+
+void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
+{
+    if (!text || !*text) return;
+    cJSON *delta, *choice;
+    cJSON *ch = gw_llm_chunk_new(c, &delta, &choice);
+    if (c->route == GW_LLM_COMPLETIONS)
+        cJSON_AddStringToObject(choice, "text", text);
+    else
+        cJSON_AddStringToObject(delta, "content", text);
+    gw_llm_emit_json(out, ch);
+    cJSON_Delete(ch);
 }
 
 void gw_llm_emit_done(struct gw_llm_call *c, struct evbuffer *out)
@@ -309,6 +372,36 @@ static void set_number(cJSON *obj, const char *key, double v)
         cJSON_ReplaceItemInObjectCaseSensitive(obj, key, n);
     else
         cJSON_AddItemToObject(obj, key, n);
+}
+
+void gw_llm_add_num(cJSON *dst, const char *key, const struct gw_opt_num *opt, const cJSON *body)
+{
+    double v;
+    if (opt->set)
+        cJSON_AddNumberToObject(dst, key, opt->v);
+    else if (gw_json_num(body, key, &v))
+        cJSON_AddNumberToObject(dst, key, v);
+}
+
+void gw_llm_add_max_tokens(cJSON *dst, const char *key, const struct gw_llm_options *o,
+                           const cJSON *body)
+{
+    double v;
+    if (o && o->max_tokens.set)
+        cJSON_AddNumberToObject(dst, key, o->max_tokens.v);
+    else if (gw_json_num(body, "max_tokens", &v) || gw_json_num(body, "max_completion_tokens", &v))
+        cJSON_AddNumberToObject(dst, key, v);
+}
+
+void gw_llm_add_stop(cJSON *dst, const char *key, const cJSON *body)
+{
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    if (cJSON_IsString(stop)) {
+        cJSON *a = cJSON_AddArrayToObject(dst, key);
+        cJSON_AddItemToArray(a, cJSON_CreateString(stop->valuestring));
+    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
+        cJSON_AddItemToObject(dst, key, cJSON_Duplicate(stop, 1));
+    }
 }
 
 void gw_llm_apply_sampling(const struct gw_llm_options *o, cJSON *req, int use_completion_tokens)

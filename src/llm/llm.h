@@ -188,6 +188,43 @@ void gw_llm_usage_from_openai(struct gw_llm_call *c, const cJSON *usage);
 /* "chatcmpl-<24 random hex>" style ids, in the arena. */
 const char *gw_llm_new_id(struct gw_arena *a, const char *prefix);
 
+/* Shared by the providers that build an OpenAI reply or chunk themselves,
+ * so that every translated reply carries the same head and framing. */
+
+/* The start of every parse_response: a non-2xx reply becomes an OpenAI
+ * error object, a 2xx one must be a JSON object. Returns 0 with *j the
+ * parsed object, or 1 when *j is already the answer (the error object, or
+ * NULL with *err set). */
+int gw_llm_reply_parse(int status, const char *body, size_t len, cJSON **j, const char **err);
+/* A chat.completion / text_completion object with id (NULL: a new one),
+ * object, created, model (NULL: the call's) and one choice {"index":0}
+ * returned through *choice, for the caller to fill. */
+cJSON *gw_llm_reply_new(struct gw_llm_call *c, const char *id, const char *model, cJSON **choice);
+/* Parses one stream frame that must be a JSON object; NULL after an error
+ * event with not_json as message (the frame ends the stream). */
+cJSON *gw_llm_frame_json(struct gw_llm_call *c, const char *data, size_t len, struct evbuffer *out,
+                         const char *not_json);
+/* Whether a stream frame is OpenAI's end marker `[DONE]`. */
+int gw_llm_is_done_marker(const char *data, size_t len);
+/* Appends "data: <bytes>\n\n": a frame passed through as received. */
+void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len);
+/* One text chunk: delta.content (chat) or choices[0].text (completions);
+ * nothing for NULL or "". */
+void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *text);
+
+/* Request helpers for the non-OpenAI wire formats, where plugin options
+ * must win over the client's values (Kong) under the provider's key. */
+
+/* key: the option when set, else the client's number under the same key. */
+void gw_llm_add_num(cJSON *dst, const char *key, const struct gw_opt_num *opt, const cJSON *body);
+/* key: max_tokens option, else the client's max_tokens, else its
+ * max_completion_tokens; absent when none is set. */
+void gw_llm_add_max_tokens(cJSON *dst, const char *key, const struct gw_llm_options *o,
+                           const cJSON *body);
+/* key: the client's `stop` as an array of strings (a string becomes a
+ * one-element array); absent when stop is missing or an empty array. */
+void gw_llm_add_stop(cJSON *dst, const char *key, const cJSON *body);
+
 /* Splits "data:image/png;base64,AAAA" into media type and base64 payload
  * (both in the arena). Returns 0, or -1 if url is not a base64 data URI. */
 int gw_llm_data_uri(struct gw_arena *a, const char *url, const char **media_type,

@@ -7,8 +7,6 @@
  */
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "gw_arena.h"
 #include "llm.h"
 
@@ -160,12 +158,7 @@ int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
         cJSON_AddBoolToObject(req, "stream", c->stream);
         cJSON *opts = cJSON_AddObjectToObject(req, "options");
         const struct gw_llm_options *o = c->opt;
-        double v;
-        if (o && o->max_tokens.set)
-            cJSON_AddNumberToObject(opts, "num_predict", o->max_tokens.v);
-        else if (gw_json_num(body, "max_tokens", &v) ||
-                 gw_json_num(body, "max_completion_tokens", &v))
-            cJSON_AddNumberToObject(opts, "num_predict", v);
+        gw_llm_add_max_tokens(opts, "num_predict", o, body);
         if (o && o->temperature.set)
             cJSON_AddNumberToObject(opts, "temperature", o->temperature.v);
         else
@@ -249,13 +242,8 @@ static cJSON *ollama_tool_calls(struct gw_llm_call *c, const cJSON *calls, int w
 cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
                            const char **err)
 {
-    if (status < 200 || status > 299) return gw_llm_error_from_reply(status, body, len);
-    cJSON *j = gw_json_parse(body, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *err = "upstream reply is not a JSON object";
-        return NULL;
-    }
+    cJSON *j;
+    if (gw_llm_reply_parse(status, body, len, &j, err)) return j;
     const char *eerr = gw_json_str(j, "error");
     if (eerr) {
         *err = gw_sprintf(c->arena, "upstream reported an error: %s", eerr);
@@ -265,9 +253,10 @@ cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, 
     const char *model = gw_json_str(j, "model");
     if (model) c->response_model = gw_strdup(c->arena, model);
     ollama_usage(c, j);
-    cJSON *out = cJSON_CreateObject();
+    cJSON *out;
     if (c->route == GW_LLM_EMBEDDINGS) {
         const cJSON *embs = cJSON_GetObjectItemCaseSensitive(j, "embeddings");
+        out = cJSON_CreateObject();
         if (!cJSON_IsArray(embs)) goto bad;
         cJSON_AddStringToObject(out, "object", "list");
         cJSON *data = cJSON_AddArrayToObject(out, "data");
@@ -288,15 +277,8 @@ cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, 
         cJSON_Delete(j);
         return out;
     }
-    cJSON_AddStringToObject(out, "id", gw_llm_new_id(c->arena, "chatcmpl-"));
-    cJSON_AddStringToObject(out, "object",
-                            c->route == GW_LLM_CHAT ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(out, "created", (double)c->created);
-    cJSON_AddStringToObject(out, "model", model ? model : c->model ? c->model : "");
-    cJSON *choices = cJSON_AddArrayToObject(out, "choices");
-    cJSON *ch = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, ch);
-    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *ch;
+    out = gw_llm_reply_new(c, NULL, model, &ch);
     const char *finish = gw_llm_finish_reason(gw_json_str(j, "done_reason"));
     if (c->route == GW_LLM_CHAT) {
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
@@ -335,12 +317,8 @@ int gw_llm_ollama_stream_frame(struct gw_llm_call *c, const char *event, const c
                                size_t len, struct evbuffer *out)
 {
     if (c->done_sent) return 0;
-    cJSON *j = gw_json_parse(data, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        gw_llm_emit_error(c, out, "upstream sent a stream line that is not JSON");
-        return -1;
-    }
+    cJSON *j = gw_llm_frame_json(c, data, len, out, "upstream sent a stream line that is not JSON");
+    if (!j) return -1;
     const char *eerr = gw_json_str(j, "error");
     if (eerr) {
         gw_llm_emit_error(c, out, eerr);

@@ -7,8 +7,6 @@
  */
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "gw_arena.h"
 #include "llm.h"
 
@@ -68,13 +66,8 @@ static int openai_shape_ok(const struct gw_llm_call *c, const cJSON *j)
 cJSON *gw_llm_openai_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
                            const char **err)
 {
-    if (status < 200 || status > 299) return gw_llm_error_from_reply(status, body, len);
-    cJSON *j = gw_json_parse(body, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *err = "upstream reply is not a JSON object";
-        return NULL;
-    }
+    cJSON *j;
+    if (gw_llm_reply_parse(status, body, len, &j, err)) return j;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     if (e && !cJSON_IsNull(e)) {
         const char *m = cJSON_IsObject(e) ? gw_json_str(e, "message") : NULL;
@@ -114,22 +107,17 @@ cJSON *gw_llm_openai_parse(struct gw_llm_call *c, int status, const char *body, 
 int gw_llm_openai_stream_frame(struct gw_llm_call *c, const char *event, const char *data,
                                size_t len, struct evbuffer *out)
 {
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+    if (gw_llm_is_done_marker(data, len)) {
         gw_llm_emit_done(c, out);
         return 0;
     }
-    cJSON *j = gw_json_parse(data, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        gw_llm_emit_error(c, out, "upstream sent a stream frame that is not JSON");
-        return -1;
-    }
+    cJSON *j =
+        gw_llm_frame_json(c, data, len, out, "upstream sent a stream frame that is not JSON");
+    if (!j) return -1;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     if ((e && !cJSON_IsNull(e)) || (event && strcmp(event, "error") == 0)) {
         /* Forward the provider's own error event, then end the stream. */
-        evbuffer_add(out, "data: ", 6);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\n\n", 2);
+        gw_llm_emit_raw(out, data, len);
         c->errored = 1;
         gw_llm_emit_done(c, out);
         cJSON_Delete(j);
@@ -148,8 +136,6 @@ int gw_llm_openai_stream_frame(struct gw_llm_call *c, const char *event, const c
     if (usage_only && !c->include_usage) return 0;
     c->role_sent = 1;
     /* Pass the frame through byte for byte. */
-    evbuffer_add(out, "data: ", 6);
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\n\n", 2);
+    gw_llm_emit_raw(out, data, len);
     return 0;
 }

@@ -372,30 +372,16 @@ static void add_sampling(struct gw_llm_call *c, const cJSON *body, cJSON *req, c
     const struct gw_llm_options *o = c->opt;
     double v;
     double max = ANTHROPIC_DEFAULT_MAX_TOKENS;
+    /* max_tokens is required here, and max_completion_tokens wins. */
     if (o->max_tokens.set)
         max = o->max_tokens.v;
     else if (gw_json_num(body, "max_completion_tokens", &v) || gw_json_num(body, "max_tokens", &v))
         max = v;
     cJSON_AddNumberToObject(req, max_key, max);
-    if (o->temperature.set)
-        cJSON_AddNumberToObject(req, "temperature", o->temperature.v);
-    else if (gw_json_num(body, "temperature", &v))
-        cJSON_AddNumberToObject(req, "temperature", v);
-    if (o->top_p.set)
-        cJSON_AddNumberToObject(req, "top_p", o->top_p.v);
-    else if (gw_json_num(body, "top_p", &v))
-        cJSON_AddNumberToObject(req, "top_p", v);
-    if (o->top_k.set)
-        cJSON_AddNumberToObject(req, "top_k", o->top_k.v);
-    else if (gw_json_num(body, "top_k", &v))
-        cJSON_AddNumberToObject(req, "top_k", v);
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
-    if (cJSON_IsString(stop)) {
-        cJSON *a = cJSON_AddArrayToObject(req, "stop_sequences");
-        cJSON_AddItemToArray(a, cJSON_CreateString(stop->valuestring));
-    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
-        cJSON_AddItemToObject(req, "stop_sequences", cJSON_Duplicate(stop, 1));
-    }
+    gw_llm_add_num(req, "temperature", &o->temperature, body);
+    gw_llm_add_num(req, "top_p", &o->top_p, body);
+    gw_llm_add_num(req, "top_k", &o->top_k, body);
+    gw_llm_add_stop(req, "stop_sequences", body);
     cJSON_AddBoolToObject(req, "stream", c->stream);
 }
 
@@ -496,13 +482,8 @@ static void read_usage(struct gw_llm_call *c, const cJSON *u)
 static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
                               const char **err)
 {
-    if (status < 200 || status > 299) return gw_llm_error_from_reply(status, body, len);
-    cJSON *j = gw_json_parse(body, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *err = "upstream reply is not a JSON object";
-        return NULL;
-    }
+    cJSON *j;
+    if (gw_llm_reply_parse(status, body, len, &j, err)) return j;
     const char *model = gw_json_str(j, "model");
     if (model) c->response_model = gw_strdup(c->arena, model);
     read_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
@@ -514,17 +495,8 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
         cJSON_Delete(j);
         return NULL;
     }
-    const char *id = gw_json_str(j, "id");
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "id", id ? id : gw_llm_new_id(c->arena, "chatcmpl-"));
-    cJSON_AddStringToObject(out, "object",
-                            c->route == GW_LLM_CHAT ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(out, "created", (double)c->created);
-    cJSON_AddStringToObject(out, "model", model ? model : c->model ? c->model : "");
-    cJSON *choices = cJSON_AddArrayToObject(out, "choices");
-    cJSON *ch = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, ch);
-    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *ch;
+    cJSON *out = gw_llm_reply_new(c, gw_json_str(j, "id"), model, &ch);
     const char *finish = gw_llm_finish_reason(gw_json_str(j, "stop_reason"));
     if (c->route == GW_LLM_COMPLETIONS) {
         const char *text = gw_json_str(j, "completion");
@@ -598,19 +570,6 @@ bad:
     return NULL;
 }
 
-static void emit_delta_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
-{
-    if (!text || !*text) return;
-    cJSON *delta, *choice;
-    cJSON *ch = gw_llm_chunk_new(c, &delta, &choice);
-    if (c->route == GW_LLM_COMPLETIONS)
-        cJSON_AddStringToObject(choice, "text", text);
-    else
-        cJSON_AddStringToObject(delta, "content", text);
-    gw_llm_emit_json(out, ch);
-    cJSON_Delete(ch);
-}
-
 /* A tool_calls delta: the first one of a call carries id and name, the
  * following ones only argument fragments, all under the same index. */
 static void emit_tool_delta(struct gw_llm_call *c, struct evbuffer *out, int index, const char *id,
@@ -637,12 +596,9 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
                             struct evbuffer *out)
 {
     if (c->done_sent) return 0;
-    cJSON *j = gw_json_parse(data, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        gw_llm_emit_error(c, out, "upstream sent a stream event that is not JSON");
-        return -1;
-    }
+    cJSON *j =
+        gw_llm_frame_json(c, data, len, out, "upstream sent a stream event that is not JSON");
+    if (!j) return -1;
     const char *type = gw_json_str(j, "type");
     if (!type) type = event ? event : "";
     int rc = 0;
@@ -673,7 +629,7 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
             emit_tool_delta(c, out, ti, id ? id : gw_llm_new_id(c->arena, "toolu_"),
                             name ? name : "", "");
         } else if (bt && strcmp(bt, "text") == 0) {
-            emit_delta_text(c, out, gw_json_str(cb, "text"));
+            gw_llm_emit_text(c, out, gw_json_str(cb, "text"));
         }
     } else if (strcmp(type, "content_block_delta") == 0) {
         gw_llm_emit_role(c, out);
@@ -682,12 +638,12 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "delta");
         const char *dt = gw_json_str(d, "type");
         if (dt && strcmp(dt, "text_delta") == 0) {
-            emit_delta_text(c, out, gw_json_str(d, "text"));
+            gw_llm_emit_text(c, out, gw_json_str(d, "text"));
         } else if (dt && strcmp(dt, "input_json_delta") == 0) {
             int bti = idx >= 0 && idx < 64 ? c->block_tool[(int)idx] : 0;
             const char *pj = gw_json_str(d, "partial_json");
             if (bti == -1)
-                emit_delta_text(c, out, pj);
+                gw_llm_emit_text(c, out, pj);
             else if (bti > 0 && pj && *pj)
                 emit_tool_delta(c, out, bti - 1, NULL, NULL, pj);
         }
@@ -710,7 +666,7 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         gw_llm_emit_role(c, out);
         const char *model = gw_json_str(j, "model");
         if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
-        emit_delta_text(c, out, gw_json_str(j, "completion"));
+        gw_llm_emit_text(c, out, gw_json_str(j, "completion"));
         const char *sr = gw_json_str(j, "stop_reason");
         if (sr) {
             gw_llm_emit_finish(c, out, gw_llm_finish_reason(sr));

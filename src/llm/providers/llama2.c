@@ -148,28 +148,13 @@ static int raw_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_ups
     cJSON *params = cJSON_AddObjectToObject(req, "parameters");
     const struct gw_llm_options *o = c->opt;
     double v;
-    if (o->max_tokens.set)
-        cJSON_AddNumberToObject(params, "max_new_tokens", o->max_tokens.v);
-    else if (gw_json_num(body, "max_tokens", &v) || gw_json_num(body, "max_completion_tokens", &v))
-        cJSON_AddNumberToObject(params, "max_new_tokens", v);
-    if (o->temperature.set)
-        cJSON_AddNumberToObject(params, "temperature", o->temperature.v);
-    else if (gw_json_num(body, "temperature", &v))
-        cJSON_AddNumberToObject(params, "temperature", v);
+    gw_llm_add_max_tokens(params, "max_new_tokens", o, body);
+    gw_llm_add_num(params, "temperature", &o->temperature, body);
     if (o->top_k.set) cJSON_AddNumberToObject(params, "top_k", o->top_k.v);
-    if (o->top_p.set)
-        cJSON_AddNumberToObject(params, "top_p", o->top_p.v);
-    else if (gw_json_num(body, "top_p", &v))
-        cJSON_AddNumberToObject(params, "top_p", v);
+    gw_llm_add_num(params, "top_p", &o->top_p, body);
     /* TGI's own parameters for what OpenAI clients send: stop sequences,
      * seed, and response_format as a JSON grammar (TGI >= 1.4.3). */
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
-    if (cJSON_IsString(stop)) {
-        cJSON *arr = cJSON_AddArrayToObject(params, "stop");
-        cJSON_AddItemToArray(arr, cJSON_CreateString(stop->valuestring));
-    } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
-        cJSON_AddItemToObject(params, "stop", cJSON_Duplicate(stop, 1));
-    }
+    gw_llm_add_stop(params, "stop", body);
     if (gw_json_num(body, "seed", &v)) cJSON_AddNumberToObject(params, "seed", v);
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format");
     const char *rft = gw_json_str(rf, "type");
@@ -257,16 +242,8 @@ static cJSON *raw_parse(struct gw_llm_call *c, int status, const char *body, siz
         c->usage.completion = (long)gen;
         c->usage.total = c->usage.prompt + c->usage.completion;
     }
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "id", gw_llm_new_id(c->arena, "chatcmpl-"));
-    cJSON_AddStringToObject(out, "object",
-                            c->route == GW_LLM_CHAT ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(out, "created", (double)c->created);
-    cJSON_AddStringToObject(out, "model", c->model ? c->model : "");
-    cJSON *choices = cJSON_AddArrayToObject(out, "choices");
-    cJSON *ch = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, ch);
-    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *ch;
+    cJSON *out = gw_llm_reply_new(c, NULL, NULL, &ch);
     if (c->route == GW_LLM_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
@@ -303,14 +280,7 @@ static void raw_emit_text(struct gw_llm_call *c, struct evbuffer *out, const cha
             text++;
     if (!*text) return;
     c->content_sent = 1;
-    cJSON *delta, *choice;
-    cJSON *ch = gw_llm_chunk_new(c, &delta, &choice);
-    if (c->route == GW_LLM_COMPLETIONS)
-        cJSON_AddStringToObject(choice, "text", text);
-    else
-        cJSON_AddStringToObject(delta, "content", text);
-    gw_llm_emit_json(out, ch);
-    cJSON_Delete(ch);
+    gw_llm_emit_text(c, out, text);
 }
 
 /* TGI's stream: one event per generated token,
@@ -324,17 +294,14 @@ static int raw_stream_frame(struct gw_llm_call *c, const char *data, size_t len,
                             struct evbuffer *out)
 {
     if (c->done_sent) return 0;
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+    if (gw_llm_is_done_marker(data, len)) {
         gw_llm_emit_finish(c, out, "stop");
         gw_llm_emit_tail(c, out);
         return 0;
     }
-    cJSON *j = gw_json_parse(data, len);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        gw_llm_emit_error(c, out, "upstream sent a stream event that is not JSON");
-        return -1;
-    }
+    cJSON *j =
+        gw_llm_frame_json(c, data, len, out, "upstream sent a stream event that is not JSON");
+    if (!j) return -1;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     if (e && !cJSON_IsNull(e)) {
         const char *msg = cJSON_IsString(e) ? e->valuestring : gw_json_str(e, "message");
