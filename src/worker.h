@@ -47,6 +47,8 @@ struct gw_worker {
 
     CURLM *multi;
     struct event *curl_timer;
+    void *sock_watch; /* upstream socket events, by fd (upstream.c) */
+    size_t n_sock_watch;
     CURL **easy_pool; /* reset handles kept for reuse */
     size_t n_easy_pool, cap_easy_pool;
 
@@ -94,6 +96,8 @@ void gw_upstream_easy_put(struct gw_worker *w, CURL *easy);
 int gw_upstream_add(struct gw_worker *w, CURL *easy);
 /* Remove a transfer; never from inside a curl callback. */
 void gw_upstream_remove(struct gw_worker *w, CURL *easy);
+/* CURLOPT_CLOSESOCKETFUNCTION for every transfer (clientp = the worker). */
+int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 
 /* proxy.c */
 void gw_proxy_request_cb(struct evhttp_request *req, void *arg);

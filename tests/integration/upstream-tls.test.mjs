@@ -34,7 +34,13 @@ function describe(req, res) {
   res.end(JSON.stringify({ httpVersion: req.httpVersion, path: req.url, via: req.headers.via ?? null }));
 }
 
-let h2server, h1tls, plain, sluice, plainSockets = 0;
+let h2server, h1tls, plain, shortLived, sluice, plainSockets = 0, shortSockets = 0;
+
+// CPU time (user + system, in clock ticks) the process has used so far.
+function cpuTicks(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
 
 before(async () => {
   if (skip) return;
@@ -43,7 +49,14 @@ before(async () => {
   h1tls = https.createServer(tls, describe);
   plain = http.createServer({ keepAliveTimeout: 30000 }, describe);
   plain.on('connection', () => plainSockets++);
-  const [h2port, h1port, plainPort] = await Promise.all([listen(h2server), listen(h1tls), listen(plain)]);
+  // Answers with keep-alive, then closes the idle connection 100 ms later.
+  shortLived = http.createServer((req, res) => {
+    res.on('finish', () => setTimeout(() => req.socket.destroy(), 100));
+    describe(req, res);
+  });
+  shortLived.on('connection', () => shortSockets++);
+  const [h2port, h1port, plainPort, shortPort] = await Promise.all([
+    listen(h2server), listen(h1tls), listen(plain), listen(shortLived)]);
   sluice = await startSluice({
     workers: 1,
     config: {
@@ -57,6 +70,8 @@ before(async () => {
           routes: [{ name: 'h1', paths: ['/h1'] }] },
         { name: 'plain', url: `http://127.0.0.1:${plainPort}`,
           routes: [{ name: 'plain', paths: ['/plain'] }] },
+        { name: 'short', url: `http://127.0.0.1:${shortPort}`,
+          routes: [{ name: 'short', paths: ['/short'] }] },
       ],
     },
   });
@@ -64,7 +79,7 @@ before(async () => {
 
 after(async () => {
   if (sluice) await sluice.stop();
-  for (const s of [h2server, h1tls, plain]) s?.close();
+  for (const s of [h2server, h1tls, plain, shortLived]) s?.close();
 });
 
 test('an HTTPS upstream that offers h2 is reached over HTTP/2 (tls_verify: false)', { skip }, async () => {
@@ -94,4 +109,17 @@ test('upstream connections are kept alive and reused across requests', { skip },
     assert.equal(r.status, 200);
   }
   assert.equal(plainSockets - before, 1, 'five sequential requests over one upstream connection');
+});
+
+test('an upstream that closes an idle keep-alive connection: no busy loop, the next request reconnects', { skip }, async () => {
+  const first = await request({ port: sluice.proxyPort, path: '/short/1' });
+  assert.equal(first.status, 200);
+  const before = cpuTicks(sluice.pid);
+  await new Promise((r) => setTimeout(r, 700)); // the upstream closes the idle connection meanwhile
+  const spent = cpuTicks(sluice.pid) - before;
+  assert.ok(spent <= 5, `sluice used ${spent} ticks of CPU while idle: a closed idle socket must not spin`);
+  const second = await request({ port: sluice.proxyPort, path: '/short/2' });
+  assert.equal(second.status, 200, second.text);
+  assert.equal(second.json().path, '/2');
+  assert.equal(shortSockets, 2, 'a new upstream connection after the old one was closed');
 });
