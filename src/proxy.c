@@ -162,6 +162,14 @@ void gw_proxy_finish(struct proxy_request *rq)
              * left; sending on a detached request is how it gets freed. */
             evhttp_send_reply_end(rq->evreq);
         }
+    } else if (rq->evreq) {
+        /* Every path answers before finishing; should one not, the client
+         * still gets an answer rather than a connection that hangs. */
+        gw_error("request_id=%s finished without an answer", r->id);
+        if (rq->reply_started)
+            evhttp_send_reply_end(rq->evreq);
+        else
+            evhttp_send_reply(rq->evreq, 500, NULL, NULL);
     }
     rq->evreq = NULL;
     if (rq->json) cJSON_Delete(rq->json);
