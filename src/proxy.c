@@ -445,7 +445,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         evtimer_add(rq->timer, &tv);
         return;
     }
-    rq->timed_out = 1;
     gw_proxy_upstream_done(rq, CURLE_OPERATION_TIMEDOUT);
 }
 
