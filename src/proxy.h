@@ -50,7 +50,6 @@ struct proxy_request {
     unsigned client_gone : 1;
     unsigned finished : 1;
     unsigned in_multi : 1;
-    unsigned strip_length : 1; /* a body filter may change the length */
     unsigned upstream_connected : 1;
     unsigned close_seen_by_us : 1; /* our EV_CLOSED watch, not libevent, saw it */
 
