@@ -38,6 +38,8 @@ if [[ "${SLUICE_SKIP_APT:-0}" != 1 ]]; then
   # with Debian's npm package: only install them when missing.
   command -v node >/dev/null || PKGS+=(nodejs)
   command -v npm >/dev/null || PKGS+=(npm)
+  # The systemd notify test listens on a unix datagram socket with Python.
+  command -v python3 >/dev/null || PKGS+=(python3)
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${PKGS[@]}"
