@@ -820,22 +820,56 @@ static const char *method_name(enum evhttp_cmd_type t)
     return "GET";
 }
 
-/* Kong's upstream path: the service path, then what the route left of the
- * request path (all of it without strip_path), joined by one '/'. */
+/*
+ * Kong's upstream path: the service path, then what the route left of the
+ * request path (all of it without strip_path). path_handling v0 puts a '/'
+ * between the two, v1 concatenates them after dropping the leading '/' of
+ * the request's part; both fold the '//' of a slash on each side (Kong's
+ * admin API table: /s with /fv1req is /s/fv1req in v0, /sfv1req in v1).
+ */
 static const char *upstream_url(struct gw_request *r, size_t strip_len)
 {
     const struct gw_service *s = r->service;
     const char *rest = r->path;
     if (r->route->strip_path) rest += strip_len;
-    const char *base = s->base_path ? s->base_path : "";
+    const char *base = s->path && strcmp(s->path, "/") != 0 ? s->path : "";
+    size_t blen = strlen(base);
+    int base_slash = blen > 0 && base[blen - 1] == '/';
+    int v1 = r->route->path_handling && strcmp(r->route->path_handling, "v1") == 0;
     const char *sep = "";
+    if (v1 && *rest == '/') rest++; /* v1 joins the path without its leading '/' */
     if (*rest == '\0') {
-        if (*base == '\0') rest = "/";
-    } else if (*rest != '/' && !(*base && base[strlen(base) - 1] == '/')) {
+        if (!blen) rest = "/";
+    } else if (*rest == '/') {
+        if (base_slash) rest++;
+    } else if (!blen || (!v1 && !base_slash)) {
         sep = "/";
     }
     return gw_sprintf(r->arena, "%s%s%s%s%s%s", s->origin, base, sep, rest, r->query ? "?" : "",
                       r->query ? r->query : "");
+}
+
+/* Kong: a route whose protocols leave out the one the request came in on
+ * answers https_redirect_status_code (426, or a redirect to https). */
+static int protocol_refused(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    const char *proto = r->tls ? "https" : "http";
+    const struct gw_strings *p = &r->route->protocols;
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->v[i], proto) == 0) return 0;
+    long code = r->route->https_redirect_status_code;
+    if (!r->tls && code != 426) {
+        const char *host = evhttp_find_header(r->headers, "Host");
+        evhttp_add_header(r->response_headers, "Location",
+                          gw_sprintf(r->arena, "https://%s%s", host ? host : r->host, r->uri));
+        gw_respond_message(r, (int)code, "Please use HTTPS protocol");
+    } else {
+        gw_respond_message(r, 426, "Please use HTTPS protocol");
+        evhttp_add_header(r->response_headers, "Connection", "Upgrade");
+        evhttp_add_header(r->response_headers, "Upgrade", "TLS/1.2, HTTP/1.1");
+    }
+    return 1;
 }
 
 void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
@@ -904,6 +938,10 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
     r->service = m.route->service;
     rq->chain = rq->snap->route_chains[m.route->index];
     alloc_contexts(rq);
+    if (m.route->protocols.n && protocol_refused(rq)) {
+        gw_proxy_send_early(rq);
+        return;
+    }
     if (r->service) {
         if (!r->service->enabled) {
             send_core_error(rq, 503, "Service unavailable");
