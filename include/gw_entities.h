@@ -85,6 +85,7 @@ struct gw_plugin_instance {
     void *conf; /* the plugin's typed config struct */
     int enabled;
     const char *instance_name;
+    struct gw_strings protocols;  /* request protocols it runs for; empty: all */
     struct gw_service *service;   /* scope; NULL: any */
     struct gw_route *route;       /* scope; NULL: any */
     struct gw_consumer *consumer; /* scope; NULL: any */

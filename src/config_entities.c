@@ -410,7 +410,7 @@ static const struct gw_field plugin_fields[] = {
     {EF(struct plugin_in, "config", config, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct plugin_in, "enabled", p.enabled, GW_F_BOOL, 0, "true")},
     {EF(struct plugin_in, "instance_name", p.instance_name, GW_F_STRING, 0, NULL), .min = 1},
-    {EF(struct plugin_in, "protocols", protocols, GW_F_STRINGS, 0, NULL)},
+    {EF(struct plugin_in, "protocols", p.protocols, GW_F_STRINGS, 0, NULL)},
     {EF(struct plugin_in, "tags", tags, GW_F_STRINGS, 0, NULL)},
     {EF(struct plugin_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
     {EF(struct plugin_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
@@ -421,8 +421,34 @@ static const struct gw_field plugin_fields[] = {
     {0},
 };
 
+/* Kong's plugin protocols; only http and https requests exist here, so a
+ * plugin listing neither never runs, which is what Kong would do too. */
+static int plugin_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    static const char *const known[] = {"http", "https",           "grpc", "grpcs", "tcp",
+                                        "tls",  "tls_passthrough", "udp",  "ws",    "wss",
+                                        NULL};
+    const struct gw_strings *ps = &((struct plugin_in *)obj)->p.protocols;
+    const struct gw_node *pn = gw_node_get(node, "protocols");
+    int rc = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        size_t k = 0;
+        while (known[k] && (!ps->v[i] || strcmp(known[k], ps->v[i]) != 0))
+            k++;
+        if (!known[k]) {
+            gw_conf_error(cf, pn ? elem(pn, i) : node,
+                          pn ? elem_sub(cf, "protocols", pn, i) : "protocols",
+                          "expected one of http, https, grpc, grpcs, tcp, tls, tls_passthrough, "
+                          "udp, ws, wss");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 const struct gw_schema gw_plugin_instance_schema = {
     .name = "plugin",
     .size = sizeof(struct plugin_in),
     .fields = plugin_fields,
+    .validate = plugin_validate,
 };

@@ -31,7 +31,7 @@ struct plugin_in {
     struct gw_plugin_instance p;
     const char *name, *id, *path;
     const struct gw_node *config, *service_ref, *route_ref, *consumer_ref, *ordering;
-    struct gw_strings protocols, tags;
+    struct gw_strings tags;
 };
 
 extern const struct gw_schema gw_service_schema;

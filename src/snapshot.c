@@ -45,6 +45,16 @@ static int specificity(const struct gw_plugin_instance *pi, const struct gw_rout
     return 1;
 }
 
+/* A plugin with `protocols` runs only for requests that came in on one of
+ * them (every request is plain http until TLS listeners exist). */
+static int runs_for_http(const struct gw_plugin_instance *pi)
+{
+    if (!pi->protocols.n) return 1;
+    for (size_t i = 0; i < pi->protocols.n; i++)
+        if (strcmp(pi->protocols.v[i], "http") == 0) return 1;
+    return 0;
+}
+
 static int by_priority_cb(const void *a, const void *b)
 {
     const struct gw_chain_entry *x = a, *y = b;
@@ -70,7 +80,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_plugins; i++) {
         const struct gw_plugin_instance *pi = cfg->plugins[i];
-        if (!pi->enabled) continue;
+        if (!pi->enabled || !runs_for_http(pi)) continue;
         int sp = specificity(pi, route, service, consumer);
         if (!sp) continue;
         unsigned k = plugin_index(pi->plugin);

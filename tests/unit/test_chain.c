@@ -58,6 +58,12 @@ static const char *scoping_yaml = "_format_version: \"3.0\"\n"
                                   "    - name: correlation-id\n"
                                   "      enabled: false\n"
                                   "      config: {header_name: disabled}\n"
+                                  "  - name: r-https-plugin\n"
+                                  "    paths: [/e]\n"
+                                  "    plugins:\n"
+                                  "    - name: correlation-id\n"
+                                  "      protocols: [https]\n"
+                                  "      config: {header_name: https-only}\n"
                                   "- name: s2\n"
                                   "  url: http://127.0.0.1:2\n"
                                   "  routes:\n"
@@ -87,6 +93,7 @@ static void test_scoping(void)
     const struct gw_route *rb = route_named(cfg, "r-service-scope");
     const struct gw_route *rc = route_named(cfg, "r-disabled");
     const struct gw_route *rd = route_named(cfg, "r-global-scope");
+    const struct gw_route *re = route_named(cfg, "r-https-plugin");
     const struct gw_consumer *alice = cfg->consumers[0];
 
     gw_chain_resolve(cfg, ra, ra->service, NULL, a, &c);
@@ -96,6 +103,9 @@ static void test_scoping(void)
     CHECK_STR(correlation_header(&c), "from-service");
     /* A disabled route instance falls back to the next most specific one. */
     gw_chain_resolve(cfg, rc, rc->service, NULL, a, &c);
+    CHECK_STR(correlation_header(&c), "from-service");
+    /* An instance for https only does not run for (plain http) requests. */
+    gw_chain_resolve(cfg, re, re->service, NULL, a, &c);
     CHECK_STR(correlation_header(&c), "from-service");
     gw_chain_resolve(cfg, rd, rd->service, NULL, a, &c);
     CHECK_STR(correlation_header(&c), "from-global");
@@ -151,8 +161,27 @@ static void test_ordering(void)
     gw_snapshot_unref(snap);
 }
 
+static void test_bad_protocols(void)
+{
+    const char *yaml = "_format_version: \"3.0\"\n"
+                       "plugins:\n"
+                       "- name: correlation-id\n"
+                       "  protocols: [http, ftp]\n";
+    struct gw_errlist errs = {0};
+    struct gw_config *cfg = gw_config_load_string("p.yml", yaml, strlen(yaml), &errs);
+    CHECK(cfg == NULL);
+    CHECK_INT(errs.n, 1);
+    if (errs.n)
+        CHECK_STR(errs.v[0],
+                  "p.yml:4:21: plugins[0].protocols[1]: expected one of http, https, grpc, "
+                  "grpcs, tcp, tls, tls_passthrough, udp, ws, wss");
+    gw_errlist_free(&errs);
+    gw_config_free(cfg);
+}
+
 int main(void)
 {
+    test_bad_protocols();
     test_scoping();
     test_ordering();
     return gw_test_done("test_chain");
