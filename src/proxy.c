@@ -36,6 +36,8 @@
 #define HIGH_WATER (256 * 1024)
 /* An exchange slower than this starts watching for the client leaving. */
 #define CLOSE_WATCH_AFTER_MS 50
+/* A request body above this is followed by upload progress (write_timeout). */
+#define LARGE_BODY (64 * 1024)
 #define MAX_BUFFERED_RESPONSE (64L * 1024 * 1024)
 
 static const char *const hop_by_hop[] = {
@@ -434,9 +436,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     /* Only slow exchanges need to hear of a client that leaves early, and
      * arming the watch costs two epoll_ctl: do it on the first tick. */
     if (!rq->close_watch) watch_client(rq);
-    /* Connecting is bounded by curl's own connect timeout; read_timeout is
-     * the longest silence between two reads once connected, as in Kong. */
-    long limit_ms = rq->upstream_connected ? r->read_timeout_ms : r->connect_timeout_ms + 1000;
+    /* Connecting is bounded by curl's own connect timeout; then, as in Kong,
+     * write_timeout is the longest pause while sending the body and
+     * read_timeout the longest silence between two reads. */
+    long limit_ms = !rq->upstream_connected ? r->connect_timeout_ms + 1000
+                    : !rq->upload_done      ? r->write_timeout_ms
+                                            : r->read_timeout_ms;
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
     uint64_t now = gw_now_us();
     if (rq->paused || now < deadline) {
@@ -506,6 +511,23 @@ static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
     rq->upstream_connected = 1;
     rq->last_progress_us = gw_now_us();
     return CURL_PREREQFUNC_OK;
+}
+
+/* CURLOPT_XFERINFOFUNCTION, for bodies large enough to take a while: upload
+ * progress keeps write_timeout from firing, and its end starts read_timeout. */
+static int upload_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow)
+{
+    struct proxy_request *rq = arg;
+    if (ulnow != rq->uploaded) {
+        rq->uploaded = ulnow;
+        rq->last_progress_us = gw_now_us();
+    }
+    if (!rq->upload_done && ultotal > 0 && ulnow >= ultotal) {
+        rq->upload_done = 1;
+        rq->last_progress_us = gw_now_us();
+    }
+    return 0;
 }
 
 void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
@@ -698,6 +720,7 @@ static int setup_transfer(struct proxy_request *rq)
          * through the read callback it takes two sends and a poll. */
         body = (const char *)evbuffer_pullup(r->body, -1);
     }
+    rq->upload_done = 1; /* no body, or a small one that leaves with the headers */
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -705,6 +728,13 @@ static int setup_transfer(struct proxy_request *rq)
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        if (body_len > LARGE_BODY) {
+            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, upload_progress_cb);
+            curl_easy_setopt(e, CURLOPT_XFERINFODATA, rq);
+            rq->upload_done = 0;
+            rq->uploaded = 0;
+        }
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
