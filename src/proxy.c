@@ -973,10 +973,6 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     if (r->service) {
-        if (!r->service->enabled) {
-            send_core_error(rq, 503, "Service unavailable");
-            return;
-        }
         r->upstream_url = upstream_url(r, m.strip_len);
         r->connect_timeout_ms = r->service->connect_timeout;
         r->read_timeout_ms = r->service->read_timeout;

@@ -524,9 +524,14 @@ struct gw_router *gw_router_build(const struct gw_config *cfg, struct gw_arena *
         cap += cfg->routes[i]->n_paths ? cfg->routes[i]->n_paths : 1;
     assert(cap < UINT32_MAX);
     rt->entries = gw_calloc(arena, (cap + 1) * sizeof(*rt->entries));
-    for (size_t i = 0; i < cfg->n_routes; i++)
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        /* Kong: the routes of a disabled service behave as if they did not
+         * exist, so another route may match instead. */
+        const struct gw_service *svc = cfg->routes[i]->service;
+        if (svc && !svc->enabled) continue;
         rt->n_entries +=
             add_route_entries(rt, cfg->routes[i], i, rt->entries + rt->n_entries, arena);
+    }
     rt->n_routes = cfg->n_routes;
 
     qsort(rt->entries, rt->n_entries, sizeof(*rt->entries), entry_cmp);

@@ -37,6 +37,10 @@ before(async () => {
     { name: 'https-only', paths: ['/secure'], protocols: ['https'] },
     { name: 'https-redirect', paths: ['/moved'], protocols: ['https'], https_redirect_status_code: 308 },
   ] });
+  services.push({ name: 'off', url: `${fake.url}/disabled`, enabled: false,
+    routes: [{ name: 'off', paths: ['/off'] }] });
+  services.push({ name: 'fallback', url: `${fake.url}/fallback`,
+    routes: [{ name: 'fallback', paths: ['/o'] }] });
   sl = await startSluice({ config: { _format_version: '3.0', services } });
 });
 
@@ -65,4 +69,10 @@ test('https_redirect_status_code 308 redirects to the https URL', { skip }, asyn
   const r = await request({ port: sl.proxyPort, path: '/moved/y?a=b', headers: { host: 'api.example.com' } });
   assert.equal(r.status, 308);
   assert.equal(r.headers.location, 'https://api.example.com/moved/y?a=b');
+});
+
+test('the routes of a disabled service do not exist: a shorter route matches instead', { skip }, async () => {
+  const r = await request({ port: sl.proxyPort, path: '/off/x' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json().path, '/fallback/ff/x');
 });
