@@ -23,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
@@ -72,6 +73,25 @@ static int listed_in_connection(const char *connection, const char *name)
 static double ms_between(uint64_t a, uint64_t b)
 {
     return b > a ? (double)(b - a) / 1000.0 : 0.0;
+}
+
+/* HEAD, 1xx, 204 and 304 replies have no body whatever their headers say. */
+static int reply_has_no_body(const struct proxy_request *rq)
+{
+    int st = rq->pub.status;
+    return strcmp(rq->pub.method, "HEAD") == 0 || (st >= 100 && st < 200) || st == 204 || st == 304;
+}
+
+/* The final write may free the connection at once (Connection: close):
+ * stop hearing about it first, so its close is not taken for a client
+ * that left. */
+static void detach_from_connection(struct proxy_request *rq)
+{
+    gw_proxy_unwatch_client(rq);
+    if (rq->conn) {
+        rq->conn->current = NULL;
+        rq->conn = NULL;
+    }
 }
 
 /* 128 random bits per request id from a per-thread xorshift generator seeded
@@ -153,7 +173,16 @@ void gw_proxy_finish(struct proxy_request *rq)
     if (rq->timer) event_del(rq->timer); /* its memory is the arena's */
     gw_proxy_unwatch_client(rq);
     if (rq->conn) rq->conn->current = NULL;
-    if (rq->evreq && rq->client_gone) {
+    if (rq->evreq && rq->client_gone && rq->close_seen_by_us && rq->reply_started) {
+        /* The client closed (or half-closed) mid-stream: cut the connection
+         * rather than write a final chunk that would make a truncated body
+         * look complete. A request still attached is freed with it. */
+        struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
+        if (evcon)
+            evhttp_connection_free(evcon);
+        else
+            evhttp_send_reply_end(rq->evreq);
+    } else if (rq->evreq && rq->client_gone) {
         if (rq->close_seen_by_us && !rq->reply_started) {
             /* libevent does not know yet: an answer it fails to write makes
              * it drop the connection and the request with it. */
@@ -238,6 +267,7 @@ void gw_proxy_send_early(struct proxy_request *rq)
                               rq->early_content_type ? rq->early_content_type
                                                      : "application/json; charset=utf-8");
         r->bytes_sent = rq->early_body ? evbuffer_get_length(rq->early_body) : 0;
+        detach_from_connection(rq);
         evhttp_send_reply(rq->evreq, r->status, NULL, rq->early_body);
         rq->evreq = NULL;
     }
@@ -260,6 +290,7 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
         add_gateway_headers(rq);
         evhttp_add_header(r->response_headers, "Content-Type", "application/json; charset=utf-8");
         r->bytes_sent = evbuffer_get_length(rq->early_body);
+        detach_from_connection(rq);
         evhttp_send_reply(rq->evreq, status, NULL, rq->early_body);
         rq->evreq = NULL;
     }
@@ -268,9 +299,15 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
 
 /* --- upstream callbacks ------------------------------------------------ */
 
+static void close_after_flush_cb(struct evhttp_connection *evcon, void *arg);
+
 static void flushed_cb(struct evhttp_connection *evcon, void *arg)
 {
     struct proxy_request *rq = arg;
+    if (rq->closing) {
+        close_after_flush_cb(evcon, rq);
+        return;
+    }
     if (rq->paused && rq->easy && !rq->client_gone) {
         rq->paused = 0;
         curl_easy_pause(rq->easy, CURLPAUSE_CONT);
@@ -302,7 +339,8 @@ static void on_upstream_headers(struct proxy_request *rq)
     while (kv) {
         struct evkeyval *next = TAILQ_NEXT(kv, next);
         if (is_hop_by_hop(kv->key) || listed_in_connection(conn_copy, kv->key) ||
-            (rq->chain.has_body_filter && strcasecmp(kv->key, "Content-Length") == 0))
+            (rq->chain.has_body_filter && !reply_has_no_body(rq) &&
+             strcasecmp(kv->key, "Content-Length") == 0))
             evhttp_remove_header(h, kv->key);
         kv = next;
     }
@@ -312,6 +350,13 @@ static void on_upstream_headers(struct proxy_request *rq)
     if (r->buffer_response) {
         evhttp_remove_header(h, "Content-Length");
         return;
+    }
+    if (rq->evreq->major == 1 && rq->evreq->minor == 0 && !reply_has_no_body(rq) &&
+        !evhttp_find_header(h, "Content-Length")) {
+        /* An HTTP/1.0 client gets no chunked encoding: a body of unknown
+         * length can only end with the connection. Left keep-alive, libevent
+         * would announce Content-Length: 0 and then send the body. */
+        evhttp_remove_header(r->headers, "Connection");
     }
     evhttp_send_reply_start(rq->evreq, r->status, NULL);
     rq->reply_started = 1;
@@ -471,18 +516,26 @@ static void close_after_flush_cb(struct evhttp_connection *evcon, void *arg)
 static void fail_stream(struct proxy_request *rq, const char *why)
 {
     rq->pub.error = why;
+    rq->closing = 1;
     if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 1);
     struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
     if (!evcon) {
         gw_proxy_finish(rq);
         return;
     }
-    rq->pub.bytes_sent += evbuffer_get_length(rq->resp);
-    /* An empty chunk would end a chunked body cleanly: write at least the
-     * pending data, and close once it has left. */
-    evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, close_after_flush_cb, rq);
-    if (evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) == 0)
-        close_after_flush_cb(evcon, rq);
+    /* Never an empty chunk (it would end a chunked body cleanly): write what
+     * is left, and close once everything has left. libevent ignores an
+     * empty buffer, so then the callback of the last chunk sent (flushed_cb,
+     * which sees `closing`) does it; with no chunk sent at all there is no
+     * callback to come, so close now. */
+    size_t n = evbuffer_get_length(rq->resp);
+    if (n) {
+        rq->pub.bytes_sent += n;
+        evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, close_after_flush_cb, rq);
+    }
+    size_t pending =
+        evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)));
+    if (pending == 0 || rq->pub.bytes_sent == 0) close_after_flush_cb(evcon, rq);
 }
 
 static int setup_transfer(struct proxy_request *rq);
@@ -549,11 +602,14 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     if (result == CURLE_OK) {
         if (r->buffer_response) {
             run_response_body(rq, rq->resp, 1);
-            char len[24];
-            snprintf(len, sizeof(len), "%zu", evbuffer_get_length(rq->resp));
-            evhttp_remove_header(r->response_headers, "Content-Length");
-            evhttp_add_header(r->response_headers, "Content-Length", len);
+            if (!reply_has_no_body(rq)) {
+                char len[24];
+                snprintf(len, sizeof(len), "%zu", evbuffer_get_length(rq->resp));
+                evhttp_remove_header(r->response_headers, "Content-Length");
+                evhttp_add_header(r->response_headers, "Content-Length", len);
+            }
             r->bytes_sent = evbuffer_get_length(rq->resp);
+            detach_from_connection(rq);
             evhttp_send_reply(rq->evreq, r->status, NULL, rq->resp);
             rq->evreq = NULL;
         } else {
@@ -561,6 +617,7 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
                 run_response_body(rq, rq->resp, 1);
                 send_chunk(rq);
             }
+            detach_from_connection(rq);
             evhttp_send_reply_end(rq->evreq);
             rq->evreq = NULL;
         }
@@ -570,7 +627,7 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
 
     const char *curl_err = curl_easy_strerror(result);
     if (result == CURLE_COULDNT_CONNECT && !rq->headers_done &&
-        rq->tries <= (r->service ? r->service->retries : 0)) {
+        rq->tries < (r->service ? r->service->retries : 0)) {
         rq->tries++;
         gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
         evhttp_clear_headers(r->response_headers);

@@ -51,6 +51,7 @@ struct proxy_request {
     unsigned finished : 1;
     unsigned in_multi : 1;
     unsigned upstream_connected : 1;
+    unsigned closing : 1;     /* a broken stream: close once the output has left */
     unsigned upload_done : 1; /* the request body has left: read_timeout applies */
     curl_off_t uploaded;
     unsigned close_seen_by_us : 1; /* our EV_CLOSED watch, not libevent, saw it */
