@@ -77,8 +77,9 @@ cJSON *gw_request_json(struct gw_request *r, const char **err)
 cJSON *gw_request_prompt_json(struct gw_request *r, long max_size, int *rc)
 {
     if (evbuffer_get_length(r->body) > (size_t)max_size) {
-        *rc = gw_respond_openai_error(r, 400, "invalid_request_error",
-                                      "request body is larger than the %ld bytes allowed", max_size);
+        *rc =
+            gw_respond_openai_error(r, 400, "invalid_request_error",
+                                    "request body is larger than the %ld bytes allowed", max_size);
         return NULL;
     }
     cJSON *body = gw_request_json(r, NULL);
