@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -101,12 +102,10 @@ static _Thread_local uint64_t rng_state[2];
 static uint64_t rng_next(void)
 {
     if (!rng_state[0] && !rng_state[1]) {
-        FILE *f = fopen("/dev/urandom", "rb");
-        if (!f || fread(rng_state, sizeof(rng_state), 1, f) != 1) {
+        if (getrandom(rng_state, sizeof(rng_state), GRND_NONBLOCK) != (ssize_t)sizeof(rng_state)) {
             rng_state[0] = gw_now_us() | 1;
             rng_state[1] = (uint64_t)(uintptr_t)&rng_state;
         }
-        if (f) fclose(f);
     }
     uint64_t s1 = rng_state[0];
     const uint64_t s0 = rng_state[1];
