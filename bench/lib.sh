@@ -78,6 +78,10 @@ write_bodies() {
 }
 
 ANTHROPIC_REPLY='{"id":"msg_bench","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":7}}'
+# A whole Anthropic Messages event stream, served at once by the upstream nginx
+# (\n is expanded by nginx): TTFT through a proxy then measures the proxy alone,
+# without the Node SSE server's wake-up time in every sample.
+ANTHROPIC_SSE='event: message_start\ndata: {"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}\n\nevent: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\nevent: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}\n\nevent: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" from the bench."}}\n\nevent: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\nevent: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
 OPENAI_REPLY='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the bench upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}'
 
 nginx_common() { # prefix-dir
@@ -113,6 +117,7 @@ start_upstream() {
         location / { return 200 "hello from the bench upstream\n"; }
         location = /v1/messages { default_type application/json; return 200 '$ANTHROPIC_REPLY'; }
         location = /v1/chat/completions { default_type application/json; return 200 '$OPENAI_REPLY'; }
+        location = /sse-static/v1/messages { default_type text/event-stream; return 200 '$ANTHROPIC_SSE'; }
     }
 }
 NGX
@@ -146,6 +151,7 @@ start_nginx_proxy() {
         proxy_set_header X-Forwarded-Proto \$scheme;
         location / { proxy_pass http://bench_up; }
         location /sse/ { proxy_pass http://bench_sse/; proxy_buffering off; }
+        location /sse-static/ { proxy_pass http://bench_up/sse-static/; proxy_buffering off; }
     }
 }
 NGX
@@ -222,6 +228,11 @@ YML
     routes:
       - name: sse
         paths: ["/sse"]
+  - name: sse-static
+    url: http://127.0.0.1:$UP_PORT/sse-static
+    routes:
+      - name: sse-static
+        paths: ["/sse-static"]
 YML
         if have_ai_proxy; then
             cat <<YML
@@ -249,6 +260,12 @@ YML
         plugins:
 YML
             ai_proxy_conf "http://127.0.0.1:$SSE_PORT/v1/messages"
+            cat <<YML
+      - name: ai-stream-static
+        paths: ["/ai/stream-static"]
+        plugins:
+YML
+            ai_proxy_conf "http://127.0.0.1:$UP_PORT/sse-static/v1/messages"
         fi
     } >"$WORK/kong.yml"
 }

@@ -119,21 +119,29 @@ const ttft = {};
 for (const [path, target, p50, p90] of rows(ttftFile)) {
   ((ttft[path] ||= {})[target] ||= []).push({ p50: +p50, p90: +p90 });
 }
-if (ttft.sse) {
-  out.push('## Streaming: time to first byte (= first token) of an SSE reply, sequential requests', '');
+// kind: 'sse' (Node upstream, frames 2 ms apart) or 'sse-static' (nginx
+// serving the whole stream at once: the proxy's own cost, without the Node
+// server's wake-up in each sample).
+const ttftTable = (kind, title) => {
+  const t = ttft[kind];
+  if (!t) return;
+  out.push(title, '');
   out.push('| path | p50 µs | p90 µs | p50 added over direct µs |');
   out.push('|---|---|---|---|');
-  const direct = median((ttft.sse.direct || []).map((x) => x.p50));
+  const direct = median((t.direct || []).map((x) => x.p50));
   const line = (name, xs) => {
     const p50 = median(xs.map((x) => x.p50));
     out.push(`| ${name} | ${f0(p50)} | ${f0(median(xs.map((x) => x.p90)))} | ${name === 'direct' ? '—' : '**' + f0(p50 - direct) + '**'} |`);
   };
-  if (ttft.sse.direct) line('direct', ttft.sse.direct);
-  if (ttft.sse.nginx) line('nginx (proxy_buffering off)', ttft.sse.nginx);
-  if (ttft.sse.sluice) line('sluice passthrough', ttft.sse.sluice);
-  if (ttft['ai-sse'] && ttft['ai-sse'].sluice) line('sluice ai-proxy (Anthropic stream → OpenAI chunks)', ttft['ai-sse'].sluice);
+  if (t.direct) line('direct', t.direct);
+  if (t.nginx) line('nginx (proxy_buffering off)', t.nginx);
+  if (t.sluice) line('sluice passthrough', t.sluice);
+  const ai = ttft[kind === 'sse' ? 'ai-sse' : 'ai-sse-static'];
+  if (ai && ai.sluice) line('sluice ai-proxy (Anthropic stream → OpenAI chunks)', ai.sluice);
   out.push('');
-}
+};
+ttftTable('sse', '## Streaming: time to first byte (= first token) of an SSE reply, sequential requests (Node upstream, frames 2 ms apart)');
+ttftTable('sse-static', '## Streaming: time to first byte, upstream nginx serving the whole event stream at once (the proxy\'s own cost)');
 
 const mem = {};
 for (const [who, phase, kb] of rows(memFile)) ((mem[who] ||= {})[phase] ||= []).push(+kb);

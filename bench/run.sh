@@ -183,6 +183,10 @@ for round in $(seq 1 "$ROUNDS"); do
     ttft sse nginx "$NG/sse/v1/messages"
     ttft sse sluice "$SL/sse/v1/messages"
     if have_ai_proxy; then ttft ai-sse sluice "$SL/ai/stream"; fi
+    ttft sse-static direct "http://127.0.0.1:$UP_PORT/sse-static/v1/messages"
+    ttft sse-static nginx "$NG/sse-static/v1/messages"
+    ttft sse-static sluice "$SL/sse-static/v1/messages"
+    if have_ai_proxy; then ttft ai-sse-static sluice "$SL/ai/stream-static"; fi
 done
 
 # The prompt plugins' own cost, in process: a few microseconds are below the
