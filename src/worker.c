@@ -256,7 +256,6 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     for (size_t i = 0; i < settings->n_proxy; i++) {
         int fd = listen_socket(&settings->proxy[i]);
         if (fd < 0) return -1;
-        w->listen_fds[i] = fd;
         w->bound[i] = evhttp_accept_socket_with_handle(w->http, fd);
         if (!w->bound[i]) return -1;
         w->n_bound++;
@@ -299,7 +298,6 @@ static void *worker_main(void *arg)
     event_base_free(w->base);
     free(w->conns);
     gw_arena_release_cache();
-    atomic_store(&w->stopped, 1);
     return NULL;
 }
 

@@ -43,7 +43,6 @@ struct gw_worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound[GW_MAX_LISTEN];
     size_t n_bound;
-    int listen_fds[GW_MAX_LISTEN];
 
     CURLM *multi;
     struct event *curl_timer;
@@ -69,7 +68,6 @@ struct gw_worker {
     atomic_ulong requests_total;
     atomic_long in_flight;
     atomic_long connections;
-    atomic_int stopped;
 };
 
 /* Binds the listeners (errors to stderr) without starting the thread. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { HEX32 } from './harness.mjs';
+import { HEX32, request } from './harness.mjs';
 
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter'];
 
@@ -24,43 +24,8 @@ export function aiServices(fakeUrl, routes, serviceExtra = {}) {
 // POSTs a JSON body (object → JSON; string/Buffer as given) with a timeout.
 export function postJson(port, path, body, { headers = {}, timeoutMs = 10000 } = {}) {
   const raw = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path, agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(raw), ...headers },
-    }, (res) => {
-      const parts = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => {
-        clearTimeout(timer);
-        const text = Buffer.concat(parts).toString('utf8');
-        resolve({
-          status: res.statusCode, headers: res.headers, text,
-          json() {
-            try {
-              return JSON.parse(text);
-            } catch {
-              assert.fail(`body is not JSON (status ${res.statusCode}): ${text.slice(0, 500)}`);
-            }
-          },
-        });
-      });
-      res.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      res.on('aborted', () => {
-        clearTimeout(timer);
-        reject(Object.assign(new Error('response aborted'), { partial: Buffer.concat(parts).toString('utf8') }));
-      });
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`POST ${path} timed out after ${timeoutMs} ms`)), timeoutMs);
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    req.end(raw);
-  });
+  return request({ port, method: 'POST', path, body: raw, timeoutMs,
+    headers: { 'content-type': 'application/json', ...headers } });
 }
 
 // Splits an SSE text into events: [{event, data}] (data lines joined by \n).
