@@ -35,6 +35,10 @@ struct gw_plugin {
     int priority; /* Kong's numbers: higher runs first */
     const struct gw_schema *schema;
     size_t ctx_size;
+    /* Reads the request body (gw_request_body, gw_request_json): the core
+     * then reads it whole before the access phase. Without it, the body
+     * streams to the upstream while it arrives and is not there to read. */
+    int needs_body;
 
     int (*access)(struct gw_request *r, const void *conf, void *ctx);
     int (*response_headers)(struct gw_request *r, const void *conf, void *ctx);

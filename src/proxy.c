@@ -1,16 +1,19 @@
 /*
  * The life of a proxied request:
  *
- *   evhttp callback → route match → access hooks (may answer or suspend)
+ *   request head (client_conn.c) → route match → body, when a plugin
+ *   needs it whole → access hooks (may answer or suspend)
  *   → upstream transfer on the worker's curl multi → response_headers hooks
  *   → body chunks through response_body hooks to the client as they come
  *   → log hooks and the access log line → the arena goes.
  *
- * Backpressure: when the client's output buffer is above HIGH_WATER the curl
- * write callback pauses the transfer; the flush callback resumes it. A
- * client that disconnects is noticed through evhttp's close callback and
- * the transfer is removed from the next loop iteration (never inside a curl
- * callback).
+ * Backpressure, both ways: when the client's output is above HIGH_WATER the
+ * curl write callback pauses the transfer and gw_proxy_on_drained resumes
+ * it; a streamed request body that the client has not sent yet pauses the
+ * upload and gw_proxy_on_body resumes it (and the connection stops reading
+ * while the upstream is slower than the client). A client that disconnects
+ * is noticed at once (the connection always reads) and the transfer is
+ * removed from the next loop iteration, never inside a curl callback.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -18,26 +21,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/http_struct.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
 #include "gw_arena.h"
 #include "gw_log.h"
+#include "client_conn.h"
 #include "gw_plugin.h"
+#include "http1.h"
 #include "proxy.h"
+#include "request_id.h"
 #include "sluice.h"
 #include "worker.h"
 
 #define HIGH_WATER (256 * 1024)
-/* An exchange slower than this starts watching for the client leaving. */
-#define CLOSE_WATCH_AFTER_MS 50
 /* A request body above this is followed by upload progress (write_timeout). */
 #define LARGE_BODY (64 * 1024)
 #define MAX_BUFFERED_RESPONSE (64L * 1024 * 1024)
@@ -83,44 +84,20 @@ static int reply_has_no_body(const struct proxy_request *rq)
     return strcmp(rq->pub.method, "HEAD") == 0 || (st >= 100 && st < 200) || st == 204 || st == 304;
 }
 
-/* The final write may free the connection at once (Connection: close):
- * stop hearing about it first, so its close is not taken for a client
- * that left. */
-static void detach_from_connection(struct proxy_request *rq)
+/* The answer goes to the connection once: after that the request must not
+ * touch it (it may already serve the next request). */
+static struct gw_conn *take_conn(struct proxy_request *rq)
 {
-    gw_proxy_unwatch_client(rq);
-    if (rq->conn) {
-        rq->conn->current = NULL;
-        rq->conn = NULL;
-    }
+    struct gw_conn *c = rq->conn;
+    rq->conn = NULL;
+    return c;
 }
 
-/* 128 random bits per request id from a per-thread xorshift generator seeded
- * from the kernel: ids must be unique, not secret, and cost nothing. */
-static _Thread_local uint64_t rng_state[2];
-
-static uint64_t rng_next(void)
+static void update_pause(struct proxy_request *rq)
 {
-    if (!rng_state[0] && !rng_state[1]) {
-        if (getrandom(rng_state, sizeof(rng_state), GRND_NONBLOCK) != (ssize_t)sizeof(rng_state)) {
-            rng_state[0] = gw_now_us() | 1;
-            rng_state[1] = (uint64_t)(uintptr_t)&rng_state;
-        }
-    }
-    uint64_t s1 = rng_state[0];
-    const uint64_t s0 = rng_state[1];
-    rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return rng_state[1] + s0;
-}
-
-static const char *new_request_id(struct gw_arena *a)
-{
-    char *id = gw_alloc(a, 33);
-    snprintf(id, 33, "%016llx%016llx", (unsigned long long)rng_next(),
-             (unsigned long long)rng_next());
-    return id;
+    if (rq->easy && rq->in_multi)
+        curl_easy_pause(rq->easy, (rq->paused ? CURLPAUSE_RECV : 0) |
+                                      (rq->upload_paused ? CURLPAUSE_SEND : 0));
 }
 
 /* --- finishing ---------------------------------------------------------- */
@@ -170,38 +147,21 @@ void gw_proxy_finish(struct proxy_request *rq)
     }
     if (rq->upstream_headers) curl_slist_free_all(rq->upstream_headers);
     if (rq->timer) event_del(rq->timer); /* its memory is the arena's */
-    gw_proxy_unwatch_client(rq);
-    if (rq->conn) rq->conn->current = NULL;
-    if (rq->evreq && rq->client_gone && rq->close_seen_by_us && rq->reply_started) {
-        /* The client closed (or half-closed) mid-stream: cut the connection
-         * rather than write a final chunk that would make a truncated body
-         * look complete. A request still attached is freed with it. */
-        struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
-        if (evcon)
-            evhttp_connection_free(evcon);
-        else
-            evhttp_send_reply_end(rq->evreq);
-    } else if (rq->evreq && rq->client_gone) {
-        if (rq->close_seen_by_us && !rq->reply_started) {
-            /* libevent does not know yet: an answer it fails to write makes
-             * it drop the connection and the request with it. */
-            evhttp_add_header(rq->pub.response_headers, "Connection", "close");
-            evhttp_send_reply(rq->evreq, 499, "Client Closed Request", NULL);
-        } else {
-            /* libevent detached (not freed) the request of a client that
-             * left; sending on a detached request is how it gets freed. */
-            evhttp_send_reply_end(rq->evreq);
-        }
-    } else if (rq->evreq) {
+    if (rq->conn) {
         /* Every path answers before finishing; should one not, the client
          * still gets an answer rather than a connection that hangs. */
         gw_error("request_id=%s finished without an answer", r->id);
-        if (rq->reply_started)
-            evhttp_send_reply_end(rq->evreq);
-        else
-            evhttp_send_reply(rq->evreq, 500, NULL, NULL);
+        struct gw_conn *c = take_conn(rq);
+        if (rq->reply_started) {
+            gw_conn_reply_abort(c);
+        } else {
+            evhttp_clear_headers(r->response_headers);
+            gw_conn_reply(c, 500, r->response_headers, NULL, 0);
+        }
     }
-    rq->evreq = NULL;
+    evhttp_clear_headers(&rq->req_headers);
+    evhttp_clear_headers(&rq->resp_headers);
+    if (rq->body_owned) evbuffer_free(r->body);
     if (rq->json) cJSON_Delete(rq->json);
     if (rq->resp) evbuffer_free(rq->resp);
     if (rq->early_body) evbuffer_free(rq->early_body);
@@ -229,10 +189,6 @@ static void add_gateway_headers(struct proxy_request *rq)
                  (unsigned long long)((r->t_upstream_start - r->t_start) / 1000));
         evhttp_add_header(h, "X-Sluice-Proxy-Latency", buf);
     }
-    if (rq->worker->draining) {
-        evhttp_remove_header(h, "Connection");
-        evhttp_add_header(h, "Connection", "close");
-    }
 }
 
 static void run_response_headers(struct proxy_request *rq)
@@ -258,7 +214,7 @@ void gw_proxy_send_early(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
     r->early_response = 1;
-    if (!rq->client_gone && rq->evreq) {
+    if (rq->conn) {
         run_response_headers(rq);
         add_gateway_headers(rq);
         if (!evhttp_find_header(r->response_headers, "Content-Type"))
@@ -266,9 +222,8 @@ void gw_proxy_send_early(struct proxy_request *rq)
                               rq->early_content_type ? rq->early_content_type
                                                      : "application/json; charset=utf-8");
         r->bytes_sent = rq->early_body ? evbuffer_get_length(rq->early_body) : 0;
-        detach_from_connection(rq);
-        evhttp_send_reply(rq->evreq, r->status, NULL, rq->early_body);
-        rq->evreq = NULL;
+        gw_conn_reply(take_conn(rq), r->status, r->response_headers, rq->early_body,
+                      reply_has_no_body(rq));
     }
     gw_proxy_finish(rq);
 }
@@ -285,31 +240,23 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
     else
         gw_respond_message(r, status, "%s", message);
     r->early_response = 1;
-    if (!rq->client_gone && rq->evreq) {
+    if (rq->conn) {
         add_gateway_headers(rq);
         evhttp_add_header(r->response_headers, "Content-Type", "application/json; charset=utf-8");
         r->bytes_sent = evbuffer_get_length(rq->early_body);
-        detach_from_connection(rq);
-        evhttp_send_reply(rq->evreq, status, NULL, rq->early_body);
-        rq->evreq = NULL;
+        gw_conn_reply(take_conn(rq), status, r->response_headers, rq->early_body,
+                      reply_has_no_body(rq));
     }
     gw_proxy_finish(rq);
 }
 
 /* --- upstream callbacks ------------------------------------------------ */
 
-static void close_after_flush_cb(struct evhttp_connection *evcon, void *arg);
-
-static void flushed_cb(struct evhttp_connection *evcon, void *arg)
+void gw_proxy_on_drained(struct proxy_request *rq)
 {
-    struct proxy_request *rq = arg;
-    if (rq->closing) {
-        close_after_flush_cb(evcon, rq);
-        return;
-    }
-    if (rq->paused && rq->easy && !rq->client_gone) {
+    if (rq->paused && !rq->client_gone) {
         rq->paused = 0;
-        curl_easy_pause(rq->easy, CURLPAUSE_CONT);
+        update_pause(rq);
     }
 }
 
@@ -318,7 +265,7 @@ static void send_chunk(struct proxy_request *rq)
     size_t n = evbuffer_get_length(rq->resp);
     if (!n) return;
     rq->pub.bytes_sent += n;
-    evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, flushed_cb, rq);
+    gw_conn_reply_body(rq->conn, rq->resp);
 }
 
 static void on_upstream_headers(struct proxy_request *rq)
@@ -345,19 +292,12 @@ static void on_upstream_headers(struct proxy_request *rq)
     }
     run_response_headers(rq);
     add_gateway_headers(rq);
-    if (rq->client_gone) return;
+    if (!rq->conn) return;
     if (r->buffer_response) {
         evhttp_remove_header(h, "Content-Length");
         return;
     }
-    if (rq->evreq->major == 1 && rq->evreq->minor == 0 && !reply_has_no_body(rq) &&
-        !evhttp_find_header(h, "Content-Length")) {
-        /* An HTTP/1.0 client gets no chunked encoding: a body of unknown
-         * length can only end with the connection. Left keep-alive, libevent
-         * would announce Content-Length: 0 and then send the body. */
-        evhttp_remove_header(r->headers, "Connection");
-    }
-    evhttp_send_reply_start(rq->evreq, r->status, NULL);
+    gw_conn_reply_head(rq->conn, r->status, h, reply_has_no_body(rq));
     rq->reply_started = 1;
 }
 
@@ -419,13 +359,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
         evbuffer_add(rq->resp, ptr, len);
         return len;
     }
-    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
-    if (evcon) {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        if (evbuffer_get_length(bufferevent_get_output(bev)) > HIGH_WATER) {
-            rq->paused = 1;
-            return CURL_WRITEFUNC_PAUSE;
-        }
+    if (gw_conn_pending(rq->conn) > HIGH_WATER) {
+        rq->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
     }
     evbuffer_add(rq->resp, ptr, len);
     if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 0);
@@ -433,38 +369,19 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
-void gw_proxy_unwatch_client(struct proxy_request *rq)
+void gw_proxy_on_client_gone(struct proxy_request *rq)
 {
-    if (rq->close_watch) {
-        event_free(rq->close_watch);
-        rq->close_watch = NULL;
-    }
-}
-
-/* libevent's HTTP server stops reading a connection while the application
- * prepares its answer, so a client that gives up is not noticed until we
- * write. EV_CLOSED (EPOLLRDHUP) tells us at once, without reading. */
-static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_request *rq = arg;
-    gw_proxy_unwatch_client(rq);
-    if (rq->client_gone || rq->finished) return;
     rq->client_gone = 1;
-    rq->close_seen_by_us = 1;
-    if (rq->suspended) return; /* gw_request_resume finishes it */
-    gw_proxy_finish(rq);
-}
-
-static void watch_client(struct proxy_request *rq)
-{
-    struct gw_worker *w = rq->worker;
-    if (!rq->conn || !(event_base_get_features(w->base) & EV_FEATURE_EARLY_CLOSE)) return;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
-    if (!evcon) return;
-    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-    if (fd < 0) return;
-    rq->close_watch = event_new(w->base, fd, EV_CLOSED, client_closed_cb, rq);
-    event_add(rq->close_watch, NULL);
+    /* The body buffer was the connection's: it stays with us while curl
+     * may still read it. */
+    if (rq->conn && rq->conn->body == rq->pub.body) {
+        rq->conn->body = NULL;
+        rq->body_owned = 1;
+    }
+    rq->conn = NULL;
+    /* Handled from the loop, never inside whatever callback we are in
+     * (possibly a curl one). */
+    event_active(rq->timer, EV_TIMEOUT, 1);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -477,9 +394,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!rq->in_multi) return;
     struct gw_request *r = &rq->pub;
-    /* Only slow exchanges need to hear of a client that leaves early, and
-     * arming the watch costs two epoll_ctl: do it on the first tick. */
-    if (!rq->close_watch) watch_client(rq);
     /* Connecting is bounded by curl's own connect timeout; then, as in Kong,
      * write_timeout is the longest pause while sending the body and
      * read_timeout the longest silence between two reads. */
@@ -488,7 +402,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                                             : r->read_timeout_ms;
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
     uint64_t now = gw_now_us();
-    if (rq->paused || now < deadline) {
+    if (rq->paused || rq->upload_paused || now < deadline) {
         uint64_t wait = rq->paused ? (uint64_t)limit_ms * 1000 : deadline - now;
         struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
         evtimer_add(rq->timer, &tv);
@@ -499,42 +413,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* A stream that broke after its headers went out: let the body filters add
  * a last word (ai-proxy sends an SSE error event), then close the
- * connection without the final chunk so the client sees the truncation. */
-static void close_after_flush_cb(struct evhttp_connection *evcon, void *arg)
-{
-    struct proxy_request *rq = arg;
-    rq->evreq = NULL; /* freed with the connection */
-    if (rq->conn) {
-        rq->conn->current = NULL;
-        rq->conn = NULL;
-    }
-    gw_proxy_finish(rq);
-    evhttp_connection_free(evcon);
-}
-
+ * connection without ending the body, so the client sees the truncation. */
 static void fail_stream(struct proxy_request *rq, const char *why)
 {
     rq->pub.error = why;
-    rq->closing = 1;
     if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 1);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->evreq);
-    if (!evcon) {
-        gw_proxy_finish(rq);
-        return;
+    if (rq->conn) {
+        send_chunk(rq);
+        gw_conn_reply_abort(take_conn(rq));
     }
-    /* Never an empty chunk (it would end a chunked body cleanly): write what
-     * is left, and close once everything has left. libevent ignores an
-     * empty buffer, so then the callback of the last chunk sent (flushed_cb,
-     * which sees `closing`) does it; with no chunk sent at all there is no
-     * callback to come, so close now. */
-    size_t n = evbuffer_get_length(rq->resp);
-    if (n) {
-        rq->pub.bytes_sent += n;
-        evhttp_send_reply_chunk_with_cb(rq->evreq, rq->resp, close_after_flush_cb, rq);
-    }
-    size_t pending =
-        evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)));
-    if (pending == 0 || rq->pub.bytes_sent == 0) close_after_flush_cb(evcon, rq);
+    gw_proxy_finish(rq);
 }
 
 static int setup_transfer(struct proxy_request *rq);
@@ -601,31 +489,22 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     if (result == CURLE_OK) {
         if (r->buffer_response) {
             run_response_body(rq, rq->resp, 1);
-            if (!reply_has_no_body(rq)) {
-                char len[24];
-                snprintf(len, sizeof(len), "%zu", evbuffer_get_length(rq->resp));
-                evhttp_remove_header(r->response_headers, "Content-Length");
-                evhttp_add_header(r->response_headers, "Content-Length", len);
-            }
             r->bytes_sent = evbuffer_get_length(rq->resp);
-            detach_from_connection(rq);
-            evhttp_send_reply(rq->evreq, r->status, NULL, rq->resp);
-            rq->evreq = NULL;
+            gw_conn_reply(take_conn(rq), r->status, r->response_headers, rq->resp,
+                          reply_has_no_body(rq));
         } else {
             if (rq->chain.has_body_filter) {
                 run_response_body(rq, rq->resp, 1);
                 send_chunk(rq);
             }
-            detach_from_connection(rq);
-            evhttp_send_reply_end(rq->evreq);
-            rq->evreq = NULL;
+            gw_conn_reply_end(take_conn(rq));
         }
         gw_proxy_finish(rq);
         return;
     }
 
     const char *curl_err = curl_easy_strerror(result);
-    if (result == CURLE_COULDNT_CONNECT && !rq->headers_done &&
+    if (result == CURLE_COULDNT_CONNECT && !rq->headers_done && rq->body_sent == 0 &&
         rq->tries < (r->service ? r->service->retries : 0)) {
         rq->tries++;
         gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
@@ -661,6 +540,31 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
 }
 
 /* --- starting the upstream transfer ----------------------------------- */
+
+/* CURLOPT_READFUNCTION of a streamed request body: hands curl what the
+ * client sent so far, pauses the upload when that is nothing yet. */
+static size_t body_read_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct proxy_request *rq = arg;
+    int n = evbuffer_remove(rq->pub.body, buf, size * nitems);
+    if (n > 0) {
+        rq->body_sent += (uint64_t)n;
+        rq->last_progress_us = gw_now_us();
+        /* With a declared length curl never asks past the last byte: the
+         * upload is over once it has that byte (read_timeout from here). */
+        if (rq->body_complete && evbuffer_get_length(rq->pub.body) == 0) rq->upload_done = 1;
+        gw_conn_body_consumed(rq->conn);
+        return (size_t)n;
+    }
+    if (rq->body_complete) {
+        rq->upload_done = 1;
+        rq->last_progress_us = gw_now_us();
+        return 0;
+    }
+    if (rq->client_gone || rq->body_bad) return CURL_READFUNC_ABORT;
+    rq->upload_paused = 1;
+    return CURL_READFUNC_PAUSE;
+}
 
 /* "Name: value" built with memcpy: this runs ten times per request. */
 static void add_upstream_header(struct proxy_request *rq, const char *name, const char *value)
@@ -714,7 +618,7 @@ static void build_upstream_headers(struct proxy_request *rq)
                             colon ? gw_strndup(r->arena, host, (size_t)(colon - host)) : host);
     }
     char port[8];
-    snprintf(port, sizeof(port), "%d", rq->conn ? rq->conn->local_port : 0);
+    snprintf(port, sizeof(port), "%d", rq->local_port);
     add_upstream_header(rq, "X-Forwarded-Port", port);
     add_upstream_header(rq, "X-Forwarded-Path", r->path);
     add_upstream_header(rq, "Via", "1.1 sluice");
@@ -762,6 +666,7 @@ static int setup_transfer(struct proxy_request *rq)
     const char *method = r->upstream_method ? r->upstream_method : r->method;
     size_t body_len;
     const char *body = "";
+    int streamed = 0;
     if (r->upstream_body) {
         body = r->upstream_body;
         body_len = r->upstream_body_len;
@@ -771,13 +676,29 @@ static int setup_transfer(struct proxy_request *rq)
         gw_arena_cleanup(r->arena, free, s);
         body = r->upstream_body = s;
         body_len = r->upstream_body_len = strlen(s);
+    } else if (!rq->body_complete) {
+        streamed = 1;
+        body_len = 0;
     } else if ((body_len = evbuffer_get_length(r->body)) > 0) {
         /* libcurl sends a contiguous body with the headers in one write;
          * through the read callback it takes two sends and a poll. */
         body = (const char *)evbuffer_pullup(r->body, -1);
     }
     rq->upload_done = 1; /* no body, or a small one that leaves with the headers */
-    if (strcmp(method, "HEAD") == 0) {
+    if (streamed) {
+        /* The body is still arriving: it goes as it comes, through the read
+         * callback, with its length when the client gave one (chunked to
+         * the upstream otherwise). */
+        int64_t declared = rq->conn ? rq->conn->body_length : -1;
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, body_read_cb);
+        curl_easy_setopt(e, CURLOPT_READDATA, rq);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(declared >= 0 ? declared : -1));
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        rq->upload_done = 0;
+    } else if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                strcmp(method, "PATCH") == 0) {
@@ -803,9 +724,11 @@ static int setup_transfer(struct proxy_request *rq)
     /* Neither headers nor query: they carry the credentials plugins inject. */
     gw_debug("request_id=%s upstream %s %.*s", r->id, method, (int)strcspn(r->upstream_url, "?"),
              r->upstream_url);
+    /* The first tick at the earliest deadline that can apply; each tick
+     * then re-arms for the one of the current stage. */
     long first =
         r->read_timeout_ms < r->connect_timeout_ms ? r->read_timeout_ms : r->connect_timeout_ms;
-    if (first > CLOSE_WATCH_AFTER_MS) first = CLOSE_WATCH_AFTER_MS;
+    if (!rq->upload_done && r->write_timeout_ms < first) first = r->write_timeout_ms;
     struct timeval tv = {(time_t)(first / 1000), (suseconds_t)((first % 1000) * 1000)};
     evtimer_add(rq->timer, &tv);
     return 0;
@@ -816,6 +739,10 @@ static void start_upstream(struct proxy_request *rq)
     struct gw_request *r = &rq->pub;
     if (!r->upstream_url) {
         send_core_error(rq, 503, "no Service found with those values");
+        return;
+    }
+    if (rq->body_bad) {
+        send_core_error(rq, rq->body_bad_status, rq->body_bad);
         return;
     }
     rq->resp = evbuffer_new();
@@ -861,7 +788,6 @@ void gw_proxy_continue(struct proxy_request *rq)
         int rc = p->access(r, e->inst->conf, rq->ctx[e->plugin_index]);
         if (rc == GW_AGAIN) {
             rq->suspended = 1;
-            if (!rq->close_watch) watch_client(rq);
             return;
         }
         if (rc == GW_DONE) {
@@ -880,31 +806,6 @@ void gw_proxy_continue(struct proxy_request *rq)
 }
 
 /* --- entry point -------------------------------------------------------- */
-
-static const char *method_name(enum evhttp_cmd_type t)
-{
-    switch (t) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    }
-    return "GET";
-}
 
 /*
  * Kong's upstream path: the service path, then what the route left of the
@@ -958,9 +859,43 @@ static int protocol_refused(struct proxy_request *rq)
     return 1;
 }
 
-void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
+/* Header lists hold malloc'd strings (libevent frees them one by one):
+ * copy from the parser's buffer straight into them. */
+static void add_header_n(struct evkeyvalq *q, const char *name, size_t nl, const char *value,
+                         size_t vl)
 {
-    struct gw_worker *w = arg;
+    struct evkeyval *kv = malloc(sizeof(*kv));
+    char *k = malloc(nl + 1), *v = malloc(vl + 1);
+    if (!kv || !k || !v) {
+        free(kv);
+        free(k);
+        free(v);
+        return;
+    }
+    memcpy(k, name, nl);
+    k[nl] = '\0';
+    memcpy(v, value, vl);
+    v[vl] = '\0';
+    kv->key = k;
+    kv->value = v;
+    TAILQ_INSERT_TAIL(q, kv, next);
+}
+
+/* "Host[:port]" lowercased without the port, into the arena. */
+static const char *host_without_port(struct gw_arena *a, const char *host, size_t n)
+{
+    char *h = gw_strndup(a, host, n);
+    char *colon = h[0] == '[' ? strchr(h, ']') : strrchr(h, ':');
+    if (colon && h[0] == '[') colon = strchr(colon, ':');
+    if (colon) *colon = '\0';
+    for (char *p = h; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return h;
+}
+
+void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
+{
+    struct gw_worker *w = c->worker;
     struct gw_arena *arena = gw_arena_new(8192);
     struct proxy_request *rq = gw_calloc(arena, sizeof(*rq));
     struct gw_request *r = &rq->pub;
@@ -969,45 +904,57 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
     rq->worker = w;
     rq->snap = w->snapshot;
     gw_snapshot_ref(rq->snap);
-    rq->evreq = req;
+    rq->conn = c;
+    c->current = rq;
+    rq->local_port = c->local_port;
     atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->requests_total, 1, memory_order_relaxed);
-
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    rq->conn = gw_worker_conn(w, evcon);
-    if (rq->conn) rq->conn->current = rq;
     /* Events live in the arena: no malloc/free pair per request for them. */
     rq->timer = gw_alloc(arena, event_get_struct_event_size());
     evtimer_assign(rq->timer, w->base, timer_cb, rq);
 
-    r->id = new_request_id(arena);
-    r->method = method_name(evhttp_request_get_command(req));
-    r->uri = evhttp_request_get_uri(req);
+    char *id = gw_alloc(arena, 33);
+    gw_request_id_new(id);
+    r->id = id;
+    r->method = gw_strndup(arena, head->method, head->method_len);
+    /* absolute-form (RFC 9112 §3.2.2): the authority replaces Host. */
+    const char *target = head->target, *authority = NULL;
+    size_t tlen = head->target_len, alen = 0;
+    if ((tlen > 7 && strncasecmp(target, "http://", 7) == 0) ||
+        (tlen > 8 && strncasecmp(target, "https://", 8) == 0)) {
+        const char *p = memchr(target, ':', tlen) + 3, *end = target + tlen;
+        authority = p;
+        while (p < end && *p != '/' && *p != '?')
+            p++;
+        alen = (size_t)(p - authority);
+        tlen = (size_t)(end - p);
+        target = p;
+    }
+    r->uri = tlen ? gw_strndup(arena, target, tlen) : "/";
     const char *q = strchr(r->uri, '?');
     if (q) {
-        r->path = gw_strndup(arena, r->uri, (size_t)(q - r->uri));
+        r->path = q == r->uri ? "/" : gw_strndup(arena, r->uri, (size_t)(q - r->uri));
         r->query = q + 1;
     } else {
         r->path = r->uri;
     }
-    r->headers = evhttp_request_get_input_headers(req);
-    r->body = evhttp_request_get_input_buffer(req);
-    r->response_headers = evhttp_request_get_output_headers(req);
-    /* Copied: the connection (and its peer string) may go before we do. */
-    r->client_ip = rq->conn ? gw_strdup(arena, rq->conn->peer) : "";
-    r->client_port = rq->conn ? rq->conn->peer_port : 0;
-    const char *host = evhttp_find_header(r->headers, "Host");
-    if (host) {
-        char *h = gw_strdup(arena, host);
-        char *colon = h[0] == '[' ? strchr(h, ']') : strrchr(h, ':');
-        if (colon && h[0] == '[') colon = strchr(colon, ':');
-        if (colon) *colon = '\0';
-        for (char *p = h; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        r->host = h;
-    } else {
-        r->host = "";
+    TAILQ_INIT(&rq->req_headers);
+    TAILQ_INIT(&rq->resp_headers);
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct gw_h1_header *f = &head->headers[i];
+        if (authority && gw_h1_name_is(f, "Host")) continue;
+        add_header_n(&rq->req_headers, f->name, f->name_len, f->value, f->value_len);
     }
+    if (authority) add_header_n(&rq->req_headers, "Host", 4, authority, alen);
+    r->headers = &rq->req_headers;
+    r->response_headers = &rq->resp_headers;
+    r->body = c->body;
+    rq->body_complete = c->body_done;
+    /* Copied: the connection (and its peer string) may go before we do. */
+    r->client_ip = gw_strdup(arena, c->peer);
+    r->client_port = c->peer_port;
+    const char *host = evhttp_find_header(r->headers, "Host");
+    r->host = host ? host_without_port(arena, host, strlen(host)) : "";
     r->ai.cached_tokens = -1;
     r->ai.ttft_ms = -1;
     rq->ctx = gw_calloc(arena, gw_plugin_count() * sizeof(void *));
@@ -1024,6 +971,10 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
     r->service = m.route->service;
     rq->chain = rq->snap->route_chains[m.route->index];
     alloc_contexts(rq);
+    if (c->body_length > w->settings->max_body_size) {
+        send_core_error(rq, 413, "Request body is too large");
+        return;
+    }
     if (m.route->protocols.n && protocol_refused(rq)) {
         gw_proxy_send_early(rq);
         return;
@@ -1036,5 +987,51 @@ void gw_proxy_request_cb(struct evhttp_request *req, void *arg)
     } else {
         r->connect_timeout_ms = r->read_timeout_ms = r->write_timeout_ms = 60000;
     }
+    if (!rq->body_complete) {
+        /* A plugin that reads the body gets it whole; otherwise it streams
+         * to the upstream while the client sends it. */
+        rq->waiting_body = rq->chain.needs_body;
+        gw_conn_want_body(c, !rq->waiting_body);
+        if (rq->waiting_body) return;
+    }
     gw_proxy_continue(rq);
+}
+
+void gw_proxy_on_body(struct proxy_request *rq)
+{
+    struct gw_conn *c = rq->conn;
+    if (!c || rq->finished) return;
+    const char *bad = NULL;
+    int status = 400;
+    if (c->body_error) {
+        bad = "The request body is not valid chunked encoding";
+    } else if (c->body_received > (uint64_t)rq->worker->settings->max_body_size) {
+        bad = "Request body is too large";
+        status = 413;
+    }
+    if (bad) {
+        rq->body_bad = bad;
+        rq->body_bad_status = status;
+        if (rq->suspended) return; /* answered when the plugin resumes */
+        if (rq->in_multi) {
+            gw_upstream_remove(rq->worker, rq->easy);
+            rq->in_multi = 0;
+        }
+        if (rq->reply_started)
+            fail_stream(rq, bad);
+        else
+            send_core_error(rq, status, bad);
+        return;
+    }
+    if (c->body_done) rq->body_complete = 1;
+    if (rq->waiting_body) {
+        if (!rq->body_complete) return;
+        rq->waiting_body = 0;
+        gw_proxy_continue(rq);
+        return;
+    }
+    if (rq->upload_paused) {
+        rq->upload_paused = 0;
+        update_pause(rq);
+    }
 }

@@ -5,12 +5,14 @@
 #ifndef GW_PROXY_H
 #define GW_PROXY_H
 
+#include <sys/queue.h>
+
 #include <curl/curl.h>
+#include <event2/keyvalq_struct.h>
 
 #include "gw_request.h"
 #include "snapshot.h"
 
-struct evhttp_request;
 struct event;
 struct evbuffer;
 struct gw_worker;
@@ -20,8 +22,9 @@ struct proxy_request {
     struct gw_request pub;
     struct gw_worker *worker;
     struct gw_snapshot *snap;
-    struct evhttp_request *evreq; /* NULL once handed back to libevent */
-    struct gw_conn *conn;
+    struct gw_conn *conn; /* NULL once the answer is handed over, or the client left */
+    int local_port;       /* the port the client connected to */
+    struct evkeyvalq req_headers, resp_headers;
     struct gw_chain chain;
     size_t access_next; /* index in chain of the next access hook */
     void **ctx;         /* per plugin type (gw_plugins[] index) */
@@ -38,8 +41,7 @@ struct proxy_request {
     /* Upstream transfer */
     CURL *easy;
     struct curl_slist *upstream_headers;
-    struct event *timer;       /* read timeout; also wakes us when the client left */
-    struct event *close_watch; /* EV_CLOSED on the client socket while we wait */
+    struct event *timer; /* read timeout; also wakes us when the client left */
     uint64_t last_progress_us;
     struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */
     int tries;
@@ -51,10 +53,16 @@ struct proxy_request {
     unsigned finished : 1;
     unsigned in_multi : 1;
     unsigned upstream_connected : 1;
-    unsigned closing : 1;     /* a broken stream: close once the output has left */
-    unsigned upload_done : 1; /* the request body has left: read_timeout applies */
+    unsigned closing : 1;       /* a broken stream: close once the output has left */
+    unsigned upload_done : 1;   /* the request body has left: read_timeout applies */
+    unsigned body_complete : 1; /* the whole request body is in pub.body */
+    unsigned waiting_body : 1;  /* a plugin needs the body: access waits for it */
+    unsigned upload_paused : 1; /* streamed body: curl waits for the client's bytes */
+    unsigned body_owned : 1;    /* pub.body outlived its connection: ours to free */
     curl_off_t uploaded;
-    unsigned close_seen_by_us : 1; /* our EV_CLOSED watch, not libevent, saw it */
+    uint64_t body_sent;   /* streamed body bytes handed to curl */
+    const char *body_bad; /* the body broke a rule (too large, bad chunking) */
+    int body_bad_status;
 
     char *log_extra; /* " key=value" pairs from plugins */
     size_t log_extra_len, log_extra_cap;
@@ -64,9 +72,6 @@ static inline struct proxy_request *proxy_of(struct gw_request *r)
 {
     return (struct proxy_request *)r;
 }
-
-/* Stops watching the client socket (before libevent closes it). */
-void gw_proxy_unwatch_client(struct proxy_request *rq);
 
 /* Runs the access hooks from rq->access_next on. */
 void gw_proxy_continue(struct proxy_request *rq);

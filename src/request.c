@@ -11,6 +11,7 @@
 #include <event2/http.h>
 
 #include "gw_arena.h"
+#include "gw_log.h"
 #include "gw_plugin.h"
 #include "proxy.h"
 #include "worker.h"
@@ -24,6 +25,12 @@ uint64_t gw_now_us(void)
 
 const char *gw_request_body(struct gw_request *r, size_t *len)
 {
+    if (!proxy_of(r)->body_complete) {
+        /* A plugin without needs_body: the body is streaming past. */
+        gw_error("request_id=%s a plugin read a body it did not ask for (needs_body)", r->id);
+        if (len) *len = 0;
+        return "";
+    }
     size_t n = evbuffer_get_length(r->body);
     if (len) *len = n;
     if (n == 0) return "";

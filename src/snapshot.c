@@ -92,6 +92,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
     }
     out->n = 0;
     out->has_body_filter = 0;
+    out->needs_body = 0;
     out->v = n ? gw_alloc(arena, n * sizeof(*out->v)) : NULL;
     for (unsigned k = 0; k < nplug; k++) {
         if (!best[k]) continue;
@@ -99,6 +100,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
         out->v[out->n].plugin_index = k;
         out->n++;
         if (best[k]->plugin->response_body) out->has_body_filter = 1;
+        if (best[k]->plugin->needs_body) out->needs_body = 1;
     }
     if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), by_priority_cb);
 }

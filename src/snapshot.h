@@ -24,6 +24,7 @@ struct gw_chain {
     struct gw_chain_entry *v;
     size_t n;
     int has_body_filter;
+    int needs_body; /* some plugin reads the request body */
 };
 
 struct gw_snapshot {

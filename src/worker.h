@@ -16,23 +16,18 @@
 #include "settings.h"
 #include "snapshot.h"
 
-struct event;
+#include <event2/event_struct.h>
+
 struct event_base;
-struct evhttp;
-struct evhttp_bound_socket;
-struct evhttp_connection;
-struct evhttp_request;
+struct gw_conn;
 struct proxy_request;
 
-/* Per client connection, created at its first request: lets a close be
- * traced to the request it interrupts. */
-struct gw_conn {
-    struct evhttp_connection *evcon;
-    struct proxy_request *current;
+/* One listening socket of one worker. */
+struct gw_listener {
     struct gw_worker *worker;
-    char peer[64];
-    int peer_port;
-    int local_port;
+    int fd;
+    int port;
+    struct event ev;
 };
 
 struct gw_worker {
@@ -40,9 +35,9 @@ struct gw_worker {
     pthread_t thread;
     const struct gw_settings *settings;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound[GW_MAX_LISTEN];
-    size_t n_bound;
+    struct gw_listener listeners[GW_MAX_LISTEN];
+    size_t n_listeners;
+    const struct timeval *client_timeout; /* a libevent common timeout: O(1) re-arming */
 
     CURLM *multi;
     struct event *curl_timer;
@@ -60,9 +55,7 @@ struct gw_worker {
     uint64_t drain_deadline_us;
     struct event *drain_timer;
 
-    /* Client connections, open addressing on the evhttp_connection pointer. */
-    struct gw_conn **conns;
-    size_t n_conns, cap_conns;
+    struct gw_conn *conns; /* client connections (client_conn.c) */
 
     /* Read by GET /status from the main thread. */
     atomic_ulong requests_total;
@@ -78,9 +71,6 @@ int gw_worker_start(struct gw_worker *w);
 void gw_worker_post_snapshot(struct gw_worker *w, struct gw_snapshot *snap);
 void gw_worker_post_drain(struct gw_worker *w);
 void gw_worker_join(struct gw_worker *w);
-
-/* Connection bookkeeping (worker.c), used by proxy.c. */
-struct gw_conn *gw_worker_conn(struct gw_worker *w, struct evhttp_connection *evcon);
 
 /* Called by proxy.c when a request ends: a draining worker may now stop. */
 void gw_worker_request_done(struct gw_worker *w);
@@ -98,7 +88,6 @@ void gw_upstream_remove(struct gw_worker *w, CURL *easy);
 int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 
 /* proxy.c */
-void gw_proxy_request_cb(struct evhttp_request *req, void *arg);
 /* A transfer finished (called by upstream.c outside curl callbacks). */
 void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result);
 

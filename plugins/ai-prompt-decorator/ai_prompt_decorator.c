@@ -84,6 +84,7 @@ static int prompt_decorator_access(struct gw_request *r, const void *conf_, void
 const struct gw_plugin gw_plugin_ai_prompt_decorator = {
     .name = "ai-prompt-decorator",
     .priority = 772,
+    .needs_body = 1,
     .schema = &prompt_decorator_schema,
     .access = prompt_decorator_access,
 };

@@ -130,6 +130,7 @@ static int prompt_guard_access(struct gw_request *r, const void *conf_, void *ct
 const struct gw_plugin gw_plugin_ai_prompt_guard = {
     .name = "ai-prompt-guard",
     .priority = 771,
+    .needs_body = 1,
     .schema = &prompt_guard_schema,
     .access = prompt_guard_access,
 };

@@ -89,6 +89,7 @@ static int prompt_template_access(struct gw_request *r, const void *conf_, void 
 const struct gw_plugin gw_plugin_ai_prompt_template = {
     .name = "ai-prompt-template",
     .priority = 773,
+    .needs_body = 1,
     .schema = &prompt_template_schema,
     .access = prompt_template_access,
 };

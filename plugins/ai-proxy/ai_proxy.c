@@ -597,6 +597,7 @@ static void ai_proxy_log(struct gw_request *r, const void *conf_, void *ctx_)
 const struct gw_plugin gw_plugin_ai_proxy = {
     .name = "ai-proxy",
     .priority = 770,
+    .needs_body = 1,
     .schema = &ai_proxy_schema,
     .ctx_size = sizeof(struct ai_proxy_ctx),
     .access = ai_proxy_access,
