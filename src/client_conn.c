@@ -205,7 +205,7 @@ static void conn_write(struct gw_conn *c)
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
-    if (!c->writing || c->dead) return;
+    if (c->dead) return;
     conn_write(c);
     if (c->writing && !c->dead) conn_rearm_timer(c); /* progress restarts the timeout */
 }
@@ -424,7 +424,10 @@ void gw_conn_reply_head(struct gw_conn *c, int status, const struct evkeyvalq *h
 {
     if (!c || c->dead || c->reply_done) return;
     write_head(c, status, headers, no_body, -1);
-    conn_write(c);
+    /* Not written yet: the first body bytes usually come in the same read
+     * from the upstream and then leave with the head in one writev. If
+     * they do not, the head goes at the end of this loop iteration. */
+    if (!c->writing) event_active(&c->wev, EV_WRITE, 1);
 }
 
 void gw_conn_reply_body(struct gw_conn *c, struct evbuffer *data)
