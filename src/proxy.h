@@ -40,7 +40,8 @@ struct proxy_request {
 
     /* Upstream transfer */
     CURL *easy;
-    struct curl_slist *upstream_headers;
+    struct curl_slist *upstream_headers; /* nodes in the arena (proxy.c) */
+    struct curl_slist **upstream_headers_tail;
     struct event *timer; /* read timeout; also wakes us when the client left */
     uint64_t last_progress_us;
     struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */

@@ -44,12 +44,13 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
   before(async () => {
     upstream = http.createServer((req, res) => {
       const id = req.headers['x-test-id'] ?? '-';
-      const rec = { method: req.method, url: req.url, headers: req.headers, firstByteAt: 0, bytes: 0, hash: createHash('sha256') };
+      const rec = { method: req.method, url: req.url, headers: req.headers, firstByteAt: 0, bytes: 0, hash: createHash('sha256'), chunks: [] };
       seen.set(id, rec);
       req.on('data', (d) => {
         if (!rec.firstByteAt) rec.firstByteAt = Date.now();
         rec.bytes += d.length;
         rec.hash.update(d);
+        if (rec.bytes < 65536) rec.chunks.push(d);
       });
       req.on('end', () => {
         const body = JSON.stringify({ method: req.method, url: req.url, bytes: rec.bytes, sha256: rec.hash.digest('hex'), host: req.headers.host ?? null, te: req.headers['transfer-encoding'] ?? null });
@@ -62,7 +63,11 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
     sl = await startSluice({
       workers: 1,
       args: ['--max-body-size', String(MAX_BODY), '--client-timeout', '2'],
-      config: { _format_version: '3.0', services: [{ name: 'up', url, routes: [{ name: 'up', paths: ['/up'] }] }] },
+      config: { _format_version: '3.0', services: [{ name: 'up', url, routes: [
+        { name: 'up', paths: ['/up'] },
+        // A plugin that reads the body (needs_body): the core reads it whole first.
+        { name: 'deco', paths: ['/deco'], plugins: [{ name: 'ai-prompt-decorator', config: { prompts: { prepend: [{ role: 'system', content: 'Be brief.' }] } } }] },
+      ] }] },
     });
   });
   after(async () => {
@@ -106,6 +111,29 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
       assert.equal(j.te, framing === 'chunked' ? 'chunked' : null, 'framing towards the upstream');
     });
   }
+
+  test('a plugin that reads the body gets it whole, even when it arrives in slow chunks', async () => {
+    const id = 'deco-slow';
+    const json = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }] });
+    const a = Buffer.from(json.slice(0, 20)), b = Buffer.from(json.slice(20));
+    const sock = net.connect(sl.proxyPort, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const reply = [];
+    sock.on('data', (d) => reply.push(d));
+    sock.write(`POST /deco/chat HTTP/1.1\r\nHost: t\r\nX-Test-Id: ${id}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    sock.write(`${a.length.toString(16)}\r\n${a}\r\n`);
+    await sleep(300);
+    assert.equal(seen.has(id), false, 'nothing reached the upstream before the body was complete');
+    sock.write(`${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`);
+    assert.ok(await waitFor(() => parseResponses(Buffer.concat(reply)).length === 1), 'an answer came');
+    sock.destroy();
+    const [res] = parseResponses(Buffer.concat(reply));
+    assert.equal(res.status, 200, res.text);
+    const rec = seen.get(id);
+    assert.equal(rec.headers['transfer-encoding'], undefined, 'the re-serialised body has a length');
+    const sent = JSON.parse(Buffer.concat(rec.chunks).toString());
+    assert.deepEqual(sent.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }]);
+  });
 
   test('a body larger than the socket buffers streams through with the upstream reading it all', async () => {
     const body = randomBytes(MAX_BODY);
