@@ -97,7 +97,7 @@ static void conn_close_later(struct gw_conn *c)
 static void conn_close_gracefully(struct gw_conn *c)
 {
     if (c->dead) return;
-    int unread = c->in_request ? (!c->body_done || c->in_pos < c->in_len) : c->in_pos < c->in_len;
+    int unread = c->linger || c->in_pos < c->in_len || (c->in_request && !c->body_done);
     if (!unread) {
         conn_close_later(c);
         return;
@@ -503,8 +503,13 @@ static void reply_error(struct gw_conn *c, int status, const char *why)
     evhttp_add_header(&h, "X-Sluice-Request-Id", id);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, json, (size_t)n);
+    /* Whatever else was read is dropped; what the client still sends is
+     * read and dropped until it closes (lingering close), so that the
+     * answer is not lost to a reset. */
     c->in_request = 1;
-    c->body_done = 0;
+    c->body_done = 1;
+    c->in_pos = c->in_len;
+    c->linger = 1;
     c->chunked = 0;
     c->expect_100 = 0;
     c->minor = 1;
@@ -700,6 +705,7 @@ static void feed_body(struct gw_conn *c)
         c->body_error = 1;
         c->body_done = 1;
         c->keep_alive = 0;
+        c->linger = 1;
         c->in_pos = c->in_len;
         event_del(&c->rev); /* nothing after a broken body can be trusted */
         c->read_paused = 1;

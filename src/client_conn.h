@@ -68,6 +68,7 @@ struct gw_conn {
     unsigned body_error : 1;    /* malformed chunked body: the exchange ends badly */
     unsigned stream_body : 1;   /* the proxy streams the body: bound what we buffer */
     unsigned lingering : 1;     /* half-closed, dropping input until the client closes */
+    unsigned linger : 1;        /* close with a lingering close (after an error) */
     struct gw_h1_chunked chunk; /* decoder state of a chunked request body */
     struct evbuffer *out;       /* the answer, not yet written */
 };
