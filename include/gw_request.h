@@ -58,7 +58,10 @@ struct gw_request {
     int client_port;
     int tls;                   /* arrived over TLS */
     struct evkeyvalq *headers; /* request headers: what plugins leave here goes upstream */
-    struct evbuffer *body;     /* request body as received (evhttp reads it whole) */
+    /* Request body, decoded. Whole before the access phase when a plugin
+     * of the route sets needs_body; otherwise it streams to the upstream
+     * and is not there to read (gw_request_body then logs an error). */
+    struct evbuffer *body;
 
     /* What the router and authentication resolved. */
     const struct gw_route *route;

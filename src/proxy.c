@@ -996,7 +996,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     if (!rq->body_complete) {
         /* A plugin that reads the body gets it whole; otherwise it streams
          * to the upstream while the client sends it. */
-        rq->waiting_body = rq->chain.needs_body;
+        rq->waiting_body = rq->chain.needs_body || rq->snap->consumer_needs_body;
         gw_conn_want_body(c, !rq->waiting_body);
         if (rq->waiting_body) return;
     }

@@ -120,7 +120,10 @@ struct gw_snapshot *gw_snapshot_build(struct gw_config *cfg, uint64_t generation
     }
     gw_chain_resolve(cfg, NULL, NULL, NULL, cfg->arena, &s->global_chain);
     for (size_t i = 0; i < cfg->n_plugins; i++)
-        if (cfg->plugins[i]->consumer && cfg->plugins[i]->enabled) s->has_consumer_plugins = 1;
+        if (cfg->plugins[i]->consumer && cfg->plugins[i]->enabled) {
+            s->has_consumer_plugins = 1;
+            if (cfg->plugins[i]->plugin->needs_body) s->consumer_needs_body = 1;
+        }
     return s;
 }
 

@@ -34,6 +34,9 @@ struct gw_snapshot {
     struct gw_chain *route_chains; /* by route->index, for requests without a consumer */
     struct gw_chain global_chain;  /* for requests no route matched */
     int has_consumer_plugins;
+    /* A consumer-scoped instance reads the body: the chain may gain it once
+     * the consumer is known, so such requests read their body whole. */
+    int consumer_needs_body;
     time_t loaded_at;
     uint64_t generation;
 };
