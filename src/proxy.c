@@ -33,6 +33,7 @@
 #include "client_conn.h"
 #include "gw_plugin.h"
 #include "http1.h"
+#include "llm/llm.h"
 #include "proxy.h"
 #include "request_id.h"
 #include "sluice.h"
@@ -699,11 +700,8 @@ static int setup_transfer(struct proxy_request *rq)
         body = r->upstream_body;
         body_len = r->upstream_body_len;
     } else if (rq->json_dirty && rq->json) {
-        char *s = cJSON_PrintUnformatted(rq->json);
-        if (!s) return -1;
-        gw_arena_cleanup(r->arena, free, s);
-        body = r->upstream_body = s;
-        body_len = r->upstream_body_len = strlen(s);
+        body = r->upstream_body = gw_json_print(r->arena, rq->json, &body_len);
+        r->upstream_body_len = body_len;
     } else if (!rq->body_complete) {
         streamed = 1;
         body_len = 0;
