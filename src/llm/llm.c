@@ -277,15 +277,106 @@ void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len)
 
 void gw_llm_emit_json(struct evbuffer *out, const cJSON *chunk)
 {
-    char *s = cJSON_PrintUnformatted(chunk);
-    if (!s) abort();
-    gw_llm_emit_raw(out, s, strlen(s));
-    cJSON_free(s);
+    /* Through gw_json_print for its integer printing; the scratch arena
+     * comes from the thread's cache, so this costs no malloc. */
+    struct gw_arena *scratch = gw_arena_new(2048);
+    size_t n;
+    char *s = gw_json_print(scratch, chunk, &n);
+    gw_llm_emit_raw(out, s, n);
+    gw_arena_free(scratch);
+}
+
+/* A JSON string literal, escaped as cJSON escapes (same bytes out). */
+static size_t json_escape(char *dst, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = dst;
+    *p++ = '"';
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        switch (*u) {
+        case '"':
+            *p++ = '\\';
+            *p++ = '"';
+            break;
+        case '\\':
+            *p++ = '\\';
+            *p++ = '\\';
+            break;
+        case '\b':
+            *p++ = '\\';
+            *p++ = 'b';
+            break;
+        case '\f':
+            *p++ = '\\';
+            *p++ = 'f';
+            break;
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = '\\';
+            *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = '\\';
+            *p++ = 't';
+            break;
+        default:
+            if (*u < 32) {
+                memcpy(p, "\\u00", 4);
+                p[4] = hex[*u >> 4];
+                p[5] = hex[*u & 15];
+                p += 6;
+            } else {
+                *p++ = (char)*u;
+            }
+        }
+    }
+    *p++ = '"';
+    return (size_t)(p - dst);
+}
+
+/* Text deltas are most of a stream's chunks: written without a cJSON tree,
+ * byte for byte what gw_llm_chunk_new + cJSON would print. */
+static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
+{
+    const char *model = c->response_model ? c->response_model : c->model ? c->model : "";
+    if (!c->text_prefix || c->text_prefix_model != model) {
+        if (!c->chunk_id) c->chunk_id = gw_llm_new_id(c->arena, "chatcmpl-");
+        char *id = gw_alloc(c->arena, strlen(c->chunk_id) * 6 + 3);
+        id[json_escape(id, c->chunk_id)] = '\0';
+        char *m = gw_alloc(c->arena, strlen(model) * 6 + 3);
+        m[json_escape(m, model)] = '\0';
+        c->text_prefix =
+            gw_sprintf(c->arena,
+                       "data: {\"id\":%s,\"object\":\"chat.completion.chunk\",\"created\":%ld,"
+                       "\"model\":%s,\"choices\":[{\"index\":0,\"delta\":{\"content\":",
+                       id, c->created, m);
+        c->text_prefix_len = strlen(c->text_prefix);
+        c->text_prefix_model = model;
+    }
+    static const char tail[] = "},\"finish_reason\":null}]}\n\n";
+    size_t tl = strlen(text), need = c->text_prefix_len + tl * 6 + 2 + sizeof(tail);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) return;
+    char *p = v.iov_base;
+    memcpy(p, c->text_prefix, c->text_prefix_len);
+    p += c->text_prefix_len;
+    p += json_escape(p, text);
+    memcpy(p, tail, sizeof(tail) - 1);
+    p += sizeof(tail) - 1;
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
 }
 
 void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
 {
     if (!text || !*text) return;
+    if (c->route != GW_LLM_COMPLETIONS && c->created >= 0) {
+        emit_chat_text(c, out, text);
+        return;
+    }
     cJSON *delta, *choice;
     cJSON *ch = gw_llm_chunk_new(c, &delta, &choice);
     if (c->route == GW_LLM_COMPLETIONS)

@@ -86,6 +86,11 @@ struct gw_llm_call {
     int block_tool[64];        /* anthropic content block index -> tool index + 1,
                                   -1: the json_tool block, streamed as content */
     const char *finish_reason; /* pending, mapped */
+    /* "data: {...,"delta":{"content":" of text chunks, built once per
+     * stream (again if the model changes): the hot path of a stream. */
+    char *text_prefix;
+    size_t text_prefix_len;
+    const char *text_prefix_model;
 };
 
 /* What build_request produces: the upstream request. */

@@ -743,6 +743,65 @@ static void test_anthropic_json_stream(void)
     gw_arena_free(a);
 }
 
+/* Text deltas are written without a cJSON tree (the hot path of a stream):
+ * the bytes must be exactly what the tree would print, escapes included,
+ * and a model learnt mid-stream must show in the next chunk. */
+static void test_text_chunk_fast_path(void)
+{
+    const char *texts[] = {"Hello",
+                           "quote \" back \\ slash",
+                           "nl\n tab\t cr\r bell\a \x01\x1f",
+                           "unicode \xc3\xa9 \xe2\x9c\x93",
+                           "</script>",
+                           NULL};
+    for (int i = 0; texts[i]; i++) {
+        struct gw_arena *a = gw_arena_new(4096);
+        struct gw_llm_call c;
+        memset(&c, 0, sizeof(c));
+        c.arena = a;
+        c.route = GW_LLM_CHAT;
+        c.model = "claude-\"x\"";
+        c.created = 1732540000;
+        if (i == 4) c.response_model = "claude-3-5-sonnet-20241022"; /* learnt from the stream */
+        struct evbuffer *fast = evbuffer_new(), *tree = evbuffer_new();
+        gw_llm_emit_text(&c, fast, texts[i]);
+        cJSON *delta;
+        cJSON *ch = gw_llm_chunk_new(&c, &delta, NULL);
+        cJSON_AddStringToObject(delta, "content", texts[i]);
+        gw_llm_emit_json(tree, ch);
+        cJSON_Delete(ch);
+        size_t n = evbuffer_get_length(fast);
+        CHECK_INT((long)n, (long)evbuffer_get_length(tree));
+        CHECK(n == evbuffer_get_length(tree) &&
+              memcmp(evbuffer_pullup(fast, -1), evbuffer_pullup(tree, -1), n) == 0);
+        evbuffer_free(fast);
+        evbuffer_free(tree);
+        gw_arena_free(a);
+    }
+    /* The model changes mid-stream: the cached prefix follows. */
+    struct gw_arena *a = gw_arena_new(4096);
+    struct gw_llm_call c;
+    memset(&c, 0, sizeof(c));
+    c.arena = a;
+    c.model = "asked";
+    c.created = 1;
+    struct evbuffer *out = evbuffer_new();
+    gw_llm_emit_text(&c, out, "one");
+    c.response_model = "answered";
+    gw_llm_emit_text(&c, out, "two");
+    evbuffer_add(out, "", 1);
+    const char *all = (const char *)evbuffer_pullup(out, -1);
+    CHECK(strstr(all,
+                 "\"model\":\"asked\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one\"}") !=
+          NULL);
+    CHECK(strstr(
+              all,
+              "\"model\":\"answered\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"}") !=
+          NULL);
+    evbuffer_free(out);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_sse_parser();
@@ -753,5 +812,6 @@ int main(void)
     test_reply_to_chunks();
     test_llama2_raw_stream();
     test_anthropic_json_stream();
+    test_text_chunk_fast_path();
     return gw_test_done("test_llm_stream");
 }
