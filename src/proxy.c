@@ -51,6 +51,17 @@ static const char *const hop_by_hop[] = {
 
 static int is_hop_by_hop(const char *name)
 {
+    /* All of them start with c, k, p, t or u: most headers leave at once. */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
+        break;
+    default:
+        return 0;
+    }
     for (size_t i = 0; hop_by_hop[i]; i++)
         if (strcasecmp(name, hop_by_hop[i]) == 0) return 1;
     return 0;
@@ -174,20 +185,52 @@ void gw_proxy_finish(struct proxy_request *rq)
 
 /* --- response helpers -------------------------------------------------- */
 
+/* Header lists hold malloc'd strings (libevent frees them one by one):
+ * copy from the parser's buffer straight into them. */
+static void add_header_n(struct evkeyvalq *q, const char *name, size_t nl, const char *value,
+                         size_t vl)
+{
+    struct evkeyval *kv = malloc(sizeof(*kv));
+    char *k = malloc(nl + 1), *v = malloc(vl + 1);
+    if (!kv || !k || !v) {
+        free(kv);
+        free(k);
+        free(v);
+        return;
+    }
+    memcpy(k, name, nl);
+    k[nl] = '\0';
+    memcpy(v, value, vl);
+    v[vl] = '\0';
+    kv->key = k;
+    kv->value = v;
+    TAILQ_INSERT_TAIL(q, kv, next);
+}
+
+/* Decimal digits of v at the end of buf[24], no printf (four a request). */
+static const char *u64_text(char buf[24], uint64_t v)
+{
+    char *p = buf + 23;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 static void add_gateway_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
     struct evkeyvalq *h = r->response_headers;
-    char buf[32];
-    evhttp_add_header(h, "Via", "1.1 sluice");
-    evhttp_add_header(h, "X-Sluice-Request-Id", r->id);
+    char buf[24];
+    add_header_n(h, "Via", 3, "1.1 sluice", 10);
+    add_header_n(h, "X-Sluice-Request-Id", 19, r->id, 32);
     if (r->t_upstream_headers) {
-        snprintf(buf, sizeof(buf), "%llu",
-                 (unsigned long long)((r->t_upstream_headers - r->t_upstream_start) / 1000));
-        evhttp_add_header(h, "X-Sluice-Upstream-Latency", buf);
-        snprintf(buf, sizeof(buf), "%llu",
-                 (unsigned long long)((r->t_upstream_start - r->t_start) / 1000));
-        evhttp_add_header(h, "X-Sluice-Proxy-Latency", buf);
+        const char *v = u64_text(buf, (r->t_upstream_headers - r->t_upstream_start) / 1000);
+        add_header_n(h, "X-Sluice-Upstream-Latency", 25, v, strlen(v));
+        v = u64_text(buf, (r->t_upstream_start - r->t_start) / 1000);
+        add_header_n(h, "X-Sluice-Proxy-Latency", 22, v, strlen(v));
     }
 }
 
@@ -299,28 +342,6 @@ static void on_upstream_headers(struct proxy_request *rq)
     }
     gw_conn_reply_head(rq->conn, r->status, h, reply_has_no_body(rq));
     rq->reply_started = 1;
-}
-
-/* Header lists hold malloc'd strings (libevent frees them one by one):
- * copy from the parser's buffer straight into them. */
-static void add_header_n(struct evkeyvalq *q, const char *name, size_t nl, const char *value,
-                         size_t vl)
-{
-    struct evkeyval *kv = malloc(sizeof(*kv));
-    char *k = malloc(nl + 1), *v = malloc(vl + 1);
-    if (!kv || !k || !v) {
-        free(kv);
-        free(k);
-        free(v);
-        return;
-    }
-    memcpy(k, name, nl);
-    k[nl] = '\0';
-    memcpy(v, value, vl);
-    v[vl] = '\0';
-    kv->key = k;
-    kv->value = v;
-    TAILQ_INSERT_TAIL(q, kv, next);
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -858,8 +879,18 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
     } else if (!blen || (!v1 && !base_slash)) {
         sep = "/";
     }
-    return gw_sprintf(r->arena, "%s%s%s%s%s%s", s->origin, base, sep, rest, r->query ? "?" : "",
-                      r->query ? r->query : "");
+    const char *parts[] = {
+        s->origin, base, sep, rest, r->query ? "?" : "", r->query ? r->query : ""};
+    size_t lens[6], total = 1;
+    for (int i = 0; i < 6; i++)
+        total += lens[i] = strlen(parts[i]);
+    char *url = gw_alloc(r->arena, total), *p = url;
+    for (int i = 0; i < 6; i++) {
+        memcpy(p, parts[i], lens[i]);
+        p += lens[i];
+    }
+    *p = '\0';
+    return url;
 }
 
 /* Kong: a route whose protocols leave out the one the request came in on
