@@ -38,7 +38,7 @@
 #include "request_id.h"
 #include "worker.h"
 
-#define MAX_HEAD (64 * 1024)
+#define MAX_HEAD GW_CONN_READ_BUF
 #define MAX_HEADERS 100
 /* A streamed request body the upstream has not taken yet: above this we
  * stop reading the client (TCP then slows it down for us). */
@@ -53,6 +53,7 @@ enum { REPLY_FIXED = 0, REPLY_CHUNKED = 1, REPLY_UNTIL_CLOSE = 2 };
 
 static void conn_write(struct gw_conn *c);
 static void conn_process(struct gw_conn *c);
+static void conn_close_later(struct gw_conn *c);
 
 /* --- life and death ----------------------------------------------------- */
 
@@ -64,8 +65,7 @@ static void conn_free(struct gw_conn *c)
     event_del(&c->timer);
     close(c->fd);
     if (c->out) evbuffer_free(c->out);
-    if (c->body) evbuffer_free(c->body);
-    if (c->in != (char *)(c + 1)) free(c->in);
+    if (c->in != w->read_buf) free(c->in);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -73,6 +73,36 @@ static void conn_free(struct gw_conn *c)
     if (c->next) c->next->prev = c->prev;
     atomic_fetch_sub_explicit(&w->connections, 1, memory_order_relaxed);
     free(c);
+}
+
+/* Input is read into the worker's buffer; a connection keeps bytes of its
+ * own only when some are left over after processing (a head cut by the
+ * read, a pipelined request). An idle keep-alive connection thus holds no
+ * input buffer at all: about 1 KiB per connection instead of 8. */
+static void conn_release_input(struct gw_conn *c)
+{
+    char *shared = c->worker->read_buf;
+    size_t left = c->in_len - c->in_pos;
+    if (left == 0 || c->dead) {
+        if (c->in != shared) free(c->in);
+        c->in = NULL;
+        c->in_cap = c->in_len = c->in_pos = 0;
+        return;
+    }
+    if (c->in != shared) return;
+    size_t cap = left <= 8192 ? 8192 : MAX_HEAD;
+    char *own = malloc(cap);
+    if (!own) {
+        c->in = NULL;
+        c->in_cap = c->in_len = c->in_pos = 0;
+        conn_close_later(c);
+        return;
+    }
+    memcpy(own, c->in + c->in_pos, left);
+    c->in = own;
+    c->in_cap = cap;
+    c->in_pos = 0;
+    c->in_len = left;
 }
 
 /* Ends the connection now for the proxy's purposes (the request hears the
@@ -85,6 +115,7 @@ static void conn_close_later(struct gw_conn *c)
     event_del(&c->wev);
     struct proxy_request *rq = c->current;
     c->current = NULL;
+    c->body = NULL; /* the request's */
     if (rq) gw_proxy_on_client_gone(rq);
     event_del(&c->timer);
     event_active(&c->timer, EV_TIMEOUT, 1);
@@ -149,8 +180,7 @@ static void finish_exchange(struct gw_conn *c)
     c->reply_done = 0;
     c->reply_mode = REPLY_FIXED;
     c->body_done = 0;
-    evbuffer_drain(c->body, evbuffer_get_length(c->body));
-    if (c->in_pos == c->in_len) c->in_pos = c->in_len = 0;
+    if (c->in_pos == c->in_len) conn_release_input(c);
     if (c->read_paused) {
         c->read_paused = 0;
         event_add(&c->rev, NULL);
@@ -420,6 +450,20 @@ static void write_head(struct gw_conn *c, int status, const struct evkeyvalq *he
     evbuffer_commit_space(c->out, &v, 1);
 }
 
+/* The answer is handed over: the request no longer hears from us. A body
+ * still arriving is read and dropped, so reading resumes if backpressure
+ * had stopped it (nobody else would resume it). */
+static void conn_detach(struct gw_conn *c)
+{
+    c->current = NULL;
+    c->body = NULL; /* the request's */
+    if (!c->body_done && c->read_paused && !c->body_error && !c->dead) {
+        c->read_paused = 0;
+        event_add(&c->rev, NULL);
+    }
+    conn_rearm_timer(c);
+}
+
 void gw_conn_reply_head(struct gw_conn *c, int status, const struct evkeyvalq *headers, int no_body)
 {
     if (!c || c->dead || c->reply_done) return;
@@ -455,7 +499,7 @@ void gw_conn_reply_end(struct gw_conn *c)
     if (!c || c->dead || c->reply_done) return;
     if (c->reply_mode == REPLY_CHUNKED) evbuffer_add(c->out, "0\r\n\r\n", 5);
     c->reply_done = 1;
-    c->current = NULL;
+    conn_detach(c);
     if (!c->writing) conn_write(c);
 }
 
@@ -467,7 +511,7 @@ void gw_conn_reply(struct gw_conn *c, int status, const struct evkeyvalq *header
     write_head(c, status, headers, no_body, no_body ? -1 : (long long)n);
     if (n && !no_body) evbuffer_add_buffer(c->out, body);
     c->reply_done = 1;
-    c->current = NULL;
+    conn_detach(c);
     if (!c->writing) conn_write(c);
 }
 
@@ -476,7 +520,7 @@ void gw_conn_reply_abort(struct gw_conn *c)
     if (!c || c->dead) return;
     c->keep_alive = 0;
     c->reply_done = 1;
-    c->current = NULL;
+    conn_detach(c);
     if (!c->writing) conn_write(c);
 }
 
@@ -668,7 +712,7 @@ static int parse_head(struct gw_conn *c)
 static void body_arrived(struct gw_conn *c, size_t n)
 {
     c->body_received += n;
-    if (c->current) {
+    if (c->current && c->body) {
         if (c->stream_body && !c->body_done && evbuffer_get_length(c->body) > BODY_HIGH_WATER &&
             !c->read_paused) {
             c->read_paused = 1;
@@ -678,7 +722,6 @@ static void body_arrived(struct gw_conn *c, size_t n)
         gw_proxy_on_body(c->current);
         return;
     }
-    evbuffer_drain(c->body, evbuffer_get_length(c->body));
     if (c->body_received > MAX_DISCARD && !c->body_done) {
         c->keep_alive = 0;
     }
@@ -692,7 +735,7 @@ static void feed_body(struct gw_conn *c)
     size_t avail = c->in_len - c->in_pos;
     if (!c->chunked) {
         size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
-        if (c->current) evbuffer_add(c->body, p, take);
+        if (c->current && c->body) evbuffer_add(c->body, p, take);
         c->in_pos += take;
         c->body_left -= take;
         if (!c->body_left) c->body_done = 1;
@@ -715,7 +758,7 @@ static void feed_body(struct gw_conn *c)
             maybe_finish_exchange(c);
         return;
     }
-    if (c->current && data_len) evbuffer_add(c->body, p, data_len);
+    if (c->current && c->body && data_len) evbuffer_add(c->body, p, data_len);
     c->in_pos += consumed;
     if (rc == 1) c->body_done = 1;
     body_arrived(c, data_len);
@@ -755,7 +798,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     ssize_t n;
-    if (c->in_request && !c->body_done && !c->chunked && c->in_pos == c->in_len && c->current) {
+    if (c->in_request && !c->body_done && !c->chunked && c->in_pos == c->in_len && c->current &&
+        c->body) {
         /* A Content-Length body with nothing buffered: straight into the
          * body buffer, no copy through the input buffer. */
         size_t want = c->body_left < 65536 ? (size_t)c->body_left : 65536;
@@ -771,7 +815,13 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
     } else {
-        if (c->in_pos > 0 && c->in_pos == c->in_len) c->in_pos = c->in_len = 0;
+        if (c->in_pos == c->in_len) {
+            /* Nothing pending: read into the worker's buffer. */
+            if (c->in && c->in != c->worker->read_buf) free(c->in);
+            c->in = c->worker->read_buf;
+            c->in_cap = MAX_HEAD;
+            c->in_pos = c->in_len = 0;
+        }
         if (c->in_len == c->in_cap && c->in_pos > 0) {
             memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
             c->in_len -= c->in_pos;
@@ -779,12 +829,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (c->in_len == c->in_cap) {
             if (!c->in_request && c->in_cap < MAX_HEAD) {
-                char *big = malloc(MAX_HEAD);
+                char *big = realloc(c->in, MAX_HEAD); /* our own, never the worker's */
                 if (!big) {
                     conn_close_later(c);
                     return;
                 }
-                memcpy(big, c->in, c->in_len);
                 c->in = big;
                 c->in_cap = MAX_HEAD;
             } else if (!c->in_request) {
@@ -801,16 +850,19 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         if (n > 0) {
             c->in_len += (size_t)n;
             conn_process(c);
+            conn_release_input(c);
             return;
         }
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         conn_process(c); /* woken up for bytes we already had */
+        conn_release_input(c);
         return;
     }
     /* End of file or error: the client is gone (a half-closed client that
      * still waits for its answer is treated as gone, as nginx does). */
     conn_close_later(c);
+    conn_release_input(c);
 }
 
 void gw_conn_want_body(struct gw_conn *c, int stream)
@@ -826,7 +878,7 @@ void gw_conn_want_body(struct gw_conn *c, int stream)
 
 void gw_conn_body_consumed(struct gw_conn *c)
 {
-    if (!c || c->dead || !c->read_paused || c->body_done) return;
+    if (!c || c->dead || !c->read_paused || c->body_done || !c->body) return;
     if (evbuffer_get_length(c->body) > BODY_LOW_WATER) return;
     c->read_paused = 0;
     event_add(&c->rev, NULL);
@@ -838,7 +890,7 @@ void gw_conn_body_consumed(struct gw_conn *c)
 static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storage *ss)
 {
     struct gw_worker *w = l->worker;
-    struct gw_conn *c = calloc(1, sizeof(*c) + GW_CONN_INLINE_IN);
+    struct gw_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
         return;
@@ -846,10 +898,7 @@ static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storag
     c->fd = fd;
     c->worker = w;
     c->local_port = l->port;
-    c->in = (char *)(c + 1);
-    c->in_cap = GW_CONN_INLINE_IN;
     c->out = evbuffer_new();
-    c->body = evbuffer_new();
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof(c->peer));

@@ -29,7 +29,8 @@ struct evkeyvalq;
 struct gw_worker;
 struct proxy_request;
 
-#define GW_CONN_INLINE_IN 8192
+/* The worker's read buffer, and the largest request head accepted. */
+#define GW_CONN_READ_BUF (64 * 1024)
 
 struct gw_conn {
     int fd;
@@ -52,7 +53,7 @@ struct gw_conn {
     int64_t body_length;           /* Content-Length, -1 chunked, 0 none */
     uint64_t body_received;        /* decoded body bytes so far */
     uint64_t body_left;            /* with Content-Length */
-    struct evbuffer *body;         /* decoded body not yet taken by the proxy */
+    struct evbuffer *body;         /* the current request's (it owns it): decoded bytes go there */
 
     unsigned in_request : 1; /* a head was parsed and its exchange is not over */
     unsigned chunked : 1;    /* request body is chunked */

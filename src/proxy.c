@@ -172,7 +172,7 @@ void gw_proxy_finish(struct proxy_request *rq)
     }
     evhttp_clear_headers(&rq->req_headers);
     evhttp_clear_headers(&rq->resp_headers);
-    if (rq->body_owned) evbuffer_free(r->body);
+    if (r->body) evbuffer_free(r->body);
     if (rq->json) cJSON_Delete(rq->json);
     if (rq->resp) evbuffer_free(rq->resp);
     if (rq->early_body) evbuffer_free(rq->early_body);
@@ -411,12 +411,6 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 void gw_proxy_on_client_gone(struct proxy_request *rq)
 {
     rq->client_gone = 1;
-    /* The body buffer was the connection's: it stays with us while curl
-     * may still read it. */
-    if (rq->conn && rq->conn->body == rq->pub.body) {
-        rq->conn->body = NULL;
-        rq->body_owned = 1;
-    }
     rq->conn = NULL;
     /* Handled from the loop, never inside whatever callback we are in
      * (possibly a curl one). */
@@ -442,7 +436,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
     uint64_t now = gw_now_us();
     if (rq->paused || rq->upload_paused || now < deadline) {
-        uint64_t wait = rq->paused ? (uint64_t)limit_ms * 1000 : deadline - now;
+        /* Waiting on the client (either way) is not the upstream's delay:
+         * look again a whole period later; never an unsigned wrap below 0. */
+        uint64_t wait = now < deadline ? deadline - now : (uint64_t)limit_ms * 1000;
         struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
         evtimer_add(rq->timer, &tv);
         return;
@@ -983,7 +979,10 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     if (authority) add_header_n(&rq->req_headers, "Host", 4, authority, alen);
     r->headers = &rq->req_headers;
     r->response_headers = &rq->resp_headers;
-    r->body = c->body;
+    /* The body buffer is the request's: log hooks may read it after the
+     * connection has moved on to the next request. */
+    r->body = evbuffer_new();
+    c->body = r->body;
     rq->body_complete = c->body_done;
     /* Copied: the connection (and its peer string) may go before we do. */
     r->client_ip = gw_strdup(arena, c->peer);
@@ -1066,7 +1065,9 @@ void gw_proxy_on_body(struct proxy_request *rq)
         return;
     }
     if (rq->upload_paused) {
+        /* The upstream's write_timeout starts again from the client's bytes. */
         rq->upload_paused = 0;
+        rq->last_progress_us = gw_now_us();
         update_pause(rq);
     }
 }

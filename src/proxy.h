@@ -59,7 +59,6 @@ struct proxy_request {
     unsigned body_complete : 1; /* the whole request body is in pub.body */
     unsigned waiting_body : 1;  /* a plugin needs the body: access waits for it */
     unsigned upload_paused : 1; /* streamed body: curl waits for the client's bytes */
-    unsigned body_owned : 1;    /* pub.body outlived its connection: ours to free */
     curl_off_t uploaded;
     uint64_t body_sent;   /* streamed body bytes handed to curl */
     const char *body_bad; /* the body broke a rule (too large, bad chunking) */

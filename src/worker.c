@@ -122,15 +122,16 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->settings = settings;
-    /* With the changelist, libevent folds the add/remove churn of one loop
-     * iteration (curl switching a socket from send to receive, a client
-     * connection waiting for EPOLLOUT then not) into one epoll_ctl per socket, or none: strace -c
-     * showed epoll_ctl at 40% of the syscall time per proxied request. */
-    struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    w->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    /* No EPOLL_USE_CHANGELIST: it folded evhttp's per-request event
+     * toggling, which is gone, and it is unsafe when an fd is closed and its
+     * number reused within one loop pass (curl retrying a refused connect,
+     * then accept() getting the number): the folded change became an
+     * EPOLL_CTL_MOD on a dead fd, libevent dropped it, and the new client
+     * connection was never read (a hang, seen under load in errors.test). */
+    w->base = event_base_new();
     if (!w->base) return -1;
+    w->read_buf = malloc(GW_CONN_READ_BUF);
+    if (!w->read_buf) return -1;
     struct timeval client_tv = {settings->client_timeout, 0};
     w->client_timeout = event_base_init_common_timeout(w->base, &client_tv);
     for (size_t i = 0; i < settings->n_proxy; i++) {
@@ -174,6 +175,7 @@ static void *worker_main(void *arg)
         event_base_dispatch(w->base);
     }
     gw_conn_close_all(w);
+    free(w->read_buf);
     for (size_t i = 0; i < w->n_listeners; i++) {
         event_del(&w->listeners[i].ev);
         close(w->listeners[i].fd);

@@ -56,6 +56,7 @@ struct gw_worker {
     struct event *drain_timer;
 
     struct gw_conn *conns; /* client connections (client_conn.c) */
+    char *read_buf;        /* every client read lands here first (client_conn.c) */
 
     /* Read by GET /status from the main thread. */
     atomic_ulong requests_total;

@@ -1,7 +1,7 @@
 // Adversarial review of the client-connection layer (src/client_conn.c and
 // its proxy.c side): lifetimes, backpressure both ways, timeouts, early
-// answers while a body still streams, drain. Tests marked `todo` show bugs
-// that are still open (they fail on the current binary).
+// answers while a body still streams, drain. The first and third tests
+// failed before 2026-11-25's fixes (timer wrap, reading left paused).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -105,7 +105,7 @@ describe('client connections under review', { skip: binaryMissing() }, () => {
   });
 
   test('read_timeout still applies after the client paused its streamed body longer than write_timeout',
-    { timeout: 20000, todo: 'bug: proxy.c timer_cb computes deadline - now while upload_paused after the deadline passed (uint64 underflow), so the upstream timer is parked for ever and read_timeout never fires' }, async () => {
+    { timeout: 20000 }, async () => {
       const sock = await connect(sl.proxyPort);
       const st = collect(sock);
       sock.write('POST /up/silent HTTP/1.1\r\nHost: t\r\nContent-Length: 200\r\n\r\n');
@@ -140,7 +140,7 @@ describe('client connections under review', { skip: binaryMissing() }, () => {
       assert.ok(moved, `connection stuck after the early answer: ${st.buf.toString('latin1').slice(0, 300)}`);
     });
   test('a 504 (connect timeout) while reading is paused on a full streamed body does not strand the keep-alive connection',
-    { timeout: 20000, todo: 'bug: client_conn.c keeps read_paused after the answer (current = NULL): nothing resumes reading, no timer runs, the connection hangs' }, async () => {
+    { timeout: 20000 }, async () => {
       const sock = await connect(sl.proxyPort);
       const st = collect(sock);
       // 600 KiB: sluice buffers 256 KiB+ (curl is still connecting), stops
