@@ -339,7 +339,8 @@ static size_t json_escape(char *dst, const char *s)
 
 /* Text deltas are most of a stream's chunks: written without a cJSON tree,
  * byte for byte what gw_llm_chunk_new + cJSON would print. */
-static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const char *text)
+static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const char *text,
+                           const char *json, size_t json_len)
 {
     const char *model = c->response_model ? c->response_model : c->model ? c->model : "";
     if (!c->text_prefix || c->text_prefix_model != model) {
@@ -357,13 +358,21 @@ static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const ch
         c->text_prefix_model = model;
     }
     static const char tail[] = "},\"finish_reason\":null}]}\n\n";
-    size_t tl = strlen(text), need = c->text_prefix_len + tl * 6 + 2 + sizeof(tail);
+    size_t tl = text ? strlen(text) : 0;
+    size_t need = c->text_prefix_len + (text ? tl * 6 : json_len) + 2 + sizeof(tail);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) return;
     char *p = v.iov_base;
     memcpy(p, c->text_prefix, c->text_prefix_len);
     p += c->text_prefix_len;
-    p += json_escape(p, text);
+    if (text) {
+        p += json_escape(p, text);
+    } else {
+        *p++ = '"';
+        memcpy(p, json, json_len);
+        p += json_len;
+        *p++ = '"';
+    }
     memcpy(p, tail, sizeof(tail) - 1);
     p += sizeof(tail) - 1;
     v.iov_len = (size_t)(p - (char *)v.iov_base);
@@ -374,7 +383,7 @@ void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *t
 {
     if (!text || !*text) return;
     if (c->route != GW_LLM_COMPLETIONS && c->created >= 0) {
-        emit_chat_text(c, out, text);
+        emit_chat_text(c, out, text, NULL, 0);
         return;
     }
     cJSON *delta, *choice;
@@ -385,6 +394,13 @@ void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *t
         cJSON_AddStringToObject(delta, "content", text);
     gw_llm_emit_json(out, ch);
     cJSON_Delete(ch);
+}
+
+int gw_llm_emit_text_json(struct gw_llm_call *c, struct evbuffer *out, const char *json, size_t len)
+{
+    if (c->route == GW_LLM_COMPLETIONS || c->created < 0) return -1;
+    if (len) emit_chat_text(c, out, NULL, json, len);
+    return 0;
 }
 
 void gw_llm_emit_done(struct gw_llm_call *c, struct evbuffer *out)

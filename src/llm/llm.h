@@ -216,6 +216,11 @@ void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len);
 /* One text chunk: delta.content (chat) or choices[0].text (completions);
  * nothing for NULL or "". */
 void gw_llm_emit_text(struct gw_llm_call *c, struct evbuffer *out, const char *text);
+/* The same chunk from text that is already a JSON string's body (escaped,
+ * without its quotes), copied as it is; -1 (nothing sent) where only
+ * gw_llm_emit_text can do it (the completions route). */
+int gw_llm_emit_text_json(struct gw_llm_call *c, struct evbuffer *out, const char *json,
+                          size_t len);
 
 /* Request helpers for the non-OpenAI wire formats, where plugin options
  * must win over the client's values (Kong) under the provider's key. */

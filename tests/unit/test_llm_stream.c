@@ -802,6 +802,89 @@ static void test_text_chunk_fast_path(void)
     gw_arena_free(a);
 }
 
+/* The content of the one chunk in out ("data: {...}\n\n"), or NULL. */
+static char *chunk_content(struct evbuffer *out)
+{
+    size_t n = evbuffer_get_length(out);
+    char *all = calloc(1, n + 1);
+    evbuffer_remove(out, all, n);
+    char *res = NULL;
+    if (n > 8 && strncmp(all, "data: ", 6) == 0) {
+        cJSON *j = cJSON_Parse(all + 6);
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "content");
+        if (cJSON_IsString(content)) res = strdup(content->valuestring);
+        cJSON_Delete(j);
+    }
+    free(all);
+    return res;
+}
+
+/* Text deltas in Anthropic's compact form skip the JSON parse and pass the
+ * escaped text on as it is; the client must decode the same text as from
+ * the full path (here forced by a spaced frame), escapes included. A frame
+ * the fast path cannot vouch for goes the full way. */
+static void test_anthropic_text_delta_fast_path(void)
+{
+    const char *texts[] = {"Hello",
+                           "quote \\\" back \\\\ slash \\/",
+                           "nl\\n tab\\t \\u00e9 \\ud83d\\ude00",
+                           "caf\xc3\xa9",
+                           "",
+                           NULL};
+    struct gw_llm_options o = {0};
+    for (int i = 0; texts[i]; i++) {
+        char compact[512], spaced[512];
+        snprintf(compact, sizeof(compact),
+                 "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+                 "\"text\":\"%s\"}}",
+                 texts[i]);
+        snprintf(spaced, sizeof(spaced),
+                 "{\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": "
+                 "\"text_delta\", \"text\": \"%s\"}}",
+                 texts[i]);
+        char *got[2];
+        const char *frames[2] = {compact, spaced};
+        for (int k = 0; k < 2; k++) {
+            struct gw_arena *a = gw_arena_new(0);
+            struct gw_llm_call c;
+            gw_llm_call_init(&c, a, gw_llm_provider_find("anthropic"), GW_LLM_CHAT, &o, "claude");
+            c.stream = 1;
+            c.created = 1700000000;
+            c.role_sent = 1;
+            struct evbuffer *out = evbuffer_new();
+            CHECK_INT(c.provider->stream_frame(&c, "content_block_delta", frames[k],
+                                               strlen(frames[k]), out),
+                      0);
+            got[k] = chunk_content(out);
+            evbuffer_free(out);
+            gw_arena_free(a);
+        }
+        if (texts[i][0]) {
+            CHECK(got[0] && got[1] && strcmp(got[0], got[1]) == 0);
+        } else {
+            CHECK(!got[0] && !got[1]); /* an empty delta sends nothing either way */
+        }
+        free(got[0]);
+        free(got[1]);
+    }
+    /* A bad escape is not passed on: the frame is refused as not JSON. */
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_call c;
+    gw_llm_call_init(&c, a, gw_llm_provider_find("anthropic"), GW_LLM_CHAT, &o, "claude");
+    c.stream = 1;
+    c.role_sent = 1;
+    struct evbuffer *out = evbuffer_new();
+    const char *bad =
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+        "\"text\":\"a\\x\"}}";
+    CHECK(c.provider->stream_frame(&c, "content_block_delta", bad, strlen(bad), out) < 0);
+    evbuffer_add(out, "", 1);
+    CHECK(strstr((const char *)evbuffer_pullup(out, -1), "\"content\":") == NULL);
+    evbuffer_free(out);
+    gw_arena_free(a);
+}
+
 int main(void)
 {
     test_sse_parser();
@@ -813,5 +896,6 @@ int main(void)
     test_llama2_raw_stream();
     test_anthropic_json_stream();
     test_text_chunk_fast_path();
+    test_anthropic_text_delta_fast_path();
     return gw_test_done("test_llm_stream");
 }
