@@ -3,9 +3,11 @@
  * keep-alive, pipelining, timeouts, lingering close. See client_conn.h for
  * why this exists and how it divides the work with proxy.c.
  *
- * One connection, three events, all inside the struct (no malloc each):
+ * One connection, four events, all inside the struct (no malloc each):
  *   rev    EV_READ|EV_PERSIST for the whole life of the connection, so a
  *          client that leaves is seen at once, even mid-exchange;
+ *   cev    EV_CLOSED in rev's place while reading is paused (backpressure),
+ *          so a client that leaves then is seen at once too;
  *   wev    EV_WRITE, armed only while the socket refuses output;
  *   timer  the client timeout (only while we wait on the client), and the
  *          deferred free of a dead connection.
@@ -57,11 +59,37 @@ static void conn_close_later(struct gw_conn *c);
 
 /* --- life and death ----------------------------------------------------- */
 
+static void closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (!c->dead && !c->lingering) conn_close_later(c);
+}
+
+/* Reading stops (backpressure, or a full pipeline buffer). A client that
+ * leaves meanwhile would go unnoticed until a timeout: EPOLLRDHUP tells us
+ * without reading. */
+static void pause_reading(struct gw_conn *c)
+{
+    if (c->read_paused) return;
+    c->read_paused = 1;
+    event_del(&c->rev);
+    if (event_base_get_features(c->worker->base) & EV_FEATURE_EARLY_CLOSE) event_add(&c->cev, NULL);
+}
+
+static void resume_reading(struct gw_conn *c)
+{
+    if (!c->read_paused) return;
+    c->read_paused = 0;
+    event_del(&c->cev);
+    event_add(&c->rev, NULL);
+}
+
 static void conn_free(struct gw_conn *c)
 {
     struct gw_worker *w = c->worker;
     event_del(&c->rev);
     event_del(&c->wev);
+    event_del(&c->cev);
     event_del(&c->timer);
     close(c->fd);
     if (c->out) evbuffer_free(c->out);
@@ -113,6 +141,7 @@ static void conn_close_later(struct gw_conn *c)
     c->dead = 1;
     event_del(&c->rev);
     event_del(&c->wev);
+    event_del(&c->cev);
     struct proxy_request *rq = c->current;
     c->current = NULL;
     c->body = NULL; /* the request's */
@@ -136,10 +165,7 @@ static void conn_close_gracefully(struct gw_conn *c)
     shutdown(c->fd, SHUT_WR);
     c->lingering = 1;
     c->current = NULL;
-    if (c->read_paused) {
-        c->read_paused = 0;
-        event_add(&c->rev, NULL);
-    }
+    resume_reading(c);
     struct timeval tv = {LINGER_SECONDS, 0};
     event_add(&c->timer, &tv);
 }
@@ -181,10 +207,7 @@ static void finish_exchange(struct gw_conn *c)
     c->reply_mode = REPLY_FIXED;
     c->body_done = 0;
     if (c->in_pos == c->in_len) conn_release_input(c);
-    if (c->read_paused) {
-        c->read_paused = 0;
-        event_add(&c->rev, NULL);
-    }
+    resume_reading(c);
     conn_rearm_timer(c);
     /* A pipelined request already read: parse it from the loop, not from
      * inside whatever call of the proxy's brought us here. */
@@ -457,10 +480,7 @@ static void conn_detach(struct gw_conn *c)
 {
     c->current = NULL;
     c->body = NULL; /* the request's */
-    if (!c->body_done && c->read_paused && !c->body_error && !c->dead) {
-        c->read_paused = 0;
-        event_add(&c->rev, NULL);
-    }
+    if (!c->body_done && !c->body_error && !c->dead) resume_reading(c);
     conn_rearm_timer(c);
 }
 
@@ -713,11 +733,8 @@ static void body_arrived(struct gw_conn *c, size_t n)
 {
     c->body_received += n;
     if (c->current && c->body) {
-        if (c->stream_body && !c->body_done && evbuffer_get_length(c->body) > BODY_HIGH_WATER &&
-            !c->read_paused) {
-            c->read_paused = 1;
-            event_del(&c->rev);
-        }
+        if (c->stream_body && !c->body_done && evbuffer_get_length(c->body) > BODY_HIGH_WATER)
+            pause_reading(c);
         conn_rearm_timer(c);
         gw_proxy_on_body(c->current);
         return;
@@ -841,8 +858,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
                 return;
             } else {
                 /* Pipelined bytes while we answer: stop reading until then. */
-                c->read_paused = 1;
-                event_del(&c->rev);
+                pause_reading(c);
                 return;
             }
         }
@@ -880,8 +896,7 @@ void gw_conn_body_consumed(struct gw_conn *c)
 {
     if (!c || c->dead || !c->read_paused || c->body_done || !c->body) return;
     if (evbuffer_get_length(c->body) > BODY_LOW_WATER) return;
-    c->read_paused = 0;
-    event_add(&c->rev, NULL);
+    resume_reading(c);
     conn_rearm_timer(c);
 }
 
@@ -915,6 +930,7 @@ static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storag
     event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, read_cb, c);
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_PERSIST, write_cb, c);
     event_assign(&c->timer, w->base, -1, 0, timer_cb, c);
+    event_assign(&c->cev, w->base, fd, EV_CLOSED, closed_cb, c);
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
     w->conns = c;

@@ -37,6 +37,7 @@ struct gw_conn {
     struct gw_worker *worker;
     struct gw_conn *prev, *next; /* the worker's list, for drain */
     struct event rev, wev, timer;
+    struct event cev; /* EV_CLOSED, only while reading is paused */
 
     char peer[64];
     int peer_port;

@@ -46,6 +46,11 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
       const id = req.headers['x-test-id'] ?? '-';
       const rec = { method: req.method, url: req.url, headers: req.headers, firstByteAt: 0, bytes: 0, hash: createHash('sha256'), chunks: [] };
       seen.set(id, rec);
+      if (req.url.startsWith('/stall')) {
+        // Never reads: the body stops flowing once the socket buffers are full.
+        req.pause();
+        return;
+      }
       req.on('data', (d) => {
         if (!rec.firstByteAt) rec.firstByteAt = Date.now();
         rec.bytes += d.length;
@@ -63,7 +68,9 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
     sl = await startSluice({
       workers: 1,
       args: ['--max-body-size', String(MAX_BODY), '--client-timeout', '2'],
-      config: { _format_version: '3.0', services: [{ name: 'up', url, routes: [
+      config: { _format_version: '3.0', services: [
+        { name: 'stall', url, routes: [{ name: 'stall', paths: ['/stall'], strip_path: false }] },
+        { name: 'up', url, routes: [
         { name: 'up', paths: ['/up'] },
         // A plugin that reads the body (needs_body): the core reads it whole first.
         { name: 'deco', paths: ['/deco'], plugins: [{ name: 'ai-prompt-decorator', config: { prompts: { prepend: [{ role: 'system', content: 'Be brief.' }] } } }] },
@@ -133,6 +140,25 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
     assert.equal(rec.headers['transfer-encoding'], undefined, 'the re-serialised body has a length');
     const sent = JSON.parse(Buffer.concat(rec.chunks).toString());
     assert.deepEqual(sent.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }]);
+  });
+
+  test('a client that leaves while reading is paused (pipeline buffer full) is noticed at once', async () => {
+    // The request waits on an upstream that never answers; 100 KiB of
+    // pipelined bytes fill the connection's buffer, so sluice stops reading
+    // it. The client's close must still end the request (EPOLLRDHUP), not
+    // wait for read_timeout (60 s).
+    const sock = net.connect(sl.proxyPort, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.on('error', () => {});
+    sock.write('GET /stall/pipe HTTP/1.1\r\nHost: t\r\nX-Test-Id: pipe-stall\r\n\r\n');
+    assert.ok(await waitFor(() => seen.has('pipe-stall')), 'the upstream got the request');
+    sock.write(Buffer.alloc(100 * 1024, 0x61));
+    await sleep(500);
+    const leftAt = Date.now();
+    sock.destroy();
+    const line = await sl.waitForLog(/uri="\/stall\/pipe".*client_aborted=true/, { timeoutMs: 3000 });
+    assert.match(line, /status=499/);
+    assert.ok(Date.now() - leftAt < 2000, `noticed after ${Date.now() - leftAt} ms`);
   });
 
   test('a body larger than the socket buffers streams through with the upstream reading it all', async () => {
