@@ -21,7 +21,7 @@ static void reply_json(struct evhttp_request *req, int status, cJSON *obj)
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, s, strlen(s));
     evbuffer_add(b, "\n", 1);
-    free(s);
+    cJSON_free(s); /* cJSON's allocator (json_alloc.c), not necessarily malloc */
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json; charset=utf-8");
     evhttp_send_reply(req, status, NULL, b);

@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 
 #include "gw_log.h"
+#include "json_alloc.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "sluice.h"
@@ -86,6 +87,7 @@ static int write_pid_file(const char *path)
 int main(int argc, char **argv)
 {
     static struct gw_server srv;
+    gw_json_alloc_init(); /* before any cJSON allocation */
     int rc = gw_settings_parse(&srv.settings, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     gw_log_threshold = (enum gw_log_level)srv.settings.log_level;

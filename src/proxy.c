@@ -33,6 +33,7 @@
 #include "client_conn.h"
 #include "gw_plugin.h"
 #include "http1.h"
+#include "json_alloc.h"
 #include "llm/llm.h"
 #include "proxy.h"
 #include "request_id.h"
@@ -145,10 +146,12 @@ void gw_proxy_finish(struct proxy_request *rq)
     r->client_aborted = rq->client_gone;
     if (rq->client_gone && !rq->reply_started && !r->early_response) r->status = 499;
 
+    struct gw_arena *json_prev = gw_json_alloc_enter(r->arena);
     for (size_t i = 0; i < rq->chain.n; i++) {
         const struct gw_chain_entry *e = &rq->chain.v[i];
         if (e->inst->plugin->log) e->inst->plugin->log(r, e->inst->conf, rq->ctx[e->plugin_index]);
     }
+    gw_json_alloc_leave(json_prev);
     write_access_log(rq);
 
     if (rq->easy) {
@@ -234,23 +237,29 @@ static void add_gateway_headers(struct proxy_request *rq)
     }
 }
 
+/* Plugin hooks run with cJSON allocating from the request's arena
+ * (json_alloc.h). */
 static void run_response_headers(struct proxy_request *rq)
 {
+    struct gw_arena *json_prev = gw_json_alloc_enter(rq->pub.arena);
     for (size_t i = 0; i < rq->chain.n; i++) {
         const struct gw_chain_entry *e = &rq->chain.v[i];
         if (e->inst->plugin->response_headers)
             e->inst->plugin->response_headers(&rq->pub, e->inst->conf, rq->ctx[e->plugin_index]);
     }
+    gw_json_alloc_leave(json_prev);
 }
 
 static void run_response_body(struct proxy_request *rq, struct evbuffer *chunk, int last)
 {
+    struct gw_arena *json_prev = gw_json_alloc_enter(rq->pub.arena);
     for (size_t i = 0; i < rq->chain.n; i++) {
         const struct gw_chain_entry *e = &rq->chain.v[i];
         if (e->inst->plugin->response_body)
             e->inst->plugin->response_body(&rq->pub, e->inst->conf, rq->ctx[e->plugin_index], chunk,
                                            last);
     }
+    gw_json_alloc_leave(json_prev);
 }
 
 void gw_proxy_send_early(struct proxy_request *rq)
@@ -828,7 +837,9 @@ void gw_proxy_continue(struct proxy_request *rq)
         const struct gw_plugin *p = e->inst->plugin;
         if (!p->access) continue;
         const struct gw_consumer *before = r->consumer;
+        struct gw_arena *json_prev = gw_json_alloc_enter(r->arena);
         int rc = p->access(r, e->inst->conf, rq->ctx[e->plugin_index]);
+        gw_json_alloc_leave(json_prev);
         if (rc == GW_AGAIN) {
             rq->suspended = 1;
             return;

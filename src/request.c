@@ -133,7 +133,7 @@ static int respond_json(struct gw_request *r, int status, cJSON *obj)
     cJSON_Delete(obj);
     int rc =
         gw_respond(r, status, "application/json; charset=utf-8", s ? s : "{}", s ? strlen(s) : 2);
-    free(s);
+    cJSON_free(s); /* cJSON's allocator (json_alloc.c), not necessarily malloc */
     return rc;
 }
 
