@@ -142,6 +142,24 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
     assert.deepEqual(sent.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }]);
   });
 
+  test('a small body of known length is read whole first, then sent upstream with its head (as nginx buffers)', async () => {
+    const id = 'small-split';
+    const sock = net.connect(sl.proxyPort, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const reply = [];
+    sock.on('data', (d) => reply.push(d));
+    sock.write(`POST /up/small HTTP/1.1\r\nHost: t\r\nX-Test-Id: ${id}\r\nContent-Length: 10\r\n\r\n`);
+    await sleep(300);
+    assert.equal(seen.has(id), false, 'the upstream was not called before the body was complete');
+    sock.write('0123456789');
+    assert.ok(await waitFor(() => parseResponses(Buffer.concat(reply)).length === 1), 'an answer came');
+    sock.destroy();
+    const [res] = parseResponses(Buffer.concat(reply));
+    assert.equal(res.status, 200);
+    assert.equal(res.json().bytes, 10);
+    assert.equal(seen.get(id).headers['content-length'], '10');
+  });
+
   test('a client that leaves while reading is paused (pipeline buffer full) is noticed at once', async () => {
     // The request waits on an upstream that never answers; 100 KiB of
     // pipelined bytes fill the connection's buffer, so sluice stops reading
