@@ -881,6 +881,22 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     conn_release_input(c);
 }
 
+void gw_conn_absorb_body(struct gw_conn *c)
+{
+    if (c->dead || c->chunked || c->body_done || !c->body) return;
+    size_t avail = c->in_len - c->in_pos;
+    size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+    if (!take) return;
+    evbuffer_add(c->body, c->in + c->in_pos, take);
+    c->in_pos += take;
+    c->body_left -= take;
+    c->body_received += take;
+    if (!c->body_left) {
+        c->body_done = 1;
+        conn_rearm_timer(c); /* nothing more to wait for from the client */
+    }
+}
+
 void gw_conn_want_body(struct gw_conn *c, int stream)
 {
     if (!c || c->dead) return;

@@ -91,6 +91,10 @@ size_t gw_conn_unflushed(const struct gw_worker *w);
  * upstream has not taken what is buffered). Answers a waiting
  * `Expect: 100-continue`. */
 void gw_conn_want_body(struct gw_conn *c, int stream);
+/* Moves the Content-Length body bytes that came with the head (already in
+ * the input buffer) into c->body now, without telling the proxy: it then
+ * sees at once whether the body is complete (most small POSTs are). */
+void gw_conn_absorb_body(struct gw_conn *c);
 /* The proxy took body bytes out of c->body: reading may resume. */
 void gw_conn_body_consumed(struct gw_conn *c);
 /*

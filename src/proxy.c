@@ -994,6 +994,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
      * connection has moved on to the next request. */
     r->body = evbuffer_new();
     c->body = r->body;
+    gw_conn_absorb_body(c);
     rq->body_complete = c->body_done;
     /* Copied: the connection (and its peer string) may go before we do. */
     r->client_ip = gw_strdup(arena, c->peer);
