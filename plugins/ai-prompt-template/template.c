@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gw_arena.h"
+#include "gw_json.h"
 #include "prompt_template.h"
 
 static const char template_prefix[] = "{template://";
@@ -67,66 +68,6 @@ static size_t scan(struct gw_arena *a, struct prompt_template *t)
     return count;
 }
 
-/* Bytes s takes once escaped as the inside of a JSON string. */
-static size_t escaped_len(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' || *p == '\r' ||
-            *p == '\t')
-            n += 2;
-        else if (*p < 0x20)
-            n += 6;
-        else
-            n++;
-    }
-    return n;
-}
-
-static char *escape_to(char *o, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char e = 0;
-        switch (*p) {
-        case '"':
-            e = '"';
-            break;
-        case '\\':
-            e = '\\';
-            break;
-        case '\b':
-            e = 'b';
-            break;
-        case '\f':
-            e = 'f';
-            break;
-        case '\n':
-            e = 'n';
-            break;
-        case '\r':
-            e = 'r';
-            break;
-        case '\t':
-            e = 't';
-            break;
-        default:
-            if (*p < 0x20) {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[*p >> 4];
-                o[5] = hex[*p & 15];
-                o += 6;
-            } else {
-                *o++ = (char)*p;
-            }
-            continue;
-        }
-        *o++ = '\\';
-        *o++ = e;
-    }
-    return o;
-}
-
 /* Concatenates the segments with values[p] (raw strings, escaped here). */
 static char *concat(struct gw_arena *a, const struct prompt_template *t, const char **values,
                     size_t *len_out)
@@ -134,7 +75,7 @@ static char *concat(struct gw_arena *a, const struct prompt_template *t, const c
     size_t len = 0;
     size_t *vlen = gw_alloc(a, (t->n_params + 1) * sizeof(*vlen));
     for (size_t p = 0; p < t->n_params; p++)
-        vlen[p] = escaped_len(values[p]);
+        vlen[p] = gw_json_escaped_len(values[p]);
     for (size_t i = 0; i < t->n_segs; i++)
         len += t->segs[i].param < 0 ? t->segs[i].len : vlen[t->segs[i].param];
     char *buf = gw_alloc(a, len + 1), *o = buf;
@@ -143,7 +84,7 @@ static char *concat(struct gw_arena *a, const struct prompt_template *t, const c
             memcpy(o, t->segs[i].text, t->segs[i].len);
             o += t->segs[i].len;
         } else {
-            o = escape_to(o, values[t->segs[i].param]);
+            o = gw_json_escape_to(o, values[t->segs[i].param]);
         }
     }
     *o = '\0';

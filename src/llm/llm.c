@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "gw_arena.h"
+#include "gw_json.h"
 #include "llm.h"
 #include "request_id.h"
 
@@ -286,53 +287,12 @@ void gw_llm_emit_json(struct evbuffer *out, const cJSON *chunk)
     gw_arena_free(scratch);
 }
 
-/* A JSON string literal, escaped as cJSON escapes (same bytes out). */
+/* A JSON string literal with its quotes, written at dst. */
 static size_t json_escape(char *dst, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     char *p = dst;
     *p++ = '"';
-    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
-        switch (*u) {
-        case '"':
-            *p++ = '\\';
-            *p++ = '"';
-            break;
-        case '\\':
-            *p++ = '\\';
-            *p++ = '\\';
-            break;
-        case '\b':
-            *p++ = '\\';
-            *p++ = 'b';
-            break;
-        case '\f':
-            *p++ = '\\';
-            *p++ = 'f';
-            break;
-        case '\n':
-            *p++ = '\\';
-            *p++ = 'n';
-            break;
-        case '\r':
-            *p++ = '\\';
-            *p++ = 'r';
-            break;
-        case '\t':
-            *p++ = '\\';
-            *p++ = 't';
-            break;
-        default:
-            if (*u < 32) {
-                memcpy(p, "\\u00", 4);
-                p[4] = hex[*u >> 4];
-                p[5] = hex[*u & 15];
-                p += 6;
-            } else {
-                *p++ = (char)*u;
-            }
-        }
-    }
+    p = gw_json_escape_to(p, s);
     *p++ = '"';
     return (size_t)(p - dst);
 }
@@ -345,9 +305,9 @@ static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const ch
     const char *model = c->response_model ? c->response_model : c->model ? c->model : "";
     if (!c->text_prefix || c->text_prefix_model != model) {
         if (!c->chunk_id) c->chunk_id = gw_llm_new_id(c->arena, "chatcmpl-");
-        char *id = gw_alloc(c->arena, strlen(c->chunk_id) * 6 + 3);
+        char *id = gw_alloc(c->arena, gw_json_escaped_len(c->chunk_id) + 3);
         id[json_escape(id, c->chunk_id)] = '\0';
-        char *m = gw_alloc(c->arena, strlen(model) * 6 + 3);
+        char *m = gw_alloc(c->arena, gw_json_escaped_len(model) + 3);
         m[json_escape(m, model)] = '\0';
         c->text_prefix =
             gw_sprintf(c->arena,
@@ -358,8 +318,8 @@ static void emit_chat_text(struct gw_llm_call *c, struct evbuffer *out, const ch
         c->text_prefix_model = model;
     }
     static const char tail[] = "},\"finish_reason\":null}]}\n\n";
-    size_t tl = text ? strlen(text) : 0;
-    size_t need = c->text_prefix_len + (text ? tl * 6 : json_len) + 2 + sizeof(tail);
+    size_t need =
+        c->text_prefix_len + (text ? gw_json_escaped_len(text) : json_len) + 2 + sizeof(tail);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) return;
     char *p = v.iov_base;

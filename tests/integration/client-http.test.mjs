@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { assertErrorBody, binaryMissing, rawRequest, request, sleep, startSluice } from './lib/harness.mjs';
+import { assertErrorBody, binaryMissing, rawRequest, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -81,15 +81,6 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
     await sl?.stop();
     upstream?.close();
   });
-
-  async function waitFor(pred, ms = 5000) {
-    const t0 = Date.now();
-    while (!pred()) {
-      if (Date.now() - t0 > ms) return false;
-      await sleep(10);
-    }
-    return true;
-  }
 
   for (const framing of ['content-length', 'chunked']) {
     test(`a request body streams to the upstream while the client is still sending it (${framing})`, async () => {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 
-import { binaryMissing, rawRequest, request, sleep, startSluice } from './lib/harness.mjs';
+import { binaryMissing, rawRequest, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
 
 // Everything read on a socket, and whether it closed.
 function collect(sock) {
@@ -17,15 +17,6 @@ function collect(sock) {
   sock.on('close', () => (st.closed = true));
   sock.on('error', () => {});
   return st;
-}
-
-async function waitFor(pred, ms = 5000) {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 function statuses(buf) {

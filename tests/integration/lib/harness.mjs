@@ -36,6 +36,16 @@ export function binaryMissing() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls pred every 10 ms: true once it holds, false after ms.
+export async function waitFor(pred, ms = 5000) {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
 // A port the kernel just handed out and released: free unless raced.
 export function freePort() {
   return new Promise((resolve, reject) => {
