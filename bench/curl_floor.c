@@ -1,0 +1,313 @@
+/*
+ * curl_floor: what libcurl alone costs per keep-alive HTTP/1.1 GET when it is
+ * driven the way a proxy drives it (multi_socket API under libevent), with no
+ * proxy around it. Run under callgrind or strace by bench/curl_floor.sh.
+ *
+ *   curl_floor URL N min|proxy
+ *
+ * min:   one easy handle reused as is; only the options a GET needs.
+ * proxy: the same handle curl_easy_reset() and set up again per request
+ *        with the options sluice's setup_transfer() sets for a plain GET.
+ *
+ * Requests run strictly one after another (add the handle, wait for done,
+ * remove it, next), so they all share one upstream connection; the run fails
+ * if curl opened more than one. The socket and timer callbacks follow
+ * sluice's src/upstream.c, so the syscalls counted are libcurl's plus the
+ * epoll_wait a response that is not there yet needs.
+ *
+ * Prints "requests=N seconds=S"; exits 1 if a transfer fails or is not 200.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#define MAX_FD 4096
+
+/* One event per socket, indexed by fd. A keep-alive socket that curl stops
+ * watching between transfers stays registered for reading ("parked"), as in
+ * sluice: removing and re-adding it would cost two epoll_ctl per request that
+ * belong to the driver, not to libcurl. */
+struct sock_watch {
+    struct event *ev;
+    short kind; /* registered interest, 0 if not pending */
+    int parked;
+};
+
+struct floor_state {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    struct sock_watch socks[MAX_FD];
+    CURL *easy;
+    const char *url;
+    struct curl_slist *hdrs;
+    int proxy_mode;
+    long n, completed, connects;
+    int failed;
+};
+
+static void die(const char *msg)
+{
+    fprintf(stderr, "curl_floor: %s\n", msg);
+    exit(1);
+}
+
+static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    (void)userdata;
+    return size * nmemb;
+}
+
+static void start_one(struct floor_state *st);
+
+/* Completion is read only after curl_multi_socket_action() has returned:
+ * handles must not be removed from inside curl's callbacks. The next request
+ * starts from here, inside the running loop, as a proxy starts one from its
+ * own event handlers: leaving and re-entering event_base_dispatch() per
+ * request would add an epoll_wait that is the harness's, not libcurl's. */
+static void check_done(struct floor_state *st)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(st->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURLcode result = msg->data.result;
+        curl_multi_remove_handle(st->multi, st->easy);
+        long status = 0, new_conns = 0;
+        curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(st->easy, CURLINFO_NUM_CONNECTS, &new_conns);
+        st->completed++;
+        st->connects += new_conns;
+        if (result != CURLE_OK || status != 200) {
+            fprintf(stderr, "curl_floor: request %ld: %s, status %ld\n", st->completed,
+                    curl_easy_strerror(result), status);
+            st->failed = 1;
+            event_base_loopbreak(st->base);
+            return;
+        }
+        if (st->completed == st->n) {
+            event_base_loopbreak(st->base);
+            return;
+        }
+        start_one(st);
+    }
+}
+
+static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct floor_state *st = arg;
+    struct sock_watch *sw = &st->socks[fd];
+    if (sw->parked) {
+        /* Idle connection readable: closed or garbage. Let curl find out
+         * when it next checks the connection. */
+        event_del(sw->ev);
+        sw->kind = 0;
+        return;
+    }
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(st->multi, fd, action, &running);
+    check_done(st);
+}
+
+static void watch(struct floor_state *st, struct sock_watch *sw, curl_socket_t s, short kind)
+{
+    if (sw->kind == kind) return;
+    if (!sw->ev) {
+        sw->ev = event_new(st->base, s, kind, socket_event_cb, st);
+        if (!sw->ev) die("event_new failed");
+    } else {
+        if (sw->kind) event_del(sw->ev);
+        event_assign(sw->ev, st->base, s, kind, socket_event_cb, st);
+    }
+    event_add(sw->ev, NULL);
+    sw->kind = kind;
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct floor_state *st = userp;
+    if (s < 0 || s >= MAX_FD) return -1;
+    struct sock_watch *sw = &st->socks[s];
+    if (what == CURL_POLL_REMOVE) {
+        if (sw->ev) {
+            sw->parked = 1;
+            watch(st, sw, s, EV_PERSIST | EV_READ);
+        }
+        return 0;
+    }
+    sw->parked = 0;
+    watch(st, sw, s,
+          (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                  ((what & CURL_POLL_OUT) ? EV_WRITE : 0)));
+    return 0;
+}
+
+/* The event goes before the fd does, so a reused fd number never meets a
+ * stale event. */
+static int close_socket_cb(void *clientp, curl_socket_t s)
+{
+    struct floor_state *st = clientp;
+    if (s >= 0 && s < MAX_FD && st->socks[s].ev) {
+        event_free(st->socks[s].ev);
+        memset(&st->socks[s], 0, sizeof(st->socks[s]));
+    }
+    return close(s);
+}
+
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct floor_state *st = arg;
+    int running;
+    curl_multi_socket_action(st->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(st);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct floor_state *st = userp;
+    evtimer_del(st->timer);
+    if (timeout_ms < 0) return 0;
+    if (timeout_ms == 0) {
+        /* Run it in this loop pass; an evtimer of 0 would cost an
+         * epoll_wait first. */
+        event_active(st->timer, EV_TIMEOUT, 1);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(st->timer, &tv);
+    return 0;
+}
+
+static const char *const proxy_headers[] = {
+    "X-Forwarded-For: 127.0.0.1",
+    "X-Real-IP: 127.0.0.1",
+    "X-Forwarded-Proto: http",
+    "X-Forwarded-Host: 127.0.0.1",
+    "X-Forwarded-Port: 8000",
+    "X-Forwarded-Path: /hello",
+    "Via: 1.1 sluice",
+    "Accept:", /* empty value: curl sends none of its defaults */
+    "Expect:",
+};
+
+/* Per request in proxy mode, as sluice's setup_transfer() does for a GET
+ * (the header list is built once: building it is sluice's cost). */
+static void setup_proxy(struct floor_state *st)
+{
+    CURL *e = st->easy;
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, st->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, st);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->hdrs);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, st);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+}
+
+/* curl_multi_add_handle() asks for a timeout of 0 (timer_cb), and the
+ * transfer then runs from the loop. */
+static void start_one(struct floor_state *st)
+{
+    if (st->proxy_mode) setup_proxy(st);
+    if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) die("curl_multi_add_handle failed");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) die("usage: curl_floor URL N min|proxy");
+    const char *url = argv[1];
+    long n = strtol(argv[2], NULL, 10);
+    int proxy_mode = strcmp(argv[3], "proxy") == 0;
+    if (n <= 0) die("N must be a positive number");
+    if (!proxy_mode && strcmp(argv[3], "min") != 0) die("mode must be min or proxy");
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) die("curl_global_init failed");
+    static struct floor_state st; /* static: the fd table is large */
+    st.base = event_base_new();
+    st.multi = curl_multi_init();
+    CURL *e = curl_easy_init();
+    if (!st.base || !st.multi || !e) die("init failed");
+    st.timer = evtimer_new(st.base, timer_event_cb, &st);
+    curl_multi_setopt(st.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(st.multi, CURLMOPT_SOCKETDATA, &st);
+    curl_multi_setopt(st.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(st.multi, CURLMOPT_TIMERDATA, &st);
+    if (proxy_mode) {
+        curl_multi_setopt(st.multi, CURLMOPT_MAXCONNECTS, 256L);
+        curl_multi_setopt(st.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    }
+
+    st.easy = e;
+    st.url = url;
+    st.n = n;
+    st.proxy_mode = proxy_mode;
+    for (size_t i = 0; i < sizeof(proxy_headers) / sizeof(proxy_headers[0]); i++) {
+        struct curl_slist *t = curl_slist_append(st.hdrs, proxy_headers[i]);
+        if (!t) die("curl_slist_append failed");
+        st.hdrs = t;
+    }
+    if (!proxy_mode) {
+        /* Set once; the handle keeps them across transfers. */
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    }
+
+    double t0 = now_s();
+    start_one(&st);
+    if (event_base_dispatch(st.base) < 0) die("event_base_dispatch failed");
+    double secs = now_s() - t0;
+    if (st.failed) return 1;
+    if (st.completed != n) die("event loop ended before the last request");
+    /* More than one connect would measure handshakes, not keep-alive GETs. */
+    if (st.connects != 1) {
+        fprintf(stderr, "curl_floor: %ld connections opened, expected 1 (keep-alive broken)\n",
+                st.connects);
+        return 1;
+    }
+    printf("requests=%ld seconds=%.3f\n", n, secs);
+
+    /* Events go before curl closes their sockets. */
+    for (int fd = 0; fd < MAX_FD; fd++)
+        if (st.socks[fd].ev) event_free(st.socks[fd].ev);
+    memset(st.socks, 0, sizeof(st.socks));
+    curl_easy_cleanup(e);
+    curl_multi_cleanup(st.multi);
+    curl_slist_free_all(st.hdrs);
+    event_free(st.timer);
+    event_base_free(st.base);
+    curl_global_cleanup();
+    return 0;
+}

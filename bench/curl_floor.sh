@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The floor libcurl alone imposes on a proxied GET: instructions (callgrind)
+# and syscalls (strace) per keep-alive HTTP/1.1 GET, for bench/curl_floor.c
+# driving libcurl multi under libevent the way sluice does, against the same
+# upstream nginx as run.sh, with no proxy around it.
+#
+#   bench/curl_floor.sh
+#
+# Every figure is measured twice, at N and at N0 requests, and the honest
+# per-request figure is the difference over (N - N0): it leaves out process
+# start-up (dynamic linking, curl_global_init, the one connect). Total/N,
+# start-up included, is printed next to it.
+#
+# Environment: CURL_FLOOR_N (2000), CURL_FLOOR_N0 (200), BENCH_KEEP=1 keeps
+# the temp dir (callgrind and strace outputs).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+N=${CURL_FLOOR_N:-2000}
+N0=${CURL_FLOOR_N0:-200}
+[ "$N" -gt "$N0" ] || die "CURL_FLOOR_N ($N) must be larger than CURL_FLOOR_N0 ($N0)"
+command -v valgrind >/dev/null || die "valgrind is not installed"
+command -v strace >/dev/null || die "strace is not installed"
+
+BIN=$WORK/curl_floor
+gcc -O2 -Wall -Wextra -Werror "$BENCH_DIR/curl_floor.c" -lcurl -levent -o "$BIN" ||
+    die "could not build curl_floor (needs libcurl4-openssl-dev, libevent-dev)"
+
+# shellcheck disable=SC2034 # SSE_PORT: start_upstream also starts the SSE server
+read -r UP_PORT SSE_PORT <<<"$(free_ports 2)"
+write_bodies
+start_upstream
+URL=http://127.0.0.1:$UP_PORT/hello
+
+echo "libcurl $(curl-config --version 2>/dev/null | awk '{print $2}'), $("$BIN" "$URL" 1 min >/dev/null && echo "upstream $URL answers 200")"
+
+# Total Ir of one callgrind output.
+ir_total() {
+    awk '/^(summary|totals):/ { print $2; exit }' "$1"
+}
+
+# Self Ir per shared object of one callgrind output, "object<TAB>Ir". The
+# cost line right after a calls= line is the callee's inclusive cost, not
+# the caller's own, and is skipped.
+ir_by_object() {
+    awk '
+        function name(v,   id) {
+            if (match(v, /^\([0-9]+\)/)) {
+                id = substr(v, 1, RLENGTH); v = substr(v, RLENGTH + 1); sub(/^ /, "", v)
+                if (v != "") names[id] = v; else v = names[id]
+            }
+            return v
+        }
+        /^ob=/ { ob = name(substr($0, 4)); next }
+        /^cob=/ { name(substr($0, 5)); next } # also names objects
+        /^calls=/ { skip = 1; next }
+        /^[0-9+*-]/ { if (skip) { skip = 0; next } cost[ob] += $2; next }
+        END { for (o in cost) { n = o; sub(/.*\//, "", n); printf "%s\t%d\n", n, cost[o] } }' "$1"
+}
+
+# Inclusive Ir of libcurl's exported functions, "function<TAB>Ir". libcurl
+# is stripped, so these are the only names it has; they nest (socket_action
+# calls url_get, maprintf...), so the figures overlap.
+ir_by_curl_entry() {
+    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+        awk 'match($0, /\?\?\?:curl_[a-z_]+ \[.*libcurl/) {
+            f = substr($0, RSTART + 4); sub(/ .*/, "", f); gsub(/,/, "", $1); print f "\t" $1 }'
+}
+
+# Calls per syscall of one strace -c output, "syscall<TAB>calls" (total too).
+sys_calls() {
+    awk '$1 ~ /^[0-9.]+$/ && NF >= 5 { print $NF "\t" $4 }' "$1"
+}
+
+declare -A IR_PER IR_NAIVE SYS_PER SYS_NAIVE
+
+for mode in min proxy; do
+    echo
+    echo "== $mode: callgrind, $N and $N0 requests =="
+    for n in "$N" "$N0"; do
+        valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$mode.$n.out" \
+            "$BIN" "$URL" "$n" "$mode" >"$WORK/cg.$mode.$n.log" 2>&1 ||
+            { cat "$WORK/cg.$mode.$n.log" >&2; die "curl_floor $mode $n failed under callgrind"; }
+    done
+    ir_n=$(ir_total "$WORK/cg.$mode.$N.out")
+    ir_n0=$(ir_total "$WORK/cg.$mode.$N0.out")
+    IR_NAIVE[$mode]=$((ir_n / N))
+    IR_PER[$mode]=$(((ir_n - ir_n0) / (N - N0)))
+    echo "total Ir: $ir_n at N=$N, $ir_n0 at N=$N0"
+    echo "Ir / N = ${IR_NAIVE[$mode]} per request (includes process start-up)"
+    echo "(Ir($N) - Ir($N0)) / $((N - N0)) = ${IR_PER[$mode]} per request (start-up left out)"
+    echo "per request by shared object (self cost, same difference):"
+    join -t $'\t' -a 1 -e 0 -o 0,1.2,2.2 \
+        <(ir_by_object "$WORK/cg.$mode.$N.out" | sort) <(ir_by_object "$WORK/cg.$mode.$N0.out" | sort) |
+        awk -F'\t' -v d=$((N - N0)) '{ printf "%d\t%s\n", ($2 - $3) / d, $1 }' | sort -rn |
+        awk -F'\t' '$1 > 0 { printf "  %8d  %s\n", $1, $2 }'
+    echo "per request in libcurl's exported functions (inclusive, nested, same difference):"
+    join -t $'\t' -a 1 -e 0 -o 0,1.2,2.2 \
+        <(ir_by_curl_entry "$WORK/cg.$mode.$N.out" | sort) <(ir_by_curl_entry "$WORK/cg.$mode.$N0.out" | sort) |
+        awk -F'\t' -v d=$((N - N0)) '{ printf "%d\t%s\n", ($2 - $3) / d, $1 }' | sort -rn |
+        awk -F'\t' '$1 >= 100 { printf "  %8d  %s\n", $1, $2 }'
+
+    echo
+    echo "== $mode: strace -f -c, $N and $N0 requests =="
+    for n in "$N" "$N0"; do
+        strace -f -c -o "$WORK/st.$mode.$n.txt" "$BIN" "$URL" "$n" "$mode" >"$WORK/st.$mode.$n.log" 2>&1 ||
+            { cat "$WORK/st.$mode.$n.log" >&2; die "curl_floor $mode $n failed under strace"; }
+    done
+    sys_calls "$WORK/st.$mode.$N.txt" | sort >"$WORK/st.$mode.$N.tsv"
+    sys_calls "$WORK/st.$mode.$N0.txt" | sort >"$WORK/st.$mode.$N0.tsv"
+    tot_n=$(awk -F'\t' '$1 == "total" { print $2 }' "$WORK/st.$mode.$N.tsv")
+    tot_n0=$(awk -F'\t' '$1 == "total" { print $2 }' "$WORK/st.$mode.$N0.tsv")
+    SYS_NAIVE[$mode]=$(awk -v a="$tot_n" -v n="$N" 'BEGIN { printf "%.2f", a / n }')
+    SYS_PER[$mode]=$(awk -v a="$tot_n" -v b="$tot_n0" -v d=$((N - N0)) 'BEGIN { printf "%.2f", (a - b) / d }')
+    echo "total syscalls: $tot_n at N=$N, $tot_n0 at N=$N0"
+    echo "calls / N = ${SYS_NAIVE[$mode]} per request (includes process start-up)"
+    echo "(calls($N) - calls($N0)) / $((N - N0)) = ${SYS_PER[$mode]} per request (start-up left out)"
+    echo "syscalls made 0.1 times or more per request (calls/N, then the difference):"
+    join -t $'\t' -a 1 -e 0 -o 0,1.2,2.2 "$WORK/st.$mode.$N.tsv" "$WORK/st.$mode.$N0.tsv" |
+        awk -F'\t' -v n="$N" -v d=$((N - N0)) '$1 != "total" && $2 / n >= 0.1 {
+            printf "  %-16s %6.2f  %6.2f\n", $1, $2 / n, ($2 - $3) / d }' | sort -k3 -rn
+done
+
+echo
+echo "epoll_wait is the loop's, not libcurl's: it happens when the upstream has not answered yet"
+echo "by the time libcurl polls the socket right after sending, so it varies from run to run."
+echo "Instructions include the driver (libevent, the callbacks) and libc called by libcurl."
+echo
+echo "## libcurl floor per keep-alive GET ($URL, start-up left out: (X($N) - X($N0)) / $((N - N0)))"
+echo
+echo "| mode | instructions/request | syscalls/request | Ir/N incl. start-up | syscalls/N incl. start-up |"
+echo "|---|---:|---:|---:|---:|"
+for mode in min proxy; do
+    echo "| $mode | ${IR_PER[$mode]} | ${SYS_PER[$mode]} | ${IR_NAIVE[$mode]} | ${SYS_NAIVE[$mode]} |"
+done
