@@ -4,8 +4,8 @@
  * direct field access without seeing the core's private state.
  *
  * Memory: everything hangs off r->arena and dies with the request.
- * Headers are libevent's evkeyvalq lists: use evhttp_find_header,
- * evhttp_add_header and evhttp_remove_header on them.
+ * Headers are gw_headers lists in the request arena (gw_headers.h):
+ * gw_headers_get, gw_headers_add, gw_headers_set, gw_headers_remove.
  */
 #ifndef GW_REQUEST_H
 #define GW_REQUEST_H
@@ -16,10 +16,10 @@
 #include <cjson/cJSON.h>
 
 #include "gw_entities.h"
+#include "gw_headers.h"
 
 struct gw_arena;
 struct evbuffer;
-struct evkeyvalq;
 struct event_base;
 
 /* What ai-proxy learnt about an LLM call, read by logging, metrics and
@@ -57,7 +57,7 @@ struct gw_request {
     const char *client_ip;
     int client_port;
     int tls;                   /* arrived over TLS */
-    struct evkeyvalq *headers; /* request headers: what plugins leave here goes upstream */
+    struct gw_headers *headers; /* request headers: what plugins leave here goes upstream */
     /* Request body, decoded. Whole before the access phase when a plugin
      * of the route sets needs_body; otherwise it streams to the upstream
      * and is not there to read (gw_request_body then logs an error). */
@@ -82,7 +82,7 @@ struct gw_request {
      * plugins may change it and response_headers in the response_headers
      * phase, or in response_body when they asked for buffer_response. */
     int status;
-    struct evkeyvalq *response_headers;
+    struct gw_headers *response_headers;
     /* Set in response_headers to get the whole body in one response_body
      * call (last = 1) before anything is sent to the client. */
     int buffer_response;

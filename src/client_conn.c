@@ -30,10 +30,10 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
 
 #include "client_conn.h"
+#include "gw_arena.h"
+#include "gw_headers.h"
 #include "gw_log.h"
 #include "http1.h"
 #include "proxy.h"
@@ -382,23 +382,23 @@ static char *put(char *p, const char *s, size_t n)
 /* The status line and headers, serialised into one reserved extent of
  * `out`: one pass to size it, one to fill it, no printf. content_length
  * >= 0 adds that header (whole answers); -1 keeps the caller's. */
-static void write_head(struct gw_conn *c, int status, const struct evkeyvalq *headers, int no_body,
+static void write_head(struct gw_conn *c, int status, const struct gw_headers *headers, int no_body,
                        long long content_length)
 {
     const char *connection = NULL, *length = NULL;
     int has_date = 0;
     size_t need = 64;
-    const struct evkeyval *kv;
-    TAILQ_FOREACH(kv, headers, next)
+    const struct gw_header *kv;
+    gw_headers_foreach(kv, headers)
     {
-        need += strlen(kv->key) + strlen(kv->value) + 4;
-        switch (kv->key[0] | 0x20) {
+        need += kv->name_len + kv->value_len + 4;
+        switch (kv->name[0] | 0x20) {
         case 'c':
-            if (strcasecmp(kv->key, "Connection") == 0) connection = kv->value;
-            if (strcasecmp(kv->key, "Content-Length") == 0) length = kv->value;
+            if (gw_header_is(kv, "Connection", 10)) connection = kv->value;
+            if (gw_header_is(kv, "Content-Length", 14)) length = kv->value;
             break;
         case 'd':
-            if (strcasecmp(kv->key, "Date") == 0) has_date = 1;
+            if (gw_header_is(kv, "Date", 4)) has_date = 1;
             break;
         }
     }
@@ -433,18 +433,23 @@ static void write_head(struct gw_conn *c, int status, const struct evkeyvalq *he
     p = put(p, code, 4);
     p = put(p, reason, strlen(reason));
     p = put(p, "\r\n", 2);
-    TAILQ_FOREACH(kv, headers, next)
+    gw_headers_foreach(kv, headers)
     {
-        if ((kv->key[0] | 0x20) == 'c' && strcasecmp(kv->key, "Connection") == 0) continue;
-        if ((kv->key[0] | 0x20) == 'k' && strcasecmp(kv->key, "Keep-Alive") == 0) continue;
-        if ((kv->key[0] | 0x20) == 't' && strcasecmp(kv->key, "Transfer-Encoding") == 0) continue;
-        if (content_length >= 0 && (kv->key[0] | 0x20) == 'c' &&
-            strcasecmp(kv->key, "Content-Length") == 0)
-            continue;
-        size_t kl = strlen(kv->key), vl = strlen(kv->value);
-        p = put(p, kv->key, kl);
+        switch (kv->name[0] | 0x20) {
+        case 'c':
+            if (gw_header_is(kv, "Connection", 10)) continue;
+            if (content_length >= 0 && gw_header_is(kv, "Content-Length", 14)) continue;
+            break;
+        case 'k':
+            if (gw_header_is(kv, "Keep-Alive", 10)) continue;
+            break;
+        case 't':
+            if (gw_header_is(kv, "Transfer-Encoding", 17)) continue;
+            break;
+        }
+        p = put(p, kv->name, kv->name_len);
         p = put(p, ": ", 2);
-        p = put(p, kv->value, vl);
+        p = put(p, kv->value, kv->value_len);
         p = put(p, "\r\n", 2);
     }
     if (!has_date) {
@@ -484,7 +489,8 @@ static void conn_detach(struct gw_conn *c)
     conn_rearm_timer(c);
 }
 
-void gw_conn_reply_head(struct gw_conn *c, int status, const struct evkeyvalq *headers, int no_body)
+void gw_conn_reply_head(struct gw_conn *c, int status, const struct gw_headers *headers,
+                        int no_body)
 {
     if (!c || c->dead || c->reply_done) return;
     write_head(c, status, headers, no_body, -1);
@@ -523,7 +529,7 @@ void gw_conn_reply_end(struct gw_conn *c)
     if (!c->writing) conn_write(c);
 }
 
-void gw_conn_reply(struct gw_conn *c, int status, const struct evkeyvalq *headers,
+void gw_conn_reply(struct gw_conn *c, int status, const struct gw_headers *headers,
                    struct evbuffer *body, int no_body)
 {
     if (!c || c->dead || c->reply_done) return;
@@ -561,10 +567,11 @@ static void reply_error(struct gw_conn *c, int status, const char *why)
     int n = snprintf(json, sizeof(json), "{\"message\":\"%s\",\"request_id\":\"%s\"}", why, id);
     gw_log_write(GW_LOG_INFO, "request_id=%s client=%s status=%d error=\"%s\"", id, c->peer, status,
                  why);
-    struct evkeyvalq h;
-    TAILQ_INIT(&h);
-    evhttp_add_header(&h, "Content-Type", "application/json; charset=utf-8");
-    evhttp_add_header(&h, "X-Sluice-Request-Id", id);
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_headers h;
+    gw_headers_init(&h, a);
+    gw_headers_add_ref(&h, "Content-Type", 12, "application/json; charset=utf-8", 31);
+    gw_headers_add_ref(&h, "X-Sluice-Request-Id", 19, id, 32);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, json, (size_t)n);
     /* Whatever else was read is dropped; what the client still sends is
@@ -581,7 +588,7 @@ static void reply_error(struct gw_conn *c, int status, const char *why)
     c->current = NULL;
     gw_conn_reply(c, status, &h, b, 0);
     evbuffer_free(b);
-    evhttp_clear_headers(&h);
+    gw_arena_free(a);
 }
 
 /* --- reading ------------------------------------------------------------ */

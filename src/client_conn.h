@@ -25,7 +25,7 @@
 #include "http1.h"
 
 struct evbuffer;
-struct evkeyvalq;
+struct gw_headers;
 struct gw_worker;
 struct proxy_request;
 
@@ -103,14 +103,14 @@ void gw_conn_body_consumed(struct gw_conn *c);
  * no_body: HEAD, 1xx, 204, 304 (headers are sent as they are). A
  * Connection header in `headers` is merged with ours (close/keep-alive).
  */
-void gw_conn_reply_head(struct gw_conn *c, int status, const struct evkeyvalq *headers,
+void gw_conn_reply_head(struct gw_conn *c, int status, const struct gw_headers *headers,
                         int no_body);
 /* Appends body bytes (drains `data`) and writes what the socket takes. */
 void gw_conn_reply_body(struct gw_conn *c, struct evbuffer *data);
 /* The answer is complete. The request is detached from the connection. */
 void gw_conn_reply_end(struct gw_conn *c);
 /* A whole answer at once: Content-Length from `body` (may be NULL). */
-void gw_conn_reply(struct gw_conn *c, int status, const struct evkeyvalq *headers,
+void gw_conn_reply(struct gw_conn *c, int status, const struct gw_headers *headers,
                    struct evbuffer *body, int no_body);
 /* The answer cannot be completed (a broken upstream stream): send what is
  * queued, then close without ending the body, so the client sees the cut.

@@ -25,8 +25,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
 
 #include "gw_arena.h"
 #include "gw_log.h"
@@ -169,12 +167,10 @@ void gw_proxy_finish(struct proxy_request *rq)
         if (rq->reply_started) {
             gw_conn_reply_abort(c);
         } else {
-            evhttp_clear_headers(r->response_headers);
+            gw_headers_clear(r->response_headers);
             gw_conn_reply(c, 500, r->response_headers, NULL, 0);
         }
     }
-    evhttp_clear_headers(&rq->req_headers);
-    evhttp_clear_headers(&rq->resp_headers);
     if (r->body) evbuffer_free(r->body);
     if (rq->json) cJSON_Delete(rq->json);
     if (rq->resp) evbuffer_free(rq->resp);
@@ -187,28 +183,6 @@ void gw_proxy_finish(struct proxy_request *rq)
 }
 
 /* --- response helpers -------------------------------------------------- */
-
-/* Header lists hold malloc'd strings (libevent frees them one by one):
- * copy from the parser's buffer straight into them. */
-static void add_header_n(struct evkeyvalq *q, const char *name, size_t nl, const char *value,
-                         size_t vl)
-{
-    struct evkeyval *kv = malloc(sizeof(*kv));
-    char *k = malloc(nl + 1), *v = malloc(vl + 1);
-    if (!kv || !k || !v) {
-        free(kv);
-        free(k);
-        free(v);
-        return;
-    }
-    memcpy(k, name, nl);
-    k[nl] = '\0';
-    memcpy(v, value, vl);
-    v[vl] = '\0';
-    kv->key = k;
-    kv->value = v;
-    TAILQ_INSERT_TAIL(q, kv, next);
-}
 
 /* Decimal digits of v at the end of buf[24], no printf (four a request). */
 static const char *u64_text(char buf[24], uint64_t v)
@@ -225,15 +199,15 @@ static const char *u64_text(char buf[24], uint64_t v)
 static void add_gateway_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
-    struct evkeyvalq *h = r->response_headers;
+    struct gw_headers *h = r->response_headers;
     char buf[24];
-    add_header_n(h, "Via", 3, "1.1 sluice", 10);
-    add_header_n(h, "X-Sluice-Request-Id", 19, r->id, 32);
+    gw_headers_add_ref(h, "Via", 3, "1.1 sluice", 10);
+    gw_headers_add_ref(h, "X-Sluice-Request-Id", 19, r->id, 32);
     if (r->t_upstream_headers) {
         const char *v = u64_text(buf, (r->t_upstream_headers - r->t_upstream_start) / 1000);
-        add_header_n(h, "X-Sluice-Upstream-Latency", 25, v, strlen(v));
+        gw_headers_add_n(h, "X-Sluice-Upstream-Latency", 25, v, strlen(v));
         v = u64_text(buf, (r->t_upstream_start - r->t_start) / 1000);
-        add_header_n(h, "X-Sluice-Proxy-Latency", 22, v, strlen(v));
+        gw_headers_add_n(h, "X-Sluice-Proxy-Latency", 22, v, strlen(v));
     }
 }
 
@@ -269,10 +243,10 @@ void gw_proxy_send_early(struct proxy_request *rq)
     if (rq->conn) {
         run_response_headers(rq);
         add_gateway_headers(rq);
-        if (!evhttp_find_header(r->response_headers, "Content-Type"))
-            evhttp_add_header(r->response_headers, "Content-Type",
-                              rq->early_content_type ? rq->early_content_type
-                                                     : "application/json; charset=utf-8");
+        if (!gw_headers_get(r->response_headers, "Content-Type"))
+            gw_headers_add(r->response_headers, "Content-Type",
+                           rq->early_content_type ? rq->early_content_type
+                                                  : "application/json; charset=utf-8");
         r->bytes_sent = rq->early_body ? evbuffer_get_length(rq->early_body) : 0;
         gw_conn_reply(take_conn(rq), r->status, r->response_headers, rq->early_body,
                       reply_has_no_body(rq));
@@ -285,7 +259,7 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
 {
     struct gw_request *r = &rq->pub;
     r->error = message;
-    evhttp_clear_headers(r->response_headers);
+    gw_headers_clear(r->response_headers);
     if (r->openai_errors)
         gw_respond_openai_error(r, status, status >= 500 ? "api_error" : "invalid_request_error",
                                 "%s", message);
@@ -294,7 +268,7 @@ static void send_core_error(struct proxy_request *rq, int status, const char *me
     r->early_response = 1;
     if (rq->conn) {
         add_gateway_headers(rq);
-        evhttp_add_header(r->response_headers, "Content-Type", "application/json; charset=utf-8");
+        gw_headers_add(r->response_headers, "Content-Type", "application/json; charset=utf-8");
         r->bytes_sent = evbuffer_get_length(rq->early_body);
         gw_conn_reply(take_conn(rq), status, r->response_headers, rq->early_body,
                       reply_has_no_body(rq));
@@ -330,23 +304,26 @@ static void on_upstream_headers(struct proxy_request *rq)
     r->t_upstream_headers = gw_now_us();
 
     /* Hop-by-hop headers are the connection's business, not the client's. */
-    struct evkeyvalq *h = r->response_headers;
-    const char *connection = evhttp_find_header(h, "Connection");
-    char *conn_copy = connection ? gw_strdup(r->arena, connection) : NULL;
-    struct evkeyval *kv = TAILQ_FIRST(h);
-    while (kv) {
-        struct evkeyval *next = TAILQ_NEXT(kv, next);
-        if (is_hop_by_hop(kv->key) || listed_in_connection(conn_copy, kv->key) ||
-            (rq->chain.has_body_filter && !reply_has_no_body(rq) &&
-             strcasecmp(kv->key, "Content-Length") == 0))
-            evhttp_remove_header(h, kv->key);
-        kv = next;
+    struct gw_headers *h = r->response_headers;
+    const char *connection = gw_headers_get(h, "Connection");
+    int strip_length = rq->chain.has_body_filter && !reply_has_no_body(rq);
+    struct gw_header **link = &h->first;
+    h->tail = &h->first;
+    while (*link) {
+        struct gw_header *kv = *link;
+        if (is_hop_by_hop(kv->name) || listed_in_connection(connection, kv->name) ||
+            (strip_length && gw_header_is(kv, "Content-Length", 14))) {
+            *link = kv->next;
+        } else {
+            link = &kv->next;
+            h->tail = link;
+        }
     }
     run_response_headers(rq);
     add_gateway_headers(rq);
     if (!rq->conn) return;
     if (r->buffer_response) {
-        evhttp_remove_header(h, "Content-Length");
+        gw_headers_remove(h, "Content-Length");
         return;
     }
     gw_conn_reply_head(rq->conn, r->status, h, reply_has_no_body(rq));
@@ -361,7 +338,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
     if (rq->headers_done) return len; /* trailers */
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* A new header block (after a 1xx): start over. */
-        evhttp_clear_headers(rq->pub.response_headers);
+        gw_headers_clear(rq->pub.response_headers);
         return len;
     }
     size_t n = len;
@@ -385,7 +362,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         end--;
     /* A bare CR would end the line for some clients: never pass one on. */
     if (memchr(buf, '\r', (size_t)(end - buf))) return len;
-    add_header_n(rq->pub.response_headers, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+    gw_headers_add_n(rq->pub.response_headers, buf, (size_t)(colon - buf), v, (size_t)(end - v));
     return len;
 }
 
@@ -552,7 +529,7 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
         rq->tries < (r->service ? r->service->retries : 0)) {
         rq->tries++;
         gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
-        evhttp_clear_headers(r->response_headers);
+        gw_headers_clear(r->response_headers);
         if (setup_transfer(rq) == 0) return;
     }
     if (rq->reply_started) {
@@ -636,13 +613,13 @@ static void add_upstream_header(struct proxy_request *rq, const char *name, cons
 static void build_upstream_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
-    const char *connection = evhttp_find_header(r->headers, "Connection");
+    const char *connection = gw_headers_get(r->headers, "Connection");
     const char *xff = NULL;
     int has_accept = 0;
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, r->headers, next)
+    struct gw_header *kv;
+    gw_headers_foreach(kv, r->headers)
     {
-        const char *k = kv->key;
+        const char *k = kv->name;
         if (is_hop_by_hop(k) || listed_in_connection(connection, k)) continue;
         if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Content-Length") == 0 ||
             strcasecmp(k, "Expect") == 0)
@@ -656,14 +633,14 @@ static void build_upstream_headers(struct proxy_request *rq)
         add_upstream_header(rq, k, kv->value);
     }
     if (r->route && r->route->preserve_host) {
-        const char *host = evhttp_find_header(r->headers, "Host");
+        const char *host = gw_headers_get(r->headers, "Host");
         if (host) add_upstream_header(rq, "Host", host);
     }
     add_upstream_header(rq, "X-Forwarded-For",
                         xff ? gw_sprintf(r->arena, "%s, %s", xff, r->client_ip) : r->client_ip);
     add_upstream_header(rq, "X-Real-IP", r->client_ip);
     add_upstream_header(rq, "X-Forwarded-Proto", r->tls ? "https" : "http");
-    const char *host = evhttp_find_header(r->headers, "Host");
+    const char *host = gw_headers_get(r->headers, "Host");
     if (host) {
         /* Without the port: that goes in X-Forwarded-Port. */
         const char *end = host[0] == '[' ? strchr(host, ']') : NULL;
@@ -911,14 +888,14 @@ static int protocol_refused(struct proxy_request *rq)
         if (strcmp(p->v[i], proto) == 0) return 0;
     long code = r->route->https_redirect_status_code;
     if (!r->tls && code != 426) {
-        const char *host = evhttp_find_header(r->headers, "Host");
-        evhttp_add_header(r->response_headers, "Location",
-                          gw_sprintf(r->arena, "https://%s%s", host ? host : r->host, r->uri));
+        const char *host = gw_headers_get(r->headers, "Host");
+        gw_headers_add(r->response_headers, "Location",
+                       gw_sprintf(r->arena, "https://%s%s", host ? host : r->host, r->uri));
         gw_respond_message(r, (int)code, "Please use HTTPS protocol");
     } else {
         gw_respond_message(r, 426, "Please use HTTPS protocol");
-        evhttp_add_header(r->response_headers, "Connection", "Upgrade");
-        evhttp_add_header(r->response_headers, "Upgrade", "TLS/1.2, HTTP/1.1");
+        gw_headers_add(r->response_headers, "Connection", "Upgrade");
+        gw_headers_add(r->response_headers, "Upgrade", "TLS/1.2, HTTP/1.1");
     }
     return 1;
 }
@@ -980,14 +957,14 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     } else {
         r->path = r->uri;
     }
-    TAILQ_INIT(&rq->req_headers);
-    TAILQ_INIT(&rq->resp_headers);
+    gw_headers_init(&rq->req_headers, arena);
+    gw_headers_init(&rq->resp_headers, arena);
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct gw_h1_header *f = &head->headers[i];
         if (authority && gw_h1_name_is(f, "Host")) continue;
-        add_header_n(&rq->req_headers, f->name, f->name_len, f->value, f->value_len);
+        gw_headers_add_n(&rq->req_headers, f->name, f->name_len, f->value, f->value_len);
     }
-    if (authority) add_header_n(&rq->req_headers, "Host", 4, authority, alen);
+    if (authority) gw_headers_add_n(&rq->req_headers, "Host", 4, authority, alen);
     r->headers = &rq->req_headers;
     r->response_headers = &rq->resp_headers;
     /* The body buffer is the request's: log hooks may read it after the
@@ -999,7 +976,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     /* Copied: the connection (and its peer string) may go before we do. */
     r->client_ip = gw_strdup(arena, c->peer);
     r->client_port = c->peer_port;
-    const char *host = evhttp_find_header(r->headers, "Host");
+    const char *host = gw_headers_get(r->headers, "Host");
     r->host = host ? host_without_port(arena, host, strlen(host)) : "";
     r->ai.cached_tokens = -1;
     r->ai.ttft_ms = -1;

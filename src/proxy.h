@@ -8,7 +8,6 @@
 #include <sys/queue.h>
 
 #include <curl/curl.h>
-#include <event2/keyvalq_struct.h>
 
 #include "gw_request.h"
 #include "snapshot.h"
@@ -24,7 +23,7 @@ struct proxy_request {
     struct gw_snapshot *snap;
     struct gw_conn *conn; /* NULL once the answer is handed over, or the client left */
     int local_port;       /* the port the client connected to */
-    struct evkeyvalq req_headers, resp_headers;
+    struct gw_headers req_headers, resp_headers;
     struct gw_chain chain;
     size_t access_next; /* index in chain of the next access hook */
     void **ctx;         /* per plugin type (gw_plugins[] index) */

@@ -41,12 +41,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <sys/queue.h>
-
-#include <event2/keyvalq_struct.h>
-
 #include "config.h"
 #include "gw_arena.h"
+#include "gw_headers.h"
 #include "gw_log.h"
 #include "router.h"
 
@@ -237,7 +234,7 @@ static int header_value_ok(const struct header_rule *rule, const char *value, ui
 
 /* Every configured header must be present with one accepted value; when the
  * request repeats a header, any of its instances may supply it. */
-static int headers_match(const struct router_entry *e, const struct evkeyvalq *headers,
+static int headers_match(const struct router_entry *e, const struct gw_headers *headers,
                          uint32_t pairs)
 {
     if (e->n_headers == 0) return 1;
@@ -245,11 +242,10 @@ static int headers_match(const struct router_entry *e, const struct evkeyvalq *h
     for (size_t i = 0; i < e->n_headers; i++) {
         const struct header_rule *rule = &e->headers[i];
         int ok = 0;
-        const struct evkeyval *kv;
-        TAILQ_FOREACH(kv, headers, next)
+        const struct gw_header *kv;
+        gw_headers_foreach(kv, headers)
         {
-            if (kv->key && kv->value && header_name_eq(kv->key, rule->name) &&
-                header_value_ok(rule, kv->value, pairs)) {
+            if (header_name_eq(kv->name, rule->name) && header_value_ok(rule, kv->value, pairs)) {
                 ok = 1;
                 break;
             }
@@ -293,7 +289,7 @@ static int regex_paths_match(const struct router_entry *e, const char *path, siz
 /* Cheap criteria first, the regex last. */
 static int entry_matches(const struct gw_router *rt, const struct router_entry *e,
                          const char *method, const char *host, const char *path, size_t len,
-                         const struct evkeyvalq *headers, size_t *strip)
+                         const struct gw_headers *headers, size_t *strip)
 {
     const struct gw_route *r = e->route;
     *strip = 0;
@@ -315,7 +311,7 @@ static uint64_t head_word(const char *s, size_t len)
 }
 
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
-                    const char *path, const struct evkeyvalq *headers, struct gw_route_match *m)
+                    const char *path, const struct gw_headers *headers, struct gw_route_match *m)
 {
     if (!rt) return -1;
     /* The query string is not part of the path; an empty path is "/". */

@@ -10,7 +10,7 @@
 #include "gw_entities.h"
 
 struct gw_arena;
-struct evkeyvalq;
+struct gw_headers;
 struct gw_config;
 
 struct gw_router;
@@ -30,7 +30,7 @@ struct gw_router *gw_router_build(const struct gw_config *cfg, struct gw_arena *
  * (after a thread's first regex match) and is safe to call from several
  * threads at once. */
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
-                    const char *path, const struct evkeyvalq *headers, struct gw_route_match *m);
+                    const char *path, const struct gw_headers *headers, struct gw_route_match *m);
 
 /* Number of routes indexed (the config's routes). */
 size_t gw_router_route_count(const struct gw_router *rt);

@@ -296,15 +296,13 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     r->upstream_method = up.method;
     r->upstream_body = up.body;
     r->upstream_body_len = up.body_len;
-    struct evkeyvalq *h = r->headers;
-    evhttp_remove_header(h, "Content-Length");
-    evhttp_remove_header(h, "Content-Type");
-    evhttp_add_header(h, "Content-Type", "application/json");
+    struct gw_headers *h = r->headers;
+    gw_headers_remove(h, "Content-Length");
+    gw_headers_set(h, "Content-Type", "application/json");
     /* Replies are parsed: no compressed encodings. */
-    evhttp_remove_header(h, "Accept-Encoding");
+    gw_headers_remove(h, "Accept-Encoding");
     for (size_t i = 0; i < up.n_headers; i++) {
-        evhttp_remove_header(h, up.headers[i][0]);
-        evhttp_add_header(h, up.headers[i][0], up.headers[i][1]);
+        gw_headers_set(h, up.headers[i][0], up.headers[i][1]);
     }
 
     ctx->active = 1;
@@ -328,22 +326,34 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     return GW_OK;
 }
 
+/* "provider/model" for the model-name header, without printf. */
+static const char *model_header(struct gw_arena *a, const char *provider, const char *model)
+{
+    size_t pl = strlen(provider), ml = model ? strlen(model) : 0;
+    char *v = gw_alloc(a, pl + ml + 2);
+    memcpy(v, provider, pl);
+    v[pl] = '/';
+    if (ml) memcpy(v + pl + 1, model, ml);
+    v[pl + 1 + ml] = '\0';
+    return v;
+}
+
 static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, void *ctx_)
 {
     const struct ai_proxy_conf *conf = conf_;
     struct ai_proxy_ctx *ctx = ctx_;
     if (!ctx->active || r->early_response) return GW_OK;
-    if (conf->model_name_header)
-        evhttp_add_header(r->response_headers, "X-Sluice-LLM-Model",
-                          gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name,
-                                     ctx->call.model ? ctx->call.model : ""));
-    struct evkeyvalq *h = r->response_headers;
+    if (conf->model_name_header) {
+        const char *v = model_header(r->arena, ctx->call.provider->name, ctx->call.model);
+        gw_headers_add_ref(r->response_headers, "X-Sluice-LLM-Model", 18, v, strlen(v));
+    }
+    struct gw_headers *h = r->response_headers;
     if (ctx->passthrough) {
         /* preserve: the reply goes out untouched, but is read for usage. A
          * streamed reply is recognised by its type, not by the request's
          * `stream` (Ollama's native API streams unless told not to). */
         if (r->status < 200 || r->status > 299) return GW_OK;
-        const char *ct = evhttp_find_header(h, "Content-Type");
+        const char *ct = gw_headers_get(h, "Content-Type");
         int sse = ct && strstr(ct, "text/event-stream") != NULL;
         int ndjson = ct && strstr(ct, "ndjson") != NULL;
         if (sse || ndjson) {
@@ -356,31 +366,27 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
         }
         return GW_OK;
     }
-    evhttp_remove_header(h, "Content-Length");
-    evhttp_remove_header(h, "Content-Encoding");
-    const char *uct = evhttp_find_header(h, "Content-Type");
+    gw_headers_remove(h, "Content-Length");
+    gw_headers_remove(h, "Content-Encoding");
+    const char *uct = gw_headers_get(h, "Content-Type");
     if (ctx->call.stream && r->status >= 200 && r->status <= 299 && uct &&
         strstr(uct, "application/json")) {
         /* A server that ignored `stream`: its one reply becomes a stream. */
         r->buffer_response = 1;
         ctx->buffered = 1;
         ctx->json_stream = 1;
-        evhttp_remove_header(h, "Content-Type");
-        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        gw_headers_set(h, "Content-Type", "text/event-stream");
         return GW_OK;
     }
     if (!ctx->call.stream || r->status < 200 || r->status > 299) {
         /* Errors are single JSON bodies even when a stream was asked for. */
         r->buffer_response = 1;
         ctx->buffered = 1;
-        evhttp_remove_header(h, "Content-Type");
-        evhttp_add_header(h, "Content-Type", "application/json");
+        gw_headers_set(h, "Content-Type", "application/json");
         return GW_OK;
     }
-    evhttp_remove_header(h, "Content-Type");
-    evhttp_add_header(h, "Content-Type", "text/event-stream");
-    evhttp_remove_header(h, "Cache-Control");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
+    gw_headers_set(h, "Content-Type", "text/event-stream");
+    gw_headers_set(h, "Cache-Control", "no-cache");
     gw_sse_init(&ctx->sse, r->arena, ctx->ndjson);
     ctx->out = evbuffer_new();
     gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->out);
@@ -503,10 +509,9 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
             r->status <= 299) {
             /* The whole reply is known before the headers leave: name the
              * model that answered (an Azure deployment, a dated snapshot). */
-            evhttp_remove_header(r->response_headers, "X-Sluice-LLM-Model");
-            evhttp_add_header(
+            gw_headers_set(
                 r->response_headers, "X-Sluice-LLM-Model",
-                gw_sprintf(r->arena, "%s/%s", ctx->call.provider->name, ctx->call.response_model));
+                model_header(r->arena, ctx->call.provider->name, ctx->call.response_model));
         }
         if (out && ctx->json_stream) {
             struct evbuffer *sse = evbuffer_new();
@@ -524,8 +529,7 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
             return GW_OK;
         }
         if (!out && ctx->json_stream) {
-            evhttp_remove_header(r->response_headers, "Content-Type");
-            evhttp_add_header(r->response_headers, "Content-Type", "application/json");
+            gw_headers_set(r->response_headers, "Content-Type", "application/json");
         }
         if (!out) {
             r->status = 502;

@@ -45,15 +45,14 @@ static void auth_body(struct gw_request *r, const struct ai_proxy_auth *a,
 void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
                          const struct gw_llm_provider *p, struct gw_llm_upstream *up)
 {
-    struct evkeyvalq *h = r->headers;
+    struct gw_headers *h = r->headers;
     if (a->header_name || a->param_name) {
-        int keep = a->allow_override && a->header_name && evhttp_find_header(h, a->header_name);
+        int keep = a->allow_override && a->header_name && gw_headers_get(h, a->header_name);
         if (!keep) {
             for (size_t i = 0; key_headers[i]; i++)
-                evhttp_remove_header(h, key_headers[i]);
+                gw_headers_remove(h, key_headers[i]);
             if (a->header_name) {
-                evhttp_remove_header(h, a->header_name);
-                evhttp_add_header(h, a->header_name, a->header_value);
+                gw_headers_set(h, a->header_name, a->header_value);
             }
         }
         if (a->location == AI_PARAM_QUERY)
@@ -62,11 +61,10 @@ void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
             auth_body(r, a, up);
         return;
     }
-    const char *authz = evhttp_find_header(h, "Authorization");
+    const char *authz = gw_headers_get(h, "Authorization");
     if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return;
-    if (!evhttp_find_header(h, p->auth_header)) {
-        const char *key = gw_strdup(r->arena, authz + 7);
-        evhttp_add_header(h, p->auth_header, key);
+    if (!gw_headers_get(h, p->auth_header)) {
+        gw_headers_add(h, p->auth_header, authz + 7);
     }
-    evhttp_remove_header(h, "Authorization");
+    gw_headers_remove(h, "Authorization");
 }

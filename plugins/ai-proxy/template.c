@@ -42,7 +42,7 @@ const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **mi
         const char *ref = gw_strndup(r->arena, open + 2, (size_t)(close - open - 2));
         const char *v = NULL;
         if (strncmp(ref, "headers.", 8) == 0)
-            v = evhttp_find_header(r->headers, ref + 8);
+            v = gw_headers_get(r->headers, ref + 8);
         else if (strncmp(ref, "query_params.", 13) == 0)
             v = ai_proxy_query_param(r, ref + 13);
         if (!v) {

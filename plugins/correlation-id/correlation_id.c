@@ -101,11 +101,10 @@ static int correlation_id_access(struct gw_request *r, const void *conf_, void *
 {
     const struct correlation_id_conf *conf = conf_;
     struct correlation_id_ctx *ctx = ctx_;
-    const char *id = evhttp_find_header(r->headers, conf->header_name);
+    const char *id = gw_headers_get(r->headers, conf->header_name);
     if (!id || !*id) {
         id = generate(r, conf->generator);
-        evhttp_remove_header(r->headers, conf->header_name);
-        evhttp_add_header(r->headers, conf->header_name, id);
+        gw_headers_set(r->headers, conf->header_name, id);
     }
     ctx->id = id;
     return GW_OK;
@@ -117,8 +116,7 @@ static int correlation_id_response_headers(struct gw_request *r, const void *con
     struct correlation_id_ctx *ctx = ctx_;
     /* ctx->id is NULL when an earlier plugin answered before our access ran. */
     if (conf->echo_downstream && ctx->id) {
-        evhttp_remove_header(r->response_headers, conf->header_name);
-        evhttp_add_header(r->response_headers, conf->header_name, ctx->id);
+        gw_headers_set(r->response_headers, conf->header_name, ctx->id);
     }
     return GW_OK;
 }

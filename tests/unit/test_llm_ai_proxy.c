@@ -7,7 +7,6 @@
 #include <sys/queue.h>
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "../../plugins/ai-proxy/ai_proxy.h"
 #include "gw_arena.h"
@@ -15,21 +14,21 @@
 
 struct fake_req {
     struct gw_request r;
-    struct evkeyvalq h;
+    struct gw_headers h;
 };
 
 static void req_init(struct fake_req *f, const char *query)
 {
     memset(f, 0, sizeof(*f));
     f->r.arena = gw_arena_new(0);
-    TAILQ_INIT(&f->h);
+    gw_headers_init(&f->h, f->r.arena);
     f->r.headers = &f->h;
     f->r.query = query;
 }
 
 static void req_free(struct fake_req *f)
 {
-    evhttp_clear_headers(&f->h);
+    gw_headers_clear(&f->h);
     gw_arena_free(f->r.arena);
 }
 
@@ -37,7 +36,7 @@ static void test_templates(void)
 {
     struct fake_req f;
     req_init(&f, "dep=my%20dep&v=2024-02-01&empty=");
-    evhttp_add_header(&f.h, "X-Model", "gpt-4o-mini");
+    gw_headers_add(&f.h, "X-Model", "gpt-4o-mini");
     const char *missing = NULL;
 
     CHECK(!ai_proxy_has_template("gpt-4o"));
@@ -112,31 +111,31 @@ static void test_auth(void)
     /* Header auth: every client key header goes, the configured one comes. */
     struct ai_proxy_auth hdr = {.header_name = "x-api-key", .header_value = "conf-key"};
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "Authorization", "Bearer client");
-    evhttp_add_header(&f.h, "api-key", "client2");
-    evhttp_add_header(&f.h, "X-Api-Key", "client3");
+    gw_headers_add(&f.h, "Authorization", "Bearer client");
+    gw_headers_add(&f.h, "api-key", "client2");
+    gw_headers_add(&f.h, "X-Api-Key", "client3");
     up = upstream(f.r.arena, "http://u/v1/messages", "{}");
     ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "conf-key");
-    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
-    CHECK(evhttp_find_header(&f.h, "api-key") == NULL);
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "conf-key");
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
+    CHECK(gw_headers_get(&f.h, "api-key") == NULL);
     req_free(&f);
 
     /* allow_override: the client's own header wins... */
     hdr.allow_override = 1;
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "X-API-KEY", "client-own");
+    gw_headers_add(&f.h, "X-API-KEY", "client-own");
     up = upstream(f.r.arena, "http://u/v1/messages", "{}");
     ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "client-own");
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "client-own");
     req_free(&f);
     /* ...and without one the configured key is used. */
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "Authorization", "Bearer other-form");
+    gw_headers_add(&f.h, "Authorization", "Bearer other-form");
     up = upstream(f.r.arena, "http://u/v1/messages", "{}");
     ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "conf-key");
-    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "conf-key");
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
     req_free(&f);
 
     /* Query parameter: appended (encoded) after an existing query. */
@@ -145,11 +144,11 @@ static void test_auth(void)
                               .param_location = "query",
                               .location = AI_PARAM_QUERY};
     req_init(&f, "key=client");
-    evhttp_add_header(&f.h, "Authorization", "Bearer client");
+    gw_headers_add(&f.h, "Authorization", "Bearer client");
     up = upstream(f.r.arena, "http://u/x?api-version=1", "{}");
     ai_proxy_apply_auth(&f.r, &q, openai, &up);
     CHECK_STR(up.url, "http://u/x?api-version=1&key=a%26b%20c");
-    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
     up = upstream(f.r.arena, "http://u/x", "{}");
     q.allow_override = 1;
     ai_proxy_apply_auth(&f.r, &q, openai, &up);
@@ -178,24 +177,24 @@ static void test_auth(void)
     /* No auth: the client's bearer key in the provider's header. */
     struct ai_proxy_auth none = {0};
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "Authorization", "Bearer sk-client");
+    gw_headers_add(&f.h, "Authorization", "Bearer sk-client");
     up = upstream(f.r.arena, "http://u/x", "{}");
     ai_proxy_apply_auth(&f.r, &none, azure, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "api-key"), "sk-client");
-    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    CHECK_STR(gw_headers_get(&f.h, "api-key"), "sk-client");
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
     req_free(&f);
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "Authorization", "Bearer sk-client");
+    gw_headers_add(&f.h, "Authorization", "Bearer sk-client");
     ai_proxy_apply_auth(&f.r, &none, openai, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "Authorization"), "Bearer sk-client");
+    CHECK_STR(gw_headers_get(&f.h, "Authorization"), "Bearer sk-client");
     req_free(&f);
     /* A client already using the provider's header keeps it. */
     req_init(&f, NULL);
-    evhttp_add_header(&f.h, "Authorization", "Bearer from-sdk");
-    evhttp_add_header(&f.h, "x-api-key", "native");
+    gw_headers_add(&f.h, "Authorization", "Bearer from-sdk");
+    gw_headers_add(&f.h, "x-api-key", "native");
     ai_proxy_apply_auth(&f.r, &none, anthropic, &up);
-    CHECK_STR(evhttp_find_header(&f.h, "x-api-key"), "native");
-    CHECK(evhttp_find_header(&f.h, "Authorization") == NULL);
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "native");
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
     req_free(&f);
 }
 

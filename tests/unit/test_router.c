@@ -13,10 +13,10 @@
 #include <sys/queue.h>
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "config.h"
 #include "gw_arena.h"
+#include "gw_headers.h"
 #include "gw_test.h"
 #include "router.h"
 
@@ -144,7 +144,7 @@ static struct gw_router *build(struct fixture *f)
 
 /* Name of the route that matches, or "-" for none; *strip gets strip_len. */
 static const char *match_h(const struct gw_router *rt, const char *method, const char *host,
-                           const char *path, const struct evkeyvalq *headers, size_t *strip)
+                           const char *path, const struct gw_headers *headers, size_t *strip)
 {
     struct gw_route_match m = {0};
     if (gw_router_match(rt, method, host, path, headers, &m) != 0) return "-";
@@ -365,34 +365,34 @@ static void test_headers(void)
     set_paths(&f, add_route(&f, "none"), "/v1", NULL);
     struct gw_router *rt = build(&f);
 
-    struct evkeyvalq h;
-    TAILQ_INIT(&h);
+    struct gw_headers h;
+    gw_headers_init(&h, f.arena);
     CHECK_STR(match_h(rt, "GET", "", "/v1/x", &h, NULL), "none");
     CHECK_STR(match_h(rt, "GET", "", "/v1/x", NULL, NULL), "none");
 
-    evhttp_add_header(&h, "X-Tenant", "ACME");
+    gw_headers_add(&h, "X-Tenant", "ACME");
     CHECK_STR(match_h(rt, "GET", "", "/v1/x", &h, NULL), "one-header");
-    evhttp_add_header(&h, "X-Tier", "silver");
+    gw_headers_add(&h, "X-Tier", "silver");
     CHECK_STR(match_h(rt, "GET", "", "/v1/x", &h, NULL), "one-header");
-    evhttp_add_header(&h, "X-Tier", "Gold"); /* a repeated header: any instance */
+    gw_headers_add(&h, "X-Tier", "Gold"); /* a repeated header: any instance */
     CHECK_STR(match_h(rt, "GET", "", "/v1/x", &h, NULL), "two-headers");
-    evhttp_clear_headers(&h);
+    gw_headers_clear(&h);
 
-    evhttp_add_header(&h, "x-tenant", "initech");
+    gw_headers_add(&h, "x-tenant", "initech");
     CHECK_STR(match_h(rt, "GET", "", "/", &h, NULL), "-");
     CHECK_STR(match_h(rt, "GET", "", "/v1", &h, NULL), "none");
-    evhttp_clear_headers(&h);
+    gw_headers_clear(&h);
 
-    evhttp_add_header(&h, "X-Model", "GPT-4o-mini");
+    gw_headers_add(&h, "X-Model", "GPT-4o-mini");
     CHECK_STR(match_h(rt, "GET", "", "/", &h, NULL), "regex-header");
-    evhttp_clear_headers(&h);
-    evhttp_add_header(&h, "X-Model", "claude gpt-4");
+    gw_headers_clear(&h);
+    gw_headers_add(&h, "X-Model", "claude gpt-4");
     CHECK_STR(match_h(rt, "GET", "", "/", &h, NULL), "-");
-    evhttp_clear_headers(&h);
+    gw_headers_clear(&h);
 
-    evhttp_add_header(&h, "X-Team", "BLUE");
+    gw_headers_add(&h, "X-Team", "BLUE");
     CHECK_STR(match_h(rt, "GET", "", "/", &h, NULL), "underscore");
-    evhttp_clear_headers(&h);
+    gw_headers_clear(&h);
     fixture_free(&f);
 }
 
