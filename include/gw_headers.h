@@ -44,6 +44,10 @@ const char *gw_headers_get(const struct gw_headers *list, const char *name);
 int gw_headers_add(struct gw_headers *list, const char *name, const char *value);
 int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len, const char *value,
                      size_t value_len);
+/* Appends a copy without the checks: for input a parser has validated
+ * already (the client's head, the upstream's header lines). */
+void gw_headers_add_parsed(struct gw_headers *list, const char *name, size_t name_len,
+                           const char *value, size_t value_len);
 /* Appends without copying or checking: both strings must live as long as
  * the list (literals, strings in the same arena) and be known clean. */
 void gw_headers_add_ref(struct gw_headers *list, const char *name, size_t name_len,

@@ -52,10 +52,9 @@ static int clean(const char *s, size_t n)
     return !memchr(s, '\r', n) && !memchr(s, '\n', n) && !memchr(s, '\0', n);
 }
 
-int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len, const char *value,
-                     size_t value_len)
+void gw_headers_add_parsed(struct gw_headers *list, const char *name, size_t name_len,
+                           const char *value, size_t value_len)
 {
-    if (name_len == 0 || !clean(name, name_len) || !clean(value, value_len)) return -1;
     /* Node, name and value in one allocation. */
     struct gw_header *h = gw_alloc(list->arena, sizeof(*h) + name_len + value_len + 2);
     char *n = (char *)(h + 1), *v = n + name_len + 1;
@@ -68,6 +67,13 @@ int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len,
     h->name_len = name_len;
     h->value_len = value_len;
     append(list, h);
+}
+
+int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len, const char *value,
+                     size_t value_len)
+{
+    if (name_len == 0 || !clean(name, name_len) || !clean(value, value_len)) return -1;
+    gw_headers_add_parsed(list, name, name_len, value, value_len);
     return 0;
 }
 

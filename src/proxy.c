@@ -360,9 +360,12 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    /* A bare CR would end the line for some clients: never pass one on. */
-    if (memchr(buf, '\r', (size_t)(end - buf))) return len;
-    gw_headers_add_n(rq->pub.response_headers, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+    /* A bare CR would end the line for some clients, a NUL would cut it
+     * short: never pass either on. */
+    if (memchr(buf, '\r', (size_t)(end - buf)) || memchr(buf, '\0', (size_t)(end - buf)))
+        return len;
+    gw_headers_add_parsed(rq->pub.response_headers, buf, (size_t)(colon - buf), v,
+                          (size_t)(end - v));
     return len;
 }
 
@@ -658,39 +661,46 @@ static void build_upstream_headers(struct proxy_request *rq)
     append_upstream_line(rq, (char *)"Expect:");
 }
 
-static int setup_transfer(struct proxy_request *rq)
+/* What every transfer sets alike, once per easy handle (they are reused). */
+static void set_shared_options(struct gw_worker *w, CURL *e)
 {
-    struct gw_request *r = &rq->pub;
-    struct gw_worker *w = rq->worker;
-    CURL *e = rq->easy;
-    if (!e) {
-        e = rq->easy = gw_upstream_easy_get(w);
-        if (!e) return -1;
-        rq->upstream_headers_tail = &rq->upstream_headers;
-        build_upstream_headers(rq);
-    } else {
-        gw_upstream_easy_put(w, e);
-        e = rq->easy = gw_upstream_easy_get(w);
-    }
-    curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, gw_upstream_close_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, connected_cb);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* No proxy from the environment: curl would getenv() several variables
      * per request, and a gateway's egress must not change with them. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+}
+
+static int setup_transfer(struct proxy_request *rq)
+{
+    struct gw_request *r = &rq->pub;
+    struct gw_worker *w = rq->worker;
+    CURL *e = rq->easy;
+    int fresh;
+    if (!e) {
+        e = rq->easy = gw_upstream_easy_get(w, &fresh);
+        if (!e) return -1;
+        rq->upstream_headers_tail = &rq->upstream_headers;
+        build_upstream_headers(rq);
+    } else {
+        gw_upstream_easy_put(w, e);
+        e = rq->easy = gw_upstream_easy_get(w, &fresh);
+    }
+    if (fresh) set_shared_options(w, e);
+    curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
     long verify = r->service ? r->service->tls_verify : 1;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
@@ -962,9 +972,9 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct gw_h1_header *f = &head->headers[i];
         if (authority && gw_h1_name_is(f, "Host")) continue;
-        gw_headers_add_n(&rq->req_headers, f->name, f->name_len, f->value, f->value_len);
+        gw_headers_add_parsed(&rq->req_headers, f->name, f->name_len, f->value, f->value_len);
     }
-    if (authority) gw_headers_add_n(&rq->req_headers, "Host", 4, authority, alen);
+    if (authority) gw_headers_add_parsed(&rq->req_headers, "Host", 4, authority, alen);
     r->headers = &rq->req_headers;
     r->response_headers = &rq->resp_headers;
     /* The body buffer is the request's: log hooks may read it after the

@@ -191,10 +191,34 @@ void gw_upstream_cleanup(struct gw_worker *w)
 
 /* Easy handles are reset and reused: curl_easy_init() allocates and sets
  * up far more than curl_easy_reset() clears. */
-CURL *gw_upstream_easy_get(struct gw_worker *w)
+CURL *gw_upstream_easy_get(struct gw_worker *w, int *fresh)
 {
+    *fresh = w->n_easy_pool == 0;
     if (w->n_easy_pool) return w->easy_pool[--w->n_easy_pool];
     return curl_easy_init();
+}
+
+/* Every option a transfer may set for itself goes back to its default, so
+ * that nothing of one request leaks into the next: the header list and
+ * the callbacks' data point into the finished request's arena. */
+static void clear_transfer_options(CURL *e)
+{
+    /* POSTFIELDS first: setting it selects POST; HTTPGET then selects GET
+     * and clears upload and NOBODY. */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, NULL);
+    curl_easy_setopt(e, CURLOPT_READDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, NULL);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
 }
 
 void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
@@ -213,7 +237,7 @@ void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
         w->easy_pool = v;
         w->cap_easy_pool = cap;
     }
-    curl_easy_reset(easy);
+    clear_transfer_options(easy);
     w->easy_pool[w->n_easy_pool++] = easy;
 }
 
