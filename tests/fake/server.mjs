@@ -90,6 +90,7 @@ export async function startFake({ port = 0, host = '127.0.0.1', requireAuth = tr
       headers: { ...req.headers },
       rawHeaders: req.rawHeaders,
       httpVersion: req.httpVersion,
+      remotePort: req.socket.remotePort, // which upstream connection carried it
       body: body.length <= MAX_RECORDED_TEXT ? body.toString('utf8') : null,
       bodyLength: body.length,
       bodySha256: sha256Hex(body),
