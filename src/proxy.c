@@ -328,6 +328,10 @@ static void on_upstream_headers(struct proxy_request *rq)
     }
     gw_conn_reply_head(rq->conn, r->status, h, reply_has_no_body(rq));
     rq->reply_started = 1;
+    if (rq->chain.has_body_filter) {
+        const char *ct = gw_headers_get(h, "Content-Type");
+        rq->first_event = ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+    }
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
@@ -369,6 +373,27 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
     return len;
 }
 
+/* Length of data up to and including the blank line that ends its first
+ * server-sent event ("\n\n" or "\n\r\n"), or 0 if there is none. */
+static size_t event_end(const char *p, size_t n)
+{
+    for (const char *nl = memchr(p, '\n', n); nl;
+         nl = memchr(nl + 1, '\n', n - (size_t)(nl + 1 - p))) {
+        size_t i = (size_t)(nl - p) + 1;
+        if (i < n && p[i] == '\n') return i + 1;
+        if (i + 1 < n && p[i] == '\r' && p[i + 1] == '\n') return i + 2;
+        if (i >= n) break;
+    }
+    return 0;
+}
+
+static void filter_and_send(struct proxy_request *rq, const char *p, size_t n)
+{
+    evbuffer_add(rq->resp, p, n);
+    run_response_body(rq, rq->resp, 0);
+    send_chunk(rq);
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     struct proxy_request *rq = arg;
@@ -390,6 +415,25 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     if (gw_conn_pending(rq->conn) > HIGH_WATER) {
         rq->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rq->first_event) {
+        /* An event stream through a body filter (ai-proxy translating a
+         * provider's events): when the first read holds several events (a
+         * provider's start events come in one segment; a fast one sends a
+         * whole short reply at once), each is filtered and sent alone until
+         * the first bytes have left, so that the client's first chunk does
+         * not wait for the translation of everything behind it. A cut that
+         * is not at an event boundary is harmless: the filter reassembles. */
+        size_t at = 0;
+        while (rq->first_event && at < len) {
+            size_t n = event_end(ptr + at, len - at);
+            if (!n) break;
+            filter_and_send(rq, ptr + at, n);
+            at += n;
+            if (r->bytes_sent) rq->first_event = 0;
+        }
+        if (at < len) filter_and_send(rq, ptr + at, len - at);
+        return len;
     }
     evbuffer_add(rq->resp, ptr, len);
     if (rq->chain.has_body_filter) run_response_body(rq, rq->resp, 0);

@@ -58,6 +58,7 @@ struct proxy_request {
     unsigned body_complete : 1; /* the whole request body is in pub.body */
     unsigned waiting_body : 1;  /* a plugin needs the body: access waits for it */
     unsigned upload_paused : 1; /* streamed body: curl waits for the client's bytes */
+    unsigned first_event : 1;   /* filtered event stream, nothing sent yet (write_cb) */
     curl_off_t uploaded;
     uint64_t body_sent;   /* streamed body bytes handed to curl */
     const char *body_bad; /* the body broke a rule (too large, bad chunking) */

@@ -342,6 +342,20 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       assert.equal(s.content, 'echo: ünïcödé split 日本語 words');
     });
 
+    test('the whole event stream in one read: the same chunks as frame by frame', async () => {
+      // sluice filters and sends the events of a first read one by one until
+      // the first bytes have left (src/proxy.c write_cb): nothing may change.
+      const body = { stream: true, stream_options: { include_usage: true }, messages: userMsg('one read w1 w2 w3 w4') };
+      const whole = await postStream(port, '/anthropic', body, { headers: { 'x-fake-split': '1000000' } });
+      const framed = await postStream(port, '/anthropic', body);
+      const a = assembleChat(whole, { usage: true });
+      const b = assembleChat(framed, { usage: true });
+      assert.equal(a.content, 'echo: one read w1 w2 w3 w4');
+      const shape = (s) => s.chunks.map((c) => JSON.stringify([c.choices[0]?.delta, c.choices[0]?.finish_reason, c.usage]));
+      assert.deepEqual(shape(a), shape(b));
+      assert.ok(a.chunks.length >= 6, `${a.chunks.length} chunks`);
+    });
+
     test('the first chunk reaches the client before the provider finished', async () => {
       const m = marker('fd');
       const res = await postStream(port, '/anthropic', { stream: true, messages: userMsg(`${m} w1 w2 w3`) }, { headers: { 'x-fake-frame-delay-ms': '150' }, timeoutMs: 15000 });
