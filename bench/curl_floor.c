@@ -3,11 +3,15 @@
  * driven the way a proxy drives it (multi_socket API under libevent), with no
  * proxy around it. Run under callgrind or strace by bench/curl_floor.sh.
  *
- *   curl_floor URL N min|proxy
+ *   curl_floor URL N min|proxy|reuse
  *
  * min:   one easy handle reused as is; only the options a GET needs.
  * proxy: the same handle curl_easy_reset() and set up again per request
- *        with the options sluice's setup_transfer() sets for a plain GET.
+ *        with the options sluice's setup_transfer() set for a plain GET
+ *        before 227bfa3.
+ * reuse: what sluice does since 227bfa3: the options every transfer shares
+ *        set once; per request, the per-transfer ones cleared (as
+ *        src/upstream.c's clear_transfer_options) and set again.
  *
  * Requests run strictly one after another (add the handle, wait for done,
  * remove it, next), so they all share one upstream connection; the run fails
@@ -48,7 +52,7 @@ struct floor_state {
     CURL *easy;
     const char *url;
     struct curl_slist *hdrs;
-    int proxy_mode;
+    int proxy_mode; /* 0 min, 1 proxy, 2 reuse */
     long n, completed, connects;
     int failed;
 };
@@ -228,11 +232,57 @@ static void setup_proxy(struct floor_state *st)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
 }
 
+/* reuse mode: once per handle, as sluice's set_shared_options(). */
+static void setup_shared(struct floor_state *st)
+{
+    CURL *e = st->easy;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, st);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+}
+
+/* reuse mode, per request: the clean-up of the previous transfer and the
+ * per-transfer options, as sluice's clear_transfer_options() and
+ * setup_transfer() for a plain GET. */
+static void setup_reuse(struct floor_state *st)
+{
+    CURL *e = st->easy;
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, NULL);
+    curl_easy_setopt(e, CURLOPT_READDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, NULL);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_URL, st->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, st);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->hdrs);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+}
+
 /* curl_multi_add_handle() asks for a timeout of 0 (timer_cb), and the
  * transfer then runs from the loop. */
 static void start_one(struct floor_state *st)
 {
-    if (st->proxy_mode) setup_proxy(st);
+    if (st->proxy_mode == 1) setup_proxy(st);
+    if (st->proxy_mode == 2) setup_reuse(st);
     if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) die("curl_multi_add_handle failed");
 }
 
@@ -245,12 +295,12 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) die("usage: curl_floor URL N min|proxy");
+    if (argc != 4) die("usage: curl_floor URL N min|proxy|reuse");
     const char *url = argv[1];
     long n = strtol(argv[2], NULL, 10);
-    int proxy_mode = strcmp(argv[3], "proxy") == 0;
+    int proxy_mode = strcmp(argv[3], "proxy") == 0 ? 1 : strcmp(argv[3], "reuse") == 0 ? 2 : 0;
     if (n <= 0) die("N must be a positive number");
-    if (!proxy_mode && strcmp(argv[3], "min") != 0) die("mode must be min or proxy");
+    if (!proxy_mode && strcmp(argv[3], "min") != 0) die("mode must be min, proxy or reuse");
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) die("curl_global_init failed");
     static struct floor_state st; /* static: the fd table is large */
@@ -277,6 +327,7 @@ int main(int argc, char **argv)
         if (!t) die("curl_slist_append failed");
         st.hdrs = t;
     }
+    if (proxy_mode == 2) setup_shared(&st);
     if (!proxy_mode) {
         /* Set once; the handle keeps them across transfers. */
         curl_easy_setopt(e, CURLOPT_URL, url);
