@@ -44,39 +44,41 @@ out.push(
 );
 
 const label = { plain: 'plain GET proxy', ai: 'ai-proxy (OpenAI → Anthropic) vs nginx plain POST' };
-out.push('## Throughput and latency, sluice vs nginx', '');
-out.push(
-  '| scenario | c | req/s sluice | req/s nginx | ratio | p50 µs sluice / nginx | p99 µs sluice / nginx | CPU µs/req sluice / nginx | errors |'
-);
-out.push('|---|---|---|---|---|---|---|---|---|');
-for (const s of ['plain', 'ai']) {
-  if (!runs[s]) continue;
-  for (const c of ['1', '32']) {
-    if (!runs[s][c]) continue;
+if (runs.plain || runs.ai) { // absent with BENCH_ONLY=ttft
+  out.push('## Throughput and latency, sluice vs nginx', '');
+  out.push(
+    '| scenario | c | req/s sluice | req/s nginx | ratio | p50 µs sluice / nginx | p99 µs sluice / nginx | CPU µs/req sluice / nginx | errors |'
+  );
+  out.push('|---|---|---|---|---|---|---|---|---|');
+  for (const s of ['plain', 'ai']) {
+    if (!runs[s]) continue;
+    for (const c of ['1', '32']) {
+      if (!runs[s][c]) continue;
+      out.push(
+        `| ${label[s]} | ${c} | ${f0(med(s, c, 'sluice', 'rps'))} | ${f0(med(s, c, 'nginx', 'rps'))} | ` +
+          `**${f2(pairMed(s, c, 'sluice', 'nginx', (a, b) => a.rps / b.rps))}** | ` +
+          `${f0(med(s, c, 'sluice', 'p50'))} / ${f0(med(s, c, 'nginx', 'p50'))} | ` +
+          `${f0(med(s, c, 'sluice', 'p99'))} / ${f0(med(s, c, 'nginx', 'p99'))} | ` +
+          `${f1(med(s, c, 'sluice', 'cpu'))} / ${f1(med(s, c, 'nginx', 'cpu'))} | ` +
+          `${errs(s, c, 'sluice')} / ${errs(s, c, 'nginx')} |`
+      );
+    }
+  }
+  out.push('');
+
+  out.push('## Latency added over going direct, c=1 (p50 through the proxy − p50 direct, same round)', '');
+  out.push('| scenario | direct p50 µs | added by sluice µs | added by nginx µs | ratio sluice/nginx |');
+  out.push('|---|---|---|---|---|');
+  for (const s of ['plain', 'ai']) {
+    if (!runs[s] || !runs[s]['1']) continue;
+    const addS = pairMed(s, '1', 'sluice', 'direct', (a, d) => a.p50 - d.p50);
+    const addN = pairMed(s, '1', 'nginx', 'direct', (a, d) => a.p50 - d.p50);
     out.push(
-      `| ${label[s]} | ${c} | ${f0(med(s, c, 'sluice', 'rps'))} | ${f0(med(s, c, 'nginx', 'rps'))} | ` +
-        `**${f2(pairMed(s, c, 'sluice', 'nginx', (a, b) => a.rps / b.rps))}** | ` +
-        `${f0(med(s, c, 'sluice', 'p50'))} / ${f0(med(s, c, 'nginx', 'p50'))} | ` +
-        `${f0(med(s, c, 'sluice', 'p99'))} / ${f0(med(s, c, 'nginx', 'p99'))} | ` +
-        `${f1(med(s, c, 'sluice', 'cpu'))} / ${f1(med(s, c, 'nginx', 'cpu'))} | ` +
-        `${errs(s, c, 'sluice')} / ${errs(s, c, 'nginx')} |`
+      `| ${label[s]} | ${f0(med(s, '1', 'direct', 'p50'))} | ${f0(addS)} | ${f0(addN)} | **${f2(addS / addN)}** |`
     );
   }
+  out.push('');
 }
-out.push('');
-
-out.push('## Latency added over going direct, c=1 (p50 through the proxy − p50 direct, same round)', '');
-out.push('| scenario | direct p50 µs | added by sluice µs | added by nginx µs | ratio sluice/nginx |');
-out.push('|---|---|---|---|---|');
-for (const s of ['plain', 'ai']) {
-  if (!runs[s] || !runs[s]['1']) continue;
-  const addS = pairMed(s, '1', 'sluice', 'direct', (a, d) => a.p50 - d.p50);
-  const addN = pairMed(s, '1', 'nginx', 'direct', (a, d) => a.p50 - d.p50);
-  out.push(
-    `| ${label[s]} | ${f0(med(s, '1', 'direct', 'p50'))} | ${f0(addS)} | ${f0(addN)} | **${f2(addS / addN)}** |`
-  );
-}
-out.push('');
 
 if (runs.prompt) {
   out.push('## Prompt plugins: ai-prompt-guard (10 deny patterns) + ai-prompt-decorator, 4 KB prompt', '');
@@ -126,12 +128,16 @@ const ttftTable = (kind, title) => {
   const t = ttft[kind];
   if (!t) return;
   out.push(title, '');
-  out.push('| path | p50 µs | p90 µs | p50 added over direct µs |');
-  out.push('|---|---|---|---|');
-  const direct = median((t.direct || []).map((x) => x.p50));
+  // Added = p50 through the path minus p50 direct in the same round (runs
+  // alternate within a round), then the median over rounds, as the ratios.
+  out.push('| path | p50 µs | p90 µs | p50 added over direct µs (median of rounds) | added per round µs |');
+  out.push('|---|---|---|---|---|');
+  const direct = t.direct || [];
   const line = (name, xs) => {
     const p50 = median(xs.map((x) => x.p50));
-    out.push(`| ${name} | ${f0(p50)} | ${f0(median(xs.map((x) => x.p90)))} | ${name === 'direct' ? '—' : '**' + f0(p50 - direct) + '**'} |`);
+    const added = xs.map((x, i) => (direct[i] ? x.p50 - direct[i].p50 : NaN)).filter((v) => !Number.isNaN(v));
+    const isDirect = name === 'direct';
+    out.push(`| ${name} | ${f0(p50)} | ${f0(median(xs.map((x) => x.p90)))} | ${isDirect ? '—' : '**' + f0(median(added)) + '**'} | ${isDirect ? '—' : added.map(f0).join(', ')} |`);
   };
   if (t.direct) line('direct', t.direct);
   if (t.nginx) line('nginx (proxy_buffering off)', t.nginx);

@@ -13,13 +13,16 @@
 # Environment: SLUICE (binary, default build-bench/sluice), BENCH_DURATION
 # (s per wrk run, 10), BENCH_ROUNDS (3), BENCH_TTFT_N (requests per TTFT
 # sample, 200), BENCH_BUDGET (s, 560: later runs are skipped past it),
-# BENCH_OUT (markdown, bench/results/latest.md), BENCH_KEEP=1 keeps the temp dir.
+# BENCH_OUT (markdown, bench/results/latest.md), BENCH_KEEP=1 keeps the temp dir,
+# BENCH_TTFT_ROUNDS (TTFT rounds, default BENCH_ROUNDS), BENCH_ONLY=ttft (only the
+# time-to-first-byte runs: the noisiest figure, which wants more rounds).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 TTFT_N=${BENCH_TTFT_N:-200}
+TTFT_ROUNDS=${BENCH_TTFT_ROUNDS:-$ROUNDS}
 BUDGET=${BENCH_BUDGET:-560}
 OUT=${BENCH_OUT:-$BENCH_DIR/results/latest.md}
 RUNS="$WORK/runs.tsv" # round scenario c target rps p50 p99 mean cpu_us sockerr non2xx
@@ -110,7 +113,12 @@ deny_code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H 'content-type: applic
     --data-binary "@$WORK/deny.json" "$deny_url" || true)
 [ "$deny_code" = 400 ] || note "ai-prompt-guard did not block a denied prompt (HTTP $deny_code)"
 
+if [ "${BENCH_ONLY:-}" = ttft ]; then
+    note "BENCH_ONLY=ttft: throughput and latency runs skipped"
+    SCENARIOS=()
+fi
 for round in $(seq 1 "$ROUNDS"); do
+    [ ${#SCENARIOS[@]} = 0 ] && break
     echo "bench: round $round/$ROUNDS" >&2
     for scen in "${SCENARIOS[@]}"; do
         for c in 1 32; do
@@ -178,7 +186,7 @@ ttft() { # path target url
     echo "  ttft $1 $2: $line" >&2
 }
 SSE=http://127.0.0.1:$SSE_PORT
-for round in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 "$TTFT_ROUNDS"); do
     ttft sse direct "$SSE/v1/messages"
     ttft sse nginx "$NG/sse/v1/messages"
     ttft sse sluice "$SL/sse/v1/messages"
