@@ -344,8 +344,11 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
     struct ai_proxy_ctx *ctx = ctx_;
     if (!ctx->active || r->early_response) return GW_OK;
     if (conf->model_name_header) {
+        /* Checked, not add_ref: the model is the client's (its JSON, a
+         * percent-decoded query template) and may hold CR/LF; such a name
+         * is left out rather than split the head. */
         const char *v = model_header(r->arena, ctx->call.provider->name, ctx->call.model);
-        gw_headers_add_ref(r->response_headers, "X-Sluice-LLM-Model", 18, v, strlen(v));
+        gw_headers_add(r->response_headers, "X-Sluice-LLM-Model", v);
     }
     struct gw_headers *h = r->response_headers;
     if (ctx->passthrough) {
