@@ -286,10 +286,16 @@ void gw_proxy_on_drained(struct proxy_request *rq)
     }
 }
 
+/* A filter's last words after a no-body head (a 204 event stream) are
+ * dropped: sent, the client would take them for the next response. */
 static void send_chunk(struct proxy_request *rq)
 {
     size_t n = evbuffer_get_length(rq->resp);
     if (!n) return;
+    if (reply_has_no_body(rq)) {
+        evbuffer_drain(rq->resp, n);
+        return;
+    }
     rq->pub.bytes_sent += n;
     gw_conn_reply_body(rq->conn, rq->resp);
 }
