@@ -54,8 +54,9 @@ void gw_headers_add_ref(struct gw_headers *list, const char *name, size_t name_l
                         const char *value, size_t value_len);
 
 /* Removes every header of that name, then appends one with a copy of
- * value: what a plugin means by "set". -1 as gw_headers_add, and then the
- * old values stay. */
+ * value: what a plugin means by "set". -1 as gw_headers_add; the old
+ * values are gone then too (a refused credential must not leave the
+ * client's own in its place). */
 int gw_headers_set(struct gw_headers *list, const char *name, const char *value);
 
 /* Removes every header of that name; returns how many there were. */

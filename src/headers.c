@@ -103,10 +103,10 @@ int gw_headers_remove(struct gw_headers *list, const char *name)
 
 int gw_headers_set(struct gw_headers *list, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    if (nl == 0 || !clean(name, nl) || !clean(value, vl)) return -1;
+    /* The old values go even when the new one is refused: a refused
+     * credential must not leave the client's own in its place. */
     gw_headers_remove(list, name);
-    return gw_headers_add_n(list, name, nl, value, vl);
+    return gw_headers_add(list, name, value);
 }
 
 void gw_headers_clear(struct gw_headers *list)

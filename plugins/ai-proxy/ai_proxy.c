@@ -161,6 +161,20 @@ static int ai_proxy_validate(struct gw_conf *cf, const struct gw_node *n, void *
         gw_conf_error(cf, auth ? auth : n, "auth", "header_name and header_value go together");
         rc = -1;
     }
+    /* Checked here rather than refused on each request: a key with a line
+     * break (a secret file read with its newline) would otherwise leave the
+     * client's own key in place of the configured one. The value is a
+     * secret: the message does not repeat it. */
+    if (a->header_name && a->header_name[strcspn(a->header_name, " \t\r\n:")]) {
+        gw_conf_error(cf, gw_node_get(auth, "header_name"), "auth.header_name",
+                      "must be a header name (no spaces, colons or line breaks)");
+        rc = -1;
+    }
+    if (a->header_value && a->header_value[strcspn(a->header_value, "\r\n")]) {
+        gw_conf_error(cf, gw_node_get(auth, "header_value"), "auth.header_value",
+                      "must not contain a line break (CR or LF)");
+        rc = -1;
+    }
     if (a->param_name || a->param_value) {
         if (!a->param_name || !a->param_value || !a->param_location) {
             gw_conf_error(cf, auth ? auth : n, "auth",
