@@ -4,10 +4,10 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "gw_arena.h"
 #include "gw_entities.h"
+#include "gw_headers.h"
 #include "gw_log.h"
 #include "gw_plugin.h"
 #include "gw_request.h"

@@ -36,6 +36,7 @@
 #include "gw_headers.h"
 #include "gw_log.h"
 #include "http1.h"
+#include "num_text.h"
 #include "proxy.h"
 #include "request_id.h"
 #include "worker.h"
@@ -459,7 +460,11 @@ static void write_head(struct gw_conn *c, int status, const struct gw_headers *h
         p = put(p, "\r\n", 2);
     }
     if (content_length >= 0 && !no_body) {
-        p += sprintf(p, "Content-Length: %lld\r\n", content_length);
+        char digits[24];
+        const char *d = gw_u64_text(digits, (uint64_t)content_length);
+        p = put(p, "Content-Length: ", 16);
+        p = put(p, d, strlen(d));
+        p = put(p, "\r\n", 2);
     }
     if (c->reply_mode == REPLY_CHUNKED) p = put(p, "Transfer-Encoding: chunked\r\n", 28);
     if (connection) {
@@ -509,9 +514,15 @@ void gw_conn_reply_body(struct gw_conn *c, struct evbuffer *data)
     size_t n = evbuffer_get_length(data);
     if (!n) return;
     if (c->reply_mode == REPLY_CHUNKED) {
-        char size[24];
-        int sl = snprintf(size, sizeof(size), "%zx\r\n", n);
-        evbuffer_add(c->out, size, (size_t)sl);
+        /* The chunk-size line, in hex, without printf (one per chunk). */
+        char size[24], *p = size + sizeof(size);
+        *--p = '\n';
+        *--p = '\r';
+        do {
+            *--p = "0123456789abcdef"[n & 15];
+            n >>= 4;
+        } while (n);
+        evbuffer_add(c->out, p, (size_t)(size + sizeof(size) - p));
         evbuffer_add_buffer(c->out, data);
         evbuffer_add(c->out, "\r\n", 2);
     } else {

@@ -33,6 +33,7 @@
 #include "http1.h"
 #include "json_alloc.h"
 #include "llm/llm.h"
+#include "num_text.h"
 #include "proxy.h"
 #include "request_id.h"
 #include "sluice.h"
@@ -184,18 +185,6 @@ void gw_proxy_finish(struct proxy_request *rq)
 
 /* --- response helpers -------------------------------------------------- */
 
-/* Decimal digits of v at the end of buf[24], no printf (four a request). */
-static const char *u64_text(char buf[24], uint64_t v)
-{
-    char *p = buf + 23;
-    *p = '\0';
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return p;
-}
-
 static void add_gateway_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
@@ -204,10 +193,10 @@ static void add_gateway_headers(struct proxy_request *rq)
     gw_headers_add_ref(h, "Via", 3, "1.1 sluice", 10);
     gw_headers_add_ref(h, "X-Sluice-Request-Id", 19, r->id, 32);
     if (r->t_upstream_headers) {
-        const char *v = u64_text(buf, (r->t_upstream_headers - r->t_upstream_start) / 1000);
-        gw_headers_add_n(h, "X-Sluice-Upstream-Latency", 25, v, strlen(v));
-        v = u64_text(buf, (r->t_upstream_start - r->t_start) / 1000);
-        gw_headers_add_n(h, "X-Sluice-Proxy-Latency", 22, v, strlen(v));
+        const char *v = gw_u64_text(buf, (r->t_upstream_headers - r->t_upstream_start) / 1000);
+        gw_headers_add_parsed(h, "X-Sluice-Upstream-Latency", 25, v, strlen(v));
+        v = gw_u64_text(buf, (r->t_upstream_start - r->t_start) / 1000);
+        gw_headers_add_parsed(h, "X-Sluice-Proxy-Latency", 22, v, strlen(v));
     }
 }
 

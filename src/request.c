@@ -13,6 +13,7 @@
 #include "gw_arena.h"
 #include "gw_log.h"
 #include "gw_plugin.h"
+#include "llm/llm.h"
 #include "proxy.h"
 #include "worker.h"
 
@@ -129,12 +130,10 @@ int gw_respond(struct gw_request *r, int status, const char *content_type, const
 
 static int respond_json(struct gw_request *r, int status, cJSON *obj)
 {
-    char *s = cJSON_PrintUnformatted(obj);
+    size_t n;
+    const char *s = gw_json_print(r->arena, obj, &n);
     cJSON_Delete(obj);
-    int rc =
-        gw_respond(r, status, "application/json; charset=utf-8", s ? s : "{}", s ? strlen(s) : 2);
-    cJSON_free(s); /* cJSON's allocator (json_alloc.c), not necessarily malloc */
-    return rc;
+    return gw_respond(r, status, "application/json; charset=utf-8", s, n);
 }
 
 int gw_respond_message(struct gw_request *r, int status, const char *fmt, ...)

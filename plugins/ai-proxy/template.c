@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <event2/keyvalq_struct.h>
+
 #include "ai_proxy.h"
 
 int ai_proxy_has_template(const char *s)

@@ -15,6 +15,7 @@
 #include "gw_arena.h"
 #include "gw_json.h"
 #include "llm.h"
+#include "num_text.h"
 #include "request_id.h"
 
 /* The one list of providers: X(name) for each `gw_llm_<name>` in
@@ -79,13 +80,9 @@ struct int_nodes {
 
 static char *print_int(struct gw_arena *a, long long v)
 {
-    char tmp[24], *p = tmp + sizeof(tmp);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    *--p = '\0';
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    char tmp[25]; /* a sign before the 24 bytes gw_u64_text uses */
+    uint64_t u = v < 0 ? 0ULL - (uint64_t)v : (uint64_t)v;
+    char *p = gw_u64_text(tmp + 1, u);
     if (v < 0) *--p = '-';
     return gw_strndup(a, p, (size_t)(tmp + sizeof(tmp) - 1 - p));
 }

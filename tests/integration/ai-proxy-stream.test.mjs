@@ -12,7 +12,7 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
-import { binaryMissing, startSluice } from './lib/harness.mjs';
+import { binaryMissing, listenLocal, startSluice } from './lib/harness.mjs';
 import {
   accessLog, aiRoute, assertOpenaiError, marker, parseSse, postJson, postStream, receivedWith, requestIdOf, streamChunks,
 } from './lib/ai-helpers.mjs';
@@ -180,14 +180,7 @@ function startCannedSse() {
       }
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${server.address().port}`,
-    received,
-    close: () => new Promise((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-  })));
+  return listenLocal(server).then((s) => ({ ...s, received }));
 }
 
 describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () => {

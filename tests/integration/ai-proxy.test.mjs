@@ -14,7 +14,7 @@ import { startFake } from '../fake/server.mjs';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { binaryMissing, closedPort, configText, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { binaryMissing, closedPort, configText, listenLocal, runSluice, startSluice, tempDir } from './lib/harness.mjs';
 import {
   accessLog, aiRoute, assertChatCompletion, assertOpenaiError, assertUsage, marker, postJson, receivedWith,
   requestIdOf,
@@ -53,13 +53,7 @@ function startCanned(replies) {
       res.end(body);
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-  })));
+  return listenLocal(server);
 }
 
 function routes(F, C, refused) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { binaryMissing, rawRequest, startSluice } from './lib/harness.mjs';
+import { binaryMissing, listenLocal, rawRequest, startSluice } from './lib/harness.mjs';
 import { aiRoute } from './lib/ai-helpers.mjs';
 
 const REPLY = JSON.stringify({
@@ -36,13 +36,7 @@ function startProvider() {
       res.end(body);
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-  })));
+  return listenLocal(server);
 }
 
 // The response head as raw lines (so that an injected line is visible).

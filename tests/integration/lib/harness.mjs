@@ -36,6 +36,19 @@ export function binaryMissing() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Listens on a free loopback port: a small upstream a test writes itself.
+// Resolves with { url, port, close() } (close also drops keep-alive sockets).
+export function listenLocal(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    port: server.address().port,
+    close: () => new Promise((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
+  })));
+}
+
 // Polls pred every 10 ms: true once it holds, false after ms.
 export async function waitFor(pred, ms = 5000) {
   const t0 = Date.now();
