@@ -21,6 +21,11 @@
  *                     last = 1 on the final call. Not run for early answers.
  *   log               always, once the exchange is over, whatever happened
  *                     (errors and client aborts too).
+ *
+ * worker_exit runs on each worker thread as it stops, after the drain: it
+ * frees what the plugin keeps per worker (connections, timers) and must
+ * resume every request it still holds suspended, which at that point the
+ * core answers 503 instead of proxying.
  */
 #ifndef GW_PLUGIN_H
 #define GW_PLUGIN_H
@@ -45,6 +50,7 @@ struct gw_plugin {
     int (*response_body)(struct gw_request *r, const void *conf, void *ctx, struct evbuffer *chunk,
                          int last);
     void (*log)(struct gw_request *r, const void *conf, void *ctx);
+    void (*worker_exit)(void);
 };
 
 /* Looks a plugin up by name in the table; NULL if unknown. */

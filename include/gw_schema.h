@@ -129,6 +129,13 @@ void gw_conf_error(struct gw_conf *cf, const struct gw_node *node, const char *s
  * Returns NULL (with an error recorded at node) when a variable is unset. */
 const char *gw_conf_expand(struct gw_conf *cf, const struct gw_node *node, const char *s);
 
+/* While a plugin's `config:` is read: the instance it belongs to, its
+ * scope (service, route, consumer) already resolved, so that a validate
+ * hook can derive per-scope data once (rate-limiting's counter keys).
+ * NULL outside a plugin's config. */
+struct gw_plugin_instance;
+const struct gw_plugin_instance *gw_conf_plugin(struct gw_conf *cf);
+
 /* The field path the walker is at ("services[0].plugins[1].config"). */
 const char *gw_conf_path(struct gw_conf *cf);
 

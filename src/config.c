@@ -358,7 +358,9 @@ static void read_plugin(struct loader *L, const struct pending_plugin *pp)
         if (!cnode) cnode = gw_node_new(L->a, GW_NODE_MAP, node);
         if (plugin->schema) {
             pi->p.conf = gw_calloc(L->a, plugin->schema->size ? plugin->schema->size : 1);
+            gw_conf_set_plugin(L->cf, &pi->p);
             gw_conf_read(L->cf, plugin->schema, cnode, "config", pi->p.conf);
+            gw_conf_set_plugin(L->cf, NULL);
         } else if (cnode->type != GW_NODE_MAP || cnode->n) {
             gw_conf_error(L->cf, cnode, "config", "plugin '%s' takes no configuration",
                           plugin->name);

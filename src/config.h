@@ -61,6 +61,7 @@ struct gw_conf *gw_conf_new(struct gw_arena *a, struct gw_errlist *errs);
 /* Extends / shortens the field path ("[3]" joins without a dot). */
 void gw_conf_push(struct gw_conf *cf, const char *name);
 void gw_conf_pop(struct gw_conf *cf);
+void gw_conf_set_plugin(struct gw_conf *cf, const struct gw_plugin_instance *pi);
 /* Errors recorded so far. */
 size_t gw_conf_errors(const struct gw_conf *cf);
 /* Nodes holding secrets (GW_SECRET fields), for redaction. */

@@ -11,10 +11,16 @@ extern const struct gw_plugin gw_plugin_ai_prompt_template;
 extern const struct gw_plugin gw_plugin_ai_prompt_decorator;
 extern const struct gw_plugin gw_plugin_ai_prompt_guard;
 extern const struct gw_plugin gw_plugin_ai_proxy;
+extern const struct gw_plugin gw_plugin_rate_limiting;
 
 const struct gw_plugin *const gw_plugins[] = {
-    &gw_plugin_correlation_id,  &gw_plugin_ai_prompt_template, &gw_plugin_ai_prompt_decorator,
-    &gw_plugin_ai_prompt_guard, &gw_plugin_ai_proxy,           NULL,
+    &gw_plugin_correlation_id,
+    &gw_plugin_ai_prompt_template,
+    &gw_plugin_ai_prompt_decorator,
+    &gw_plugin_ai_prompt_guard,
+    &gw_plugin_ai_proxy,
+    &gw_plugin_rate_limiting,
+    NULL,
 };
 
 const struct gw_plugin *gw_plugin_find(const char *name)

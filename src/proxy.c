@@ -492,7 +492,13 @@ static int setup_transfer(struct proxy_request *rq);
 
 void gw_proxy_shutdown_request(struct proxy_request *rq)
 {
-    if (rq->finished || rq->suspended) return;
+    if (rq->finished) return;
+    if (rq->suspended) {
+        /* The plugin holding it resumes it from its worker_exit hook;
+         * gw_request_resume then answers 503 instead of going on. */
+        rq->shutting_down = 1;
+        return;
+    }
     if (rq->client_gone) {
         gw_proxy_finish(rq);
     } else if (rq->reply_started) {

@@ -49,6 +49,7 @@ struct proxy_request {
     unsigned reply_started : 1; /* status line sent to the client */
     unsigned paused : 1;        /* transfer paused: the client is slow */
     unsigned suspended : 1;     /* an access hook returned GW_AGAIN */
+    unsigned shutting_down : 1; /* drain timed out while suspended: answer 503 on resume */
     unsigned client_gone : 1;
     unsigned finished : 1;
     unsigned in_multi : 1;

@@ -172,6 +172,13 @@ void gw_request_resume(struct gw_request *r, int rc)
         gw_proxy_finish(rq);
         return;
     }
+    if (rq->shutting_down) {
+        /* The drain timed out while it waited: whatever the plugin made of
+         * it (its outside call was cut short), the answer is ours. */
+        gw_respond_message(r, 503, "The gateway is shutting down");
+        gw_proxy_send_early(rq);
+        return;
+    }
     if (rc == GW_DONE) {
         gw_proxy_send_early(rq);
         return;

@@ -31,8 +31,19 @@ struct gw_conf {
     size_t n_errors;
     const struct gw_node **secrets;
     size_t n_secrets, secrets_cap;
-    int in_default; /* defaults are taken literally: no $VAR expansion */
+    int in_default;                          /* defaults are taken literally: no $VAR expansion */
+    const struct gw_plugin_instance *plugin; /* whose config is being read */
 };
+
+void gw_conf_set_plugin(struct gw_conf *cf, const struct gw_plugin_instance *pi)
+{
+    cf->plugin = pi;
+}
+
+const struct gw_plugin_instance *gw_conf_plugin(struct gw_conf *cf)
+{
+    return cf->plugin;
+}
 
 struct gw_conf *gw_conf_new(struct gw_arena *a, struct gw_errlist *errs)
 {

@@ -14,6 +14,7 @@
 
 #include "gw_arena.h"
 #include "gw_log.h"
+#include "gw_plugin.h"
 #include "gw_request.h"
 #include "client_conn.h"
 #include "proxy.h"
@@ -151,6 +152,12 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     return 0;
 }
 
+static void run_worker_exit_hooks(void)
+{
+    for (size_t i = 0; gw_plugins[i]; i++)
+        if (gw_plugins[i]->worker_exit) gw_plugins[i]->worker_exit();
+}
+
 static void *worker_main(void *arg)
 {
     struct gw_worker *w = arg;
@@ -170,9 +177,14 @@ static void *worker_main(void *arg)
         for (size_t i = 0; i < n; i++)
             gw_proxy_shutdown_request(left[i]);
         free(left);
+        /* Plugins give back the requests they hold suspended (answered
+         * 503 by gw_request_resume) and free their per-worker state. */
+        run_worker_exit_hooks();
         struct timeval flush = {0, 300 * 1000};
         event_base_loopexit(w->base, &flush);
         event_base_dispatch(w->base);
+    } else {
+        run_worker_exit_hooks();
     }
     gw_conn_close_all(w);
     free(w->read_buf);

@@ -1,0 +1,421 @@
+/*
+ * rate-limiting (Kong priority 910): at most N requests per second, minute,
+ * hour, day, month and/or year, per consumer, credential, IP, service,
+ * header value or path, counted in this process (policy local) or in Redis
+ * (policy redis, shared by every gateway node). Kong's config fields,
+ * counter keys, response headers and 429 answer.
+ *
+ * Periods are UTC calendar periods, as in Kong: the minute starting at :00,
+ * the month starting on the 1st. The counter key of a period names the
+ * plugin's scope, the identifier and the period's start, so it changes by
+ * itself when the period does and needs no reset.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "rate_limiting.h"
+
+enum rl_limit_by { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH, BY_GROUP };
+enum rl_policy { POLICY_LOCAL, POLICY_CLUSTER, POLICY_REDIS };
+
+static const char *const limit_by_names[] = {
+    "consumer", "credential", "ip", "service", "header", "path", "consumer-group", NULL};
+static const char *const policy_names[] = {"local", "cluster", "redis", NULL};
+
+static const char *const period_names[RL_NPERIODS] = {"second", "minute", "hour",
+                                                      "day",    "month",  "year"};
+/* Kong's header suffixes and period lengths (a "month" is 30 days there). */
+static const char *const period_titles[RL_NPERIODS] = {"Second", "Minute", "Hour",
+                                                       "Day",    "Month",  "Year"};
+static const long period_seconds[RL_NPERIODS] = {1, 60, 3600, 86400, 2592000, 31536000};
+
+/* Kong's EMPTY_UUID: the scope part of a key when the plugin has none. */
+#define NO_SCOPE "00000000-0000-0000-0000-000000000000"
+
+/* --- config ------------------------------------------------------------- */
+
+static const struct gw_field redis_fields[] = {
+    {GW_FIELD(struct rl_redis_conf, host, GW_F_STRING, 0, NULL), .min = 1, .max = 255},
+    {GW_FIELD(struct rl_redis_conf, port, GW_F_INT, 0, "6379"), .min = 1, .max = 65535},
+    {GW_FIELD(struct rl_redis_conf, username, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct rl_redis_conf, password, GW_F_STRING, GW_SECRET, NULL), .min = 1, .max = 1024},
+    {GW_FIELD(struct rl_redis_conf, database, GW_F_INT, 0, "0"), .min = 0, .max = 1000000},
+    {GW_FIELD(struct rl_redis_conf, timeout, GW_F_INT, 0, "2000"), .min = 1, .max = 3600000},
+    {GW_FIELD(struct rl_redis_conf, ssl, GW_F_BOOL, 0, "false")},
+    {GW_FIELD(struct rl_redis_conf, ssl_verify, GW_F_BOOL, 0, "false")},
+    {GW_FIELD(struct rl_redis_conf, server_name, GW_F_STRING, 0, NULL), .min = 1, .max = 255},
+    {0},
+};
+static const struct gw_schema redis_schema = {
+    .name = "redis",
+    .size = sizeof(struct rl_redis_conf),
+    .fields = redis_fields,
+};
+
+#define LIMIT_FIELD(p)                                                                             \
+    {                                                                                              \
+        .name = #p, .type = GW_F_NUMBER,                                                           \
+        .offset = offsetof(struct rl_conf, limit) + RL_##p * sizeof(double)                        \
+    }
+#define LEGACY_FIELD(name_, member, ftype, flags_)                                                 \
+    {                                                                                              \
+        .name = name_, .type = (ftype), .flags = (flags_),                                         \
+        .offset = offsetof(struct rl_conf, legacy) + offsetof(struct rl_redis_conf, member)        \
+    }
+
+/* RL_second... for LIMIT_FIELD's token pasting. */
+enum { RL_second = RL_SECOND, RL_minute, RL_hour, RL_day, RL_month, RL_year };
+
+static const struct gw_field rl_fields[] = {
+    LIMIT_FIELD(second),
+    LIMIT_FIELD(minute),
+    LIMIT_FIELD(hour),
+    LIMIT_FIELD(day),
+    LIMIT_FIELD(month),
+    LIMIT_FIELD(year),
+    {GW_FIELD(struct rl_conf, limit_by, GW_F_ENUM, 0, "consumer"), .choices = limit_by_names},
+    {GW_FIELD(struct rl_conf, header_name, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
+    {GW_FIELD(struct rl_conf, path, GW_F_STRING, 0, NULL), .min = 1, .max = 4096},
+    {GW_FIELD(struct rl_conf, policy, GW_F_ENUM, 0, "local"), .choices = policy_names},
+    {GW_FIELD(struct rl_conf, fault_tolerant, GW_F_BOOL, 0, "true")},
+    {GW_FIELD(struct rl_conf, hide_client_headers, GW_F_BOOL, 0, "false")},
+    {GW_FIELD(struct rl_conf, error_code, GW_F_INT, 0, "429"), .min = 100, .max = 599},
+    {GW_FIELD(struct rl_conf, error_message, GW_F_STRING, 0, "API rate limit exceeded"),
+     .max = 4096},
+    {GW_FIELD(struct rl_conf, sync_rate, GW_F_NUMBER, 0, "-1")},
+    {GW_FIELD(struct rl_conf, redis, GW_F_RECORD, 0, "{}"), .record = &redis_schema},
+    LEGACY_FIELD("redis_host", host, GW_F_STRING, 0),
+    LEGACY_FIELD("redis_port", port, GW_F_INT, 0),
+    LEGACY_FIELD("redis_username", username, GW_F_STRING, 0),
+    LEGACY_FIELD("redis_password", password, GW_F_STRING, GW_SECRET),
+    LEGACY_FIELD("redis_database", database, GW_F_INT, 0),
+    LEGACY_FIELD("redis_timeout", timeout, GW_F_INT, 0),
+    LEGACY_FIELD("redis_ssl", ssl, GW_F_BOOL, 0),
+    LEGACY_FIELD("redis_ssl_verify", ssl_verify, GW_F_BOOL, 0),
+    LEGACY_FIELD("redis_server_name", server_name, GW_F_STRING, 0),
+    {0},
+};
+
+/* Kong's flat redis_* fields win over the `redis` record, as its
+ * shorthands do. Ranges are checked here since the flat fields have none. */
+static int fold_legacy(struct gw_conf *cf, const struct gw_node *n, struct rl_conf *conf)
+{
+    const struct rl_redis_conf *l = &conf->legacy;
+    struct rl_redis_conf *r = &conf->redis;
+    int rc = 0;
+    const struct gw_node *v;
+    if (gw_node_get(n, "redis_host")) r->host = l->host;
+    if ((v = gw_node_get(n, "redis_port"))) {
+        if (l->port < 1 || l->port > 65535) {
+            gw_conf_error(cf, v, "redis_port", "must be between 1 and 65535");
+            rc = -1;
+        }
+        r->port = l->port;
+    }
+    if (gw_node_get(n, "redis_username")) r->username = l->username;
+    if (gw_node_get(n, "redis_password")) r->password = l->password;
+    if ((v = gw_node_get(n, "redis_database"))) {
+        if (l->database < 0) {
+            gw_conf_error(cf, v, "redis_database", "must be 0 or more");
+            rc = -1;
+        }
+        r->database = l->database;
+    }
+    if ((v = gw_node_get(n, "redis_timeout"))) {
+        if (l->timeout < 1) {
+            gw_conf_error(cf, v, "redis_timeout", "must be 1 or more (milliseconds)");
+            rc = -1;
+        }
+        r->timeout = l->timeout;
+    }
+    if (gw_node_get(n, "redis_ssl")) r->ssl = l->ssl;
+    if (gw_node_get(n, "redis_ssl_verify")) r->ssl_verify = l->ssl_verify;
+    if (gw_node_get(n, "redis_server_name")) r->server_name = l->server_name;
+    return rc;
+}
+
+/* Connecting must never resolve a name on the event loop: resolve once
+ * here (load and reload run off the request path). */
+static int resolve_redis(struct gw_conf *cf, const struct gw_node *at, const char *sub,
+                         struct rl_redis_conf *r)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int e = getaddrinfo(r->host, NULL, &hints, &res);
+    if (e != 0 || !res) {
+        gw_conf_error(cf, at, sub, "cannot resolve '%s': %s", r->host, gai_strerror(e));
+        return -1;
+    }
+    char buf[NI_MAXHOST];
+    e = getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (e != 0) {
+        gw_conf_error(cf, at, sub, "cannot resolve '%s': %s", r->host, gai_strerror(e));
+        return -1;
+    }
+    r->addr = gw_strdup(gw_conf_arena(cf), buf);
+    return 0;
+}
+
+static const char *scope_name(struct gw_conf *cf, const char *name, const char *kind, size_t index)
+{
+    if (name) return name;
+    return gw_sprintf(gw_conf_arena(cf), "%s#%zu", kind, index);
+}
+
+static int rl_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
+{
+    struct rl_conf *conf = obj;
+    int rc = 0;
+    const struct gw_node *v;
+
+    conf->n_periods = 0;
+    for (int p = 0; p < RL_NPERIODS; p++) {
+        if (!(v = gw_node_get(n, period_names[p])) || v->type == GW_NODE_NULL) continue;
+        if (!(conf->limit[p] > 0)) {
+            gw_conf_error(cf, v, period_names[p], "must be greater than 0");
+            rc = -1;
+            continue;
+        }
+        conf->periods[conf->n_periods++] = p;
+    }
+    if (!conf->n_periods && rc == 0) {
+        gw_conf_error(cf, n, NULL,
+                      "at least one of second, minute, hour, day, month, year is required");
+        rc = -1;
+    }
+    /* Kong's check: a longer period may not allow fewer requests. */
+    for (int i = 0; i + 1 < conf->n_periods; i++) {
+        int a = conf->periods[i], b = conf->periods[i + 1];
+        if (conf->limit[b] < conf->limit[a]) {
+            gw_conf_error(cf, gw_node_get(n, period_names[b]), period_names[b],
+                          "the limit for %s (%g) cannot be lower than the limit for %s (%g)",
+                          period_names[b], conf->limit[b], period_names[a], conf->limit[a]);
+            rc = -1;
+        }
+    }
+    if (conf->limit_by == BY_HEADER && !conf->header_name) {
+        gw_conf_error(cf, n, "header_name", "required when limit_by is header");
+        rc = -1;
+    }
+    if (conf->limit_by == BY_PATH && !conf->path) {
+        gw_conf_error(cf, n, "path", "required when limit_by is path");
+        rc = -1;
+    }
+    if (conf->sync_rate != -1) {
+        gw_conf_error(cf, gw_node_get(n, "sync_rate"), "sync_rate",
+                      "only -1 is supported: counters are updated synchronously");
+        rc = -1;
+    }
+    if (fold_legacy(cf, n, conf) < 0) rc = -1;
+    if (conf->policy == POLICY_CLUSTER) {
+        gw_conf_error(cf, gw_node_get(n, "policy"), "policy",
+                      "cluster keeps counters in Kong's database, and sluice has none: use "
+                      "local or redis");
+        rc = -1;
+    }
+    if (conf->policy == POLICY_REDIS) {
+        const struct gw_node *rn = gw_node_get(n, "redis");
+        const struct gw_node *ssl = gw_node_get(n, "redis_ssl");
+        if (!ssl && rn && rn->type == GW_NODE_MAP) ssl = gw_node_get(rn, "ssl");
+        if (!conf->redis.host) {
+            gw_conf_error(cf, rn ? rn : n, "redis.host", "required when policy is redis");
+            rc = -1;
+        } else if (conf->redis.ssl) {
+            gw_conf_error(cf, ssl ? ssl : n, "redis.ssl",
+                          "TLS to Redis is not available: the hiredis library sluice is "
+                          "built with (0.14, Debian 12) has no TLS support");
+            rc = -1;
+        } else if (resolve_redis(cf, rn ? rn : n, "redis.host", &conf->redis) < 0) {
+            rc = -1;
+        }
+    }
+
+    const struct gw_plugin_instance *pi = gw_conf_plugin(cf);
+    const char *route = NO_SCOPE, *service = NO_SCOPE;
+    if (pi && pi->route) route = scope_name(cf, pi->route->name, "route", pi->route->index);
+    if (pi && pi->service)
+        service = scope_name(cf, pi->service->name, "service", pi->service->index);
+    conf->key_prefix = gw_sprintf(gw_conf_arena(cf), "ratelimit:%s:%s:", route, service);
+    return rc;
+}
+
+static const struct gw_schema rl_schema = {
+    .name = "rate-limiting",
+    .size = sizeof(struct rl_conf),
+    .fields = rl_fields,
+    .validate = rl_validate,
+};
+
+/* --- per request --------------------------------------------------------- */
+
+struct rl_ctx {
+    struct rl_check check; /* first: rl_done gets &ctx->check */
+    const struct rl_conf *conf;
+    int64_t now_ms;
+    int64_t start_ms[RL_NPERIODS];
+    int decided; /* headers below are ready */
+    int stopped;
+    long reset; /* seconds until the most restrictive period ends */
+    double limit, remaining;
+    double period_remaining[RL_NPERIODS];
+};
+
+static const char *identifier(struct gw_request *r, const struct rl_conf *conf)
+{
+    const char *id = NULL;
+    switch (conf->limit_by) {
+    case BY_CONSUMER:
+    case BY_CREDENTIAL: /* no credential without a consumer: same fallback */
+        if (r->consumer)
+            id = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
+        break;
+    case BY_SERVICE:
+        if (r->service) id = r->service->name;
+        break;
+    case BY_HEADER:
+        id = gw_headers_get(r->headers, conf->header_name);
+        break;
+    case BY_PATH:
+        if (strcmp(conf->path, r->path) == 0) id = conf->path;
+        break;
+    default: /* ip; consumer-group: there are no groups, Kong's fallback is the IP */
+        break;
+    }
+    return id && *id ? id : r->client_ip;
+}
+
+static int64_t period_start(int p, time_t now)
+{
+    if (p < RL_MONTH) return (int64_t)(now - now % period_seconds[p]);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    tm.tm_sec = tm.tm_min = tm.tm_hour = 0;
+    tm.tm_mday = 1;
+    if (p == RL_YEAR) tm.tm_mon = 0;
+    return (int64_t)timegm(&tm);
+}
+
+/* Kong's headers: per period the limit and what is left after this
+ * request; RateLimit-* for the period closest to its limit (ties: the
+ * longest), its reset in whole seconds. */
+static void decide(struct rl_ctx *ctx)
+{
+    const struct rl_conf *conf = ctx->conf;
+    struct rl_check *c = &ctx->check;
+    ctx->stopped = c->stop != 0;
+    int best = -1;
+    for (int i = 0; i < c->n; i++) {
+        int p = conf->periods[i];
+        double rem = conf->limit[p] - (double)c->usage[i];
+        if (!c->stop || c->stop == i + 1) rem -= 1;
+        if (rem < 0) rem = 0;
+        ctx->period_remaining[i] = rem;
+        if (best < 0 || rem < ctx->remaining ||
+            (rem == ctx->remaining && period_seconds[p] > period_seconds[conf->periods[best]])) {
+            best = i;
+            ctx->limit = conf->limit[p];
+            ctx->remaining = rem;
+            long reset = period_seconds[p] - (long)((ctx->now_ms - ctx->start_ms[i]) / 1000);
+            ctx->reset = reset < 1 ? 1 : reset;
+        }
+    }
+    ctx->decided = 1;
+}
+
+/* What the check's result means for the request: GW_OK (go on) or GW_DONE
+ * (answered: over the limit, or Redis failed and fault_tolerant is off). */
+static int conclude(struct gw_request *r, struct rl_ctx *ctx, const char *err)
+{
+    const struct rl_conf *conf = ctx->conf;
+    if (err) {
+        gw_error("request_id=%s rate-limiting: %s", r->id, err);
+        if (conf->fault_tolerant) return GW_OK;
+        return gw_respond_message(r, 500, "An unexpected error occurred");
+    }
+    decide(ctx);
+    if (ctx->stopped) {
+        gw_request_log_field(r, "rate_limited", "%s",
+                             period_names[conf->periods[ctx->check.stop - 1]]);
+        return gw_respond_message(r, (int)conf->error_code, "%s", conf->error_message);
+    }
+    return GW_OK;
+}
+
+static void redis_done(struct gw_request *r, struct rl_check *c, const char *err)
+{
+    struct rl_ctx *ctx = (struct rl_ctx *)c;
+    gw_request_resume(r, conclude(r, ctx, err));
+}
+
+static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
+{
+    const struct rl_conf *conf = conf_;
+    struct rl_ctx *ctx = ctx_;
+    struct rl_check *c = &ctx->check;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t now = ts.tv_sec;
+    ctx->conf = conf;
+    ctx->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+    const char *id = identifier(r, conf);
+    c->n = conf->n_periods;
+    for (int i = 0; i < c->n; i++) {
+        int p = conf->periods[i];
+        int64_t start = period_start(p, now);
+        ctx->start_ms[i] = start * 1000;
+        /* Kong's key: ratelimit:<route>:<service>:<identifier>:<period start ms>:<period> */
+        char *key = gw_sprintf(r->arena, "%s%s:%lld000:%s", conf->key_prefix, id, (long long)start,
+                               period_names[p]);
+        c->key[i] = key;
+        c->key_len[i] = strlen(key);
+        c->limit[i] = conf->limit[p];
+        c->ttl[i] = period_seconds[p];
+        c->expires[i] = start + period_seconds[p];
+    }
+    if (conf->policy == POLICY_LOCAL) {
+        rl_local_check(c, (int64_t)now);
+        return conclude(r, ctx, NULL);
+    }
+    const char *err = NULL;
+    if (rl_redis_check(r, &conf->redis, c, redis_done, &err) < 0) return conclude(r, ctx, err);
+    return GW_AGAIN;
+}
+
+static void set_number(struct gw_request *r, const char *name, double v)
+{
+    gw_headers_set(r->response_headers, name, gw_sprintf(r->arena, "%.15g", v));
+}
+
+static int rl_response_headers(struct gw_request *r, const void *conf_, void *ctx_)
+{
+    const struct rl_conf *conf = conf_;
+    struct rl_ctx *ctx = ctx_;
+    if (!ctx->decided || conf->hide_client_headers) return GW_OK;
+    for (int i = 0; i < ctx->check.n; i++) {
+        const char *t = period_titles[conf->periods[i]];
+        set_number(r, gw_sprintf(r->arena, "X-RateLimit-Limit-%s", t),
+                   conf->limit[conf->periods[i]]);
+        set_number(r, gw_sprintf(r->arena, "X-RateLimit-Remaining-%s", t),
+                   ctx->period_remaining[i]);
+    }
+    set_number(r, "RateLimit-Limit", ctx->limit);
+    set_number(r, "RateLimit-Remaining", ctx->remaining);
+    set_number(r, "RateLimit-Reset", (double)ctx->reset);
+    if (ctx->stopped) set_number(r, "Retry-After", (double)ctx->reset);
+    return GW_OK;
+}
+
+const struct gw_plugin gw_plugin_rate_limiting = {
+    .name = "rate-limiting",
+    .priority = 910,
+    .schema = &rl_schema,
+    .ctx_size = sizeof(struct rl_ctx),
+    .access = rl_access,
+    .response_headers = rl_response_headers,
+    .worker_exit = rl_redis_worker_exit,
+};
