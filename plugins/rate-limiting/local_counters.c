@@ -5,8 +5,9 @@
  *
  * One chained hash table under one mutex: a check is a few lookups and
  * increments, far shorter than any contention it could cause. Entries die
- * with their period; expired ones are swept when the table would grow and
- * at most once a second otherwise, so memory follows the live identifiers.
+ * with their period; expired ones are swept when the table would grow, and
+ * every check sweeps a few more buckets in turn, so memory follows the live
+ * identifiers and no check ever holds the lock for a whole-table sweep.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ static struct {
     pthread_mutex_t mu;
     struct entry **buckets;
     size_t n_buckets, n;
-    int64_t last_sweep;
+    size_t sweep_at; /* next bucket of the incremental sweep */
 } store = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t hash_key(const char *s, size_t n) /* FNV-1a */
@@ -40,9 +41,10 @@ static uint64_t hash_key(const char *s, size_t n) /* FNV-1a */
     return h;
 }
 
-static void sweep(int64_t now)
+/* Frees the expired entries of buckets [from, to). */
+static void sweep_buckets(size_t from, size_t to, int64_t now)
 {
-    for (size_t i = 0; i < store.n_buckets; i++) {
+    for (size_t i = from; i < to; i++) {
         struct entry **pp = &store.buckets[i];
         while (*pp) {
             struct entry *e = *pp;
@@ -55,7 +57,22 @@ static void sweep(int64_t now)
             }
         }
     }
-    store.last_sweep = now;
+}
+
+static void sweep(int64_t now)
+{
+    sweep_buckets(0, store.n_buckets, now);
+}
+
+#define SWEEP_STEP 8 /* buckets per check */
+
+static void sweep_some(int64_t now)
+{
+    if (!store.n) return;
+    size_t from = store.sweep_at < store.n_buckets ? store.sweep_at : 0;
+    size_t to = from + SWEEP_STEP < store.n_buckets ? from + SWEEP_STEP : store.n_buckets;
+    sweep_buckets(from, to, now);
+    store.sweep_at = to;
 }
 
 static void grow(void)
@@ -121,7 +138,7 @@ void rl_local_check(struct rl_check *c, int64_t now)
     for (int i = 0; i < c->n; i++)
         h[i] = hash_key(c->key[i], c->key_len[i]);
     pthread_mutex_lock(&store.mu);
-    if (now - store.last_sweep >= 1 && store.n > 0) sweep(now);
+    sweep_some(now);
     c->stop = 0;
     for (int i = 0; i < c->n; i++) {
         e[i] = find(c->key[i], c->key_len[i], h[i], now);

@@ -256,8 +256,8 @@ struct rl_ctx {
     struct rl_check check; /* first: rl_done gets &ctx->check */
     const struct rl_conf *conf;
     int64_t now_ms;
-    int64_t start_ms[RL_NPERIODS];
-    int decided; /* headers below are ready */
+    int64_t next_s[RL_NPERIODS]; /* when each period ends */
+    int decided;                 /* headers below are ready */
     int stopped;
     long reset; /* seconds until the most restrictive period ends */
     double limit, remaining;
@@ -277,7 +277,9 @@ static const char *identifier(struct gw_request *r, const struct rl_conf *conf)
         if (r->service) id = r->service->name;
         break;
     case BY_HEADER:
+        /* Kong: an empty value is a value; only a missing header falls back. */
         id = gw_headers_get(r->headers, conf->header_name);
+        if (id) return id;
         break;
     case BY_PATH:
         if (strcmp(conf->path, r->path) == 0) id = conf->path;
@@ -288,15 +290,27 @@ static const char *identifier(struct gw_request *r, const struct rl_conf *conf)
     return id && *id ? id : r->client_ip;
 }
 
-static int64_t period_start(int p, time_t now)
+/* The UTC calendar period holding now: [*start, *next). Months and years
+ * have their real lengths: a counter must not end before its period. */
+static void period_bounds(int p, time_t now, int64_t *start, int64_t *next)
 {
-    if (p < RL_MONTH) return (int64_t)(now - now % period_seconds[p]);
+    if (p < RL_MONTH) {
+        *start = (int64_t)(now - now % period_seconds[p]);
+        *next = *start + period_seconds[p];
+        return;
+    }
     struct tm tm;
     gmtime_r(&now, &tm);
     tm.tm_sec = tm.tm_min = tm.tm_hour = 0;
     tm.tm_mday = 1;
     if (p == RL_YEAR) tm.tm_mon = 0;
-    return (int64_t)timegm(&tm);
+    struct tm t = tm;
+    *start = (int64_t)timegm(&t);
+    if (p == RL_YEAR)
+        tm.tm_year++;
+    else
+        tm.tm_mon++; /* timegm normalises month 12 into January of the next year */
+    *next = (int64_t)timegm(&tm);
 }
 
 /* Kong's headers: per period the limit and what is left after this
@@ -319,7 +333,9 @@ static void decide(struct rl_ctx *ctx)
             best = i;
             ctx->limit = conf->limit[p];
             ctx->remaining = rem;
-            long reset = period_seconds[p] - (long)((ctx->now_ms - ctx->start_ms[i]) / 1000);
+            /* Kong: the period's length minus the whole seconds gone; the
+             * same, except that months and years have their real length. */
+            long reset = (long)(ctx->next_s[i] - ctx->now_ms / 1000);
             ctx->reset = reset < 1 ? 1 : reset;
         }
     }
@@ -366,16 +382,19 @@ static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
     c->n = conf->n_periods;
     for (int i = 0; i < c->n; i++) {
         int p = conf->periods[i];
-        int64_t start = period_start(p, now);
-        ctx->start_ms[i] = start * 1000;
+        int64_t start, next;
+        period_bounds(p, now, &start, &next);
+        ctx->next_s[i] = next;
         /* Kong's key: ratelimit:<route>:<service>:<identifier>:<period start ms>:<period> */
         char *key = gw_sprintf(r->arena, "%s%s:%lld000:%s", conf->key_prefix, id, (long long)start,
                                period_names[p]);
         c->key[i] = key;
         c->key_len[i] = strlen(key);
         c->limit[i] = conf->limit[p];
-        c->ttl[i] = period_seconds[p];
-        c->expires[i] = start + period_seconds[p];
+        /* The counter lives until its period ends (Redis: from its first
+         * count, which is in this period). */
+        c->ttl[i] = (long)(next - (int64_t)now);
+        c->expires[i] = next;
     }
     if (conf->policy == POLICY_LOCAL) {
         rl_local_check(c, (int64_t)now);

@@ -1,19 +1,28 @@
 /*
  * policy redis: the counters live in Redis, shared by every sluice that
  * points at it. Each worker keeps one hiredis async connection per Redis
- * (address, user, password, database), attached to its own event loop, and
- * sends one EVAL per request: the script reads every period's counter and
- * counts the request only when none is at its limit, atomically, in one
- * round trip. The request stays suspended until the reply.
+ * (address, user, password, database, timeout), attached to its own event
+ * loop, and sends one EVAL per request: the script reads every period's
+ * counter and counts the request only when none is at its limit,
+ * atomically, in one round trip. The request stays suspended until the
+ * reply.
+ *
+ * A new connection first sends AUTH and/or SELECT; checks wait in the
+ * connection's queue until both have answered OK, since Redis would run a
+ * pipelined EVAL even after a failed SELECT (counting in database 0) or a
+ * failed AUTH. If either fails, the queued checks fail with its error.
  *
  * Failures (refused, reset, an error reply, no reply within redis.timeout)
  * complete the check with an error; the plugin then applies
- * fault_tolerant. A timeout drops the connection: a Redis that stopped
- * answering is not trusted with the next request, which reconnects.
+ * fault_tolerant. A timeout drops the connection: a Redis that did not
+ * answer one command in time is not trusted with the ones behind it. The
+ * timeout is part of what identifies a connection, so a plugin with a short
+ * timeout never cuts short the checks of one that allows longer.
  *
- * Ownership: hiredis owns each pending `struct op` (malloc'd) until it calls
- * op_reply, on a reply or with NULL when the connection goes. The request
- * only points at it; a timeout detaches the request from the op first.
+ * Ownership of a check's `struct op` (malloc'd): while queued, the
+ * connection's; once sent, hiredis's until it calls op_reply (with a reply,
+ * or NULL when the connection goes). The request only points at it, and a
+ * timeout detaches the request from it first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,20 +56,34 @@ static const char check_script[] =
     "end\n"
     "return out\n";
 
+/* A connection nobody used for this long is closed (reloads that change
+ * the Redis settings would otherwise leave the old ones open). */
+#define IDLE_CLOSE_US (60u * 1000000u)
+
+struct op;
+
 struct conn {
     struct conn *next;
     char *addr, *username, *password;
-    long port, database;
-    redisAsyncContext *ac; /* NULL: not connected; the next check connects */
-    char why[128];         /* why the last connection went, for messages */
+    long port, database, timeout;
+    redisAsyncContext *ac;          /* NULL: not connected; the next check connects */
+    int setup_left;                 /* AUTH/SELECT replies still awaited */
+    struct op *queue, **queue_tail; /* checks waiting for the setup */
+    long in_flight;                 /* checks sent, not yet answered */
+    uint64_t last_used_us;
+    char why[128]; /* why the last connection went, for messages */
 };
 
 struct op {
+    struct op *next; /* in the connection's queue */
+    int queued;
     struct gw_request *r; /* NULL once detached (timeout, shutdown) */
     struct rl_check *c;
     rl_done_fn done;
     struct event timer;
     struct conn *conn;
+    char *cmd; /* the formatted EVAL, while queued */
+    size_t cmd_len;
     char where[80]; /* "127.0.0.1:6379", for messages */
 };
 
@@ -71,14 +94,67 @@ static int same(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static void set_why(struct conn *cn, const char *why)
+{
+    snprintf(cn->why, sizeof(cn->why), "%s", why);
+}
+
+/* Completes a check with err (NULL: c is filled) unless it was detached. */
+static void op_finish(struct op *op, const char *err)
+{
+    struct gw_request *r = op->r;
+    op->r = NULL;
+    evtimer_del(&op->timer);
+    if (r) op->done(r, op->c, err ? gw_sprintf(r->arena, "redis %s: %s", op->where, err) : NULL);
+}
+
+/* The queued checks fail with `why`; they never reached Redis. */
+static void fail_queue(struct conn *cn, const char *why)
+{
+    while (cn->queue) {
+        struct op *op = cn->queue;
+        cn->queue = op->next;
+        if (!cn->queue) cn->queue_tail = &cn->queue;
+        op_finish(op, why);
+        free(op->cmd);
+        free(op);
+    }
+}
+
+/* Closes the connection: hiredis fails what was sent (op_reply with NULL). */
+static void drop(struct conn *cn, const char *why)
+{
+    set_why(cn, why);
+    redisAsyncContext *ac = cn->ac;
+    cn->ac = NULL;
+    cn->setup_left = 0;
+    if (ac) redisAsyncFree(ac); /* deferred by hiredis when inside its callback */
+    fail_queue(cn, why);
+}
+
+static void op_reply(redisAsyncContext *ac, void *reply_, void *privdata);
+
+/* Hands the formatted EVAL to hiredis (which copies it). */
+static int send_op(struct conn *cn, struct op *op)
+{
+    int rc = redisAsyncFormattedCommand(cn->ac, op_reply, op, op->cmd, op->cmd_len);
+    free(op->cmd);
+    op->cmd = NULL;
+    if (rc != REDIS_OK) return -1;
+    cn->in_flight++;
+    return 0;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct conn *cn = ac->data;
     /* On failure hiredis frees the context right after this callback and
-     * fails the commands queued on it. */
-    if (status != REDIS_OK && cn) {
-        snprintf(cn->why, sizeof(cn->why), "%s", ac->errstr[0] ? ac->errstr : "cannot connect");
+     * fails the commands sent on it. */
+    if (status != REDIS_OK && cn && cn->ac == ac) {
+        set_why(cn, ac->errstr[0] ? ac->errstr : "cannot connect");
         cn->ac = NULL;
+        cn->setup_left = 0;
+        fail_queue(cn, cn->why);
     }
 }
 
@@ -86,136 +162,165 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct conn *cn = ac->data;
     if (cn && cn->ac == ac) {
-        snprintf(cn->why, sizeof(cn->why), "%s",
-                 status != REDIS_OK && ac->errstr[0] ? ac->errstr : "connection closed");
+        set_why(cn, status != REDIS_OK && ac->errstr[0] ? ac->errstr : "connection closed");
         cn->ac = NULL;
+        cn->setup_left = 0;
+        fail_queue(cn, cn->why);
     }
 }
 
-/* AUTH and SELECT: if either fails, the commands behind it must not run
- * (they would count in the wrong database): drop the connection. */
+/* AUTH and SELECT: the queued checks go once both answered OK. */
 static void on_setup_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 {
     redisReply *reply = reply_;
     const char *what = privdata;
-    if (!reply) return;
+    struct conn *cn = ac->data;
+    if (!cn || cn->ac != ac) return; /* dropped already */
+    if (!reply) return;              /* going: on_disconnect fails the queue */
     if (reply->type == REDIS_REPLY_ERROR) {
-        gw_error("rate-limiting: redis %s failed: %s", what, reply->str);
-        struct conn *cn = ac->data;
-        if (cn && cn->ac == ac) {
-            snprintf(cn->why, sizeof(cn->why), "%s failed: %s", what, reply->str);
-            cn->ac = NULL;
+        char why[128];
+        snprintf(why, sizeof(why), "%s failed: %s", what, reply->str);
+        gw_error("rate-limiting: redis %s:%ld: %s", cn->addr, cn->port, why);
+        drop(cn, why);
+        return;
+    }
+    if (--cn->setup_left > 0) return;
+    while (cn->queue && cn->ac) {
+        struct op *op = cn->queue;
+        cn->queue = op->next;
+        if (!cn->queue) cn->queue_tail = &cn->queue;
+        op->queued = 0;
+        if (send_op(cn, op) < 0) {
+            op_finish(op, "cannot send the command");
+            free(op);
         }
-        redisAsyncFree(ac); /* deferred by hiredis until this callback returns */
     }
 }
 
-static void drop(struct conn *cn, const char *why)
+static void conn_free(struct conn *cn)
 {
-    snprintf(cn->why, sizeof(cn->why), "%s", why);
-    redisAsyncContext *ac = cn->ac;
-    cn->ac = NULL;
-    if (ac) redisAsyncFree(ac); /* pending ops complete with NULL replies */
+    drop(cn, "the worker is stopping");
+    free(cn->addr);
+    free(cn->username);
+    free(cn->password);
+    free(cn);
 }
 
-static struct conn *connection(struct event_base *base, const struct rl_redis_conf *rc,
-                               const char **err)
+/* Closes the connections that served nobody for a while. */
+static void close_idle(uint64_t now)
 {
-    struct conn *cn = conns;
-    while (cn && !(cn->port == rc->port && cn->database == rc->database &&
-                   strcmp(cn->addr, rc->addr) == 0 && same(cn->username, rc->username) &&
-                   same(cn->password, rc->password)))
-        cn = cn->next;
-    if (!cn) {
-        cn = calloc(1, sizeof(*cn));
-        if (!cn) goto oom;
-        cn->addr = strdup(rc->addr);
-        cn->username = rc->username ? strdup(rc->username) : NULL;
-        cn->password = rc->password ? strdup(rc->password) : NULL;
-        cn->port = rc->port;
-        cn->database = rc->database;
-        cn->next = conns;
-        conns = cn;
-        if (!cn->addr || (rc->username && !cn->username) || (rc->password && !cn->password))
-            goto oom;
+    for (struct conn **pp = &conns; *pp;) {
+        struct conn *cn = *pp;
+        if (!cn->in_flight && !cn->queue && now - cn->last_used_us > IDLE_CLOSE_US) {
+            *pp = cn->next;
+            conn_free(cn);
+        } else {
+            pp = &cn->next;
+        }
     }
-    if (cn->ac) return cn;
+}
 
-    /* Non-blocking connect to an address resolved at load: nothing here
-     * waits. Commands queue until the connection is up. */
-    redisAsyncContext *ac = redisAsyncConnect(cn->addr, (int)cn->port);
-    if (!ac) goto oom;
-    if (ac->err) {
-        snprintf(cn->why, sizeof(cn->why), "%s", ac->errstr);
-        *err = cn->why;
-        redisAsyncFree(ac);
+static struct conn *find_or_add(const struct rl_redis_conf *rc, uint64_t now)
+{
+    for (struct conn *cn = conns; cn; cn = cn->next)
+        if (cn->port == rc->port && cn->database == rc->database && cn->timeout == rc->timeout &&
+            strcmp(cn->addr, rc->addr) == 0 && same(cn->username, rc->username) &&
+            same(cn->password, rc->password))
+            return cn;
+    close_idle(now);
+    struct conn *cn = calloc(1, sizeof(*cn));
+    if (!cn) return NULL;
+    cn->addr = strdup(rc->addr);
+    cn->username = rc->username ? strdup(rc->username) : NULL;
+    cn->password = rc->password ? strdup(rc->password) : NULL;
+    if (!cn->addr || (rc->username && !cn->username) || (rc->password && !cn->password)) {
+        free(cn->addr);
+        free(cn->username);
+        free(cn->password);
+        free(cn);
         return NULL;
+    }
+    cn->port = rc->port;
+    cn->database = rc->database;
+    cn->timeout = rc->timeout;
+    cn->queue_tail = &cn->queue;
+    cn->next = conns;
+    conns = cn;
+    return cn;
+}
+
+/* Non-blocking connect to an address resolved at load: nothing here
+ * waits. Returns -1 with cn->why set. */
+static int connect_conn(struct conn *cn, struct event_base *base)
+{
+    redisAsyncContext *ac = redisAsyncConnect(cn->addr, (int)cn->port);
+    if (!ac) {
+        set_why(cn, "out of memory");
+        return -1;
+    }
+    if (ac->err) {
+        set_why(cn, ac->errstr);
+        redisAsyncFree(ac);
+        return -1;
     }
     ac->data = cn;
     if (redisLibeventAttach(ac, base) != REDIS_OK) {
+        set_why(cn, "out of memory");
         redisAsyncFree(ac);
-        goto oom;
+        return -1;
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     cn->ac = ac;
+    cn->why[0] = '\0';
+    cn->setup_left = 0;
     if (cn->password) {
+        cn->setup_left++;
         if (cn->username)
             redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", cn->username, cn->password);
         else
             redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", cn->password);
     }
-    if (cn->database) redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %ld", cn->database);
-    return cn;
-oom:
-    *err = "out of memory";
-    return NULL;
+    if (cn->database) {
+        cn->setup_left++;
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %ld", cn->database);
+    }
+    return 0;
 }
 
-static void op_finish(struct op *op, const char *err)
-{
-    struct gw_request *r = op->r;
-    op->r = NULL;
-    evtimer_del(&op->timer);
-    if (r) op->done(r, op->c, err);
-}
+static const char *unexpected = "unexpected reply to the rate-limiting script";
 
 static void op_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 {
-    (void)ac;
     redisReply *reply = reply_;
     struct op *op = privdata;
-    struct gw_request *r = op->r;
+    op->conn->in_flight--;
     const char *err = NULL;
-    if (!r) goto out; /* timed out or shut down: already answered */
     struct rl_check *c = op->c;
-    if (!reply) {
-        err = gw_sprintf(r->arena, "redis %s: %s", op->where,
-                         op->conn->why[0] ? op->conn->why : "connection lost");
+    if (!op->r) {
+        /* timed out or shut down: already answered */
+    } else if (!reply) {
+        /* hiredis fails the callbacks before it says why the connection
+         * went: its own error first, then ours (a drop). */
+        err = ac->err && ac->errstr[0] ? ac->errstr
+              : op->conn->why[0]       ? op->conn->why
+                                       : "connection lost";
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        err = gw_sprintf(r->arena, "redis %s: %s", op->where, reply->str);
+        err = reply->str;
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)c->n + 1) {
-        err = gw_sprintf(r->arena, "redis %s: unexpected reply to the rate-limiting script",
-                         op->where);
+        err = unexpected;
     } else {
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-                err = gw_sprintf(r->arena, "redis %s: unexpected reply to the rate-limiting script",
-                                 op->where);
-                break;
-            }
+        for (size_t i = 0; i < reply->elements && !err; i++)
+            if (reply->element[i]->type != REDIS_REPLY_INTEGER) err = unexpected;
+        if (!err && (reply->element[0]->integer < 0 || reply->element[0]->integer > c->n))
+            err = unexpected;
         if (!err) {
             c->stop = (int)reply->element[0]->integer;
             for (int i = 0; i < c->n; i++)
                 c->usage[i] = (long)reply->element[i + 1]->integer;
-            if (c->stop < 0 || c->stop > c->n)
-                err = gw_sprintf(r->arena, "redis %s: unexpected reply to the rate-limiting script",
-                                 op->where);
         }
     }
     op_finish(op, err);
-out:
-    /* The timer is never pending here: op_finish or op_timeout deleted it. */
     free(op);
 }
 
@@ -224,46 +329,53 @@ static void op_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct op *op = arg;
-    struct gw_request *r = op->r;
-    struct rl_check *c = op->c;
-    rl_done_fn done = op->done;
-    const char *err = gw_sprintf(r->arena, "redis %s: no reply within the timeout", op->where);
-    /* Detach first: dropping the connection calls op_reply, which frees op. */
-    op->r = NULL;
-    drop(op->conn, "an earlier command timed out");
-    done(r, c, err);
+    struct conn *cn = op->conn;
+    if (op->queued) {
+        /* Still waiting for AUTH/SELECT: take it out, then the connection
+         * goes too (its setup did not answer in time either). */
+        struct op **pp = &cn->queue;
+        while (*pp != op)
+            pp = &(*pp)->next;
+        *pp = op->next;
+        if (!*pp) cn->queue_tail = pp;
+        op_finish(op, "no reply within the timeout");
+        free(op->cmd);
+        free(op);
+        drop(cn, "the connection setup timed out");
+        return;
+    }
+    /* Sent: answer the request now; the late reply, if any, finds the op
+     * detached (op_reply frees it). */
+    op_finish(op, "no reply within the timeout");
+    drop(cn, "an earlier command timed out");
 }
 
 int rl_redis_check(struct gw_request *r, const struct rl_redis_conf *rc, struct rl_check *c,
                    rl_done_fn done, const char **err)
 {
     struct event_base *base = gw_request_event_base(r);
-    struct conn *cn = connection(base, rc, err);
+    uint64_t now = gw_now_us();
+    struct conn *cn = find_or_add(rc, now);
     if (!cn) {
-        *err = gw_sprintf(r->arena, "redis %s:%ld: %s", rc->addr, rc->port, *err);
+        *err = gw_sprintf(r->arena, "redis %s:%ld: out of memory", rc->addr, rc->port);
         return -1;
     }
-    struct op *op = calloc(1, sizeof(*op));
-    if (!op) {
-        *err = "out of memory";
+    cn->last_used_us = now;
+    if (!cn->ac && connect_conn(cn, base) < 0) {
+        *err = gw_sprintf(r->arena, "redis %s:%ld: %s", rc->addr, rc->port, cn->why);
         return -1;
     }
-    op->r = r;
-    op->c = c;
-    op->done = done;
-    op->conn = cn;
-    snprintf(op->where, sizeof(op->where), "%s:%ld", rc->addr, rc->port);
 
     /* EVAL script n key... limit... ttl... */
     const char *argv[3 + 3 * RL_NPERIODS];
     size_t argl[3 + 3 * RL_NPERIODS];
     char num[2 * RL_NPERIODS][32];
+    char nkeys[8];
     int argc = 0;
     argv[argc] = "EVAL";
     argl[argc++] = 4;
     argv[argc] = check_script;
     argl[argc++] = sizeof(check_script) - 1;
-    char nkeys[8];
     argl[argc] = (size_t)snprintf(nkeys, sizeof(nkeys), "%d", c->n);
     argv[argc++] = nkeys;
     for (int i = 0; i < c->n; i++) {
@@ -278,15 +390,36 @@ int rl_redis_check(struct gw_request *r, const struct rl_redis_conf *rc, struct 
         argl[argc] = (size_t)snprintf(num[c->n + i], sizeof(num[0]), "%ld", c->ttl[i]);
         argv[argc++] = num[c->n + i];
     }
-    if (redisAsyncCommandArgv(cn->ac, op_reply, op, argc, argv, argl) != REDIS_OK) {
+    struct op *op = calloc(1, sizeof(*op));
+    int len = op ? redisFormatCommandArgv(&op->cmd, argc, argv, argl) : -1;
+    if (len < 0) {
         free(op);
-        drop(cn, "cannot send");
-        *err = gw_sprintf(r->arena, "redis %s:%ld: cannot send the command", rc->addr, rc->port);
+        *err = gw_sprintf(r->arena, "redis %s:%ld: out of memory", rc->addr, rc->port);
         return -1;
     }
+    op->cmd_len = (size_t)len;
+    op->r = r;
+    op->c = c;
+    op->done = done;
+    op->conn = cn;
+    snprintf(op->where, sizeof(op->where), "%s:%ld", rc->addr, rc->port);
     evtimer_assign(&op->timer, base, op_timeout, op);
     struct timeval tv = {rc->timeout / 1000, (rc->timeout % 1000) * 1000};
     evtimer_add(&op->timer, &tv);
+    if (cn->setup_left > 0) {
+        op->queued = 1;
+        *cn->queue_tail = op;
+        cn->queue_tail = &op->next;
+        return 0;
+    }
+    if (send_op(cn, op) < 0) {
+        /* Not suspended yet: fail here, without resuming. */
+        evtimer_del(&op->timer);
+        free(op);
+        drop(cn, "cannot send the command");
+        *err = gw_sprintf(r->arena, "redis %s:%ld: cannot send the command", rc->addr, rc->port);
+        return -1;
+    }
     return 0;
 }
 
@@ -295,10 +428,6 @@ void rl_redis_worker_exit(void)
     while (conns) {
         struct conn *cn = conns;
         conns = cn->next;
-        drop(cn, "the worker is stopping"); /* pending checks complete with an error */
-        free(cn->addr);
-        free(cn->username);
-        free(cn->password);
-        free(cn);
+        conn_free(cn); /* pending checks complete with an error */
     }
 }
