@@ -34,6 +34,7 @@
 #include "json_alloc.h"
 #include "llm/llm.h"
 #include "num_text.h"
+#include "path_dots.h"
 #include "proxy.h"
 #include "request_id.h"
 #include "sluice.h"
@@ -1036,6 +1037,17 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     r->ai.cached_tokens = -1;
     r->ai.ttft_ms = -1;
     rq->ctx = gw_calloc(arena, gw_plugin_count() * sizeof(void *));
+
+    /* Routes, plugins and the upstream all see the path with its dot
+     * segments resolved (path_dots.h says why); the log keeps r->uri. */
+    const char *clean = gw_path_remove_dots(arena, r->path);
+    if (!clean) {
+        rq->chain = rq->snap->global_chain;
+        alloc_contexts(rq);
+        send_core_error(rq, 400, "The request path climbs above the root ('..')");
+        return;
+    }
+    r->path = clean;
 
     struct gw_route_match m;
     if (gw_router_match(rq->snap->router, r->method, r->host, r->path, r->headers, &m) < 0) {

@@ -1,0 +1,69 @@
+#include <string.h>
+#include <strings.h>
+
+#include "gw_arena.h"
+#include "path_dots.h"
+
+/* "." is 1, ".." is 2, anything else 0; a dot may be written %2e or %2E. */
+static int dots(const char *s, size_t n)
+{
+    int count = 0;
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '.') {
+            i++;
+        } else if (n - i >= 3 && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] | 0x20) == 'e') {
+            i += 3;
+        } else {
+            return 0;
+        }
+        if (++count > 2) return 0;
+    }
+    return count;
+}
+
+/* Is there a dot segment at all? Nearly every path says no at once. */
+static int has_dot_segment(const char *p)
+{
+    for (p = strchr(p, '/'); p; p = strchr(p + 1, '/')) {
+        if (p[1] != '.' && p[1] != '%') continue;
+        size_t n = strcspn(p + 1, "/");
+        if (dots(p + 1, n)) return 1;
+    }
+    return 0;
+}
+
+const char *gw_path_remove_dots(struct gw_arena *a, const char *path)
+{
+    if (path[0] != '/' || !has_dot_segment(path)) return path;
+    size_t len = strlen(path);
+    char *out = gw_alloc(a, len + 2);
+    size_t n = 0;
+    const char *p = path, *end = path + len;
+    while (p < end) { /* *p == '/' */
+        const char *s = p + 1;
+        const char *e = memchr(s, '/', (size_t)(end - s));
+        if (!e) e = end;
+        int last = e == end;
+        switch (dots(s, (size_t)(e - s))) {
+        case 1: /* "/./" drops out; a final "/." leaves its slash */
+            if (last) out[n++] = '/';
+            break;
+        case 2: /* "/../" removes the segment before it, slash included */
+            if (n == 0) return NULL;
+            while (out[n - 1] != '/')
+                n--;
+            n--;
+            if (last) out[n++] = '/';
+            break;
+        default:
+            out[n++] = '/';
+            memcpy(out + n, s, (size_t)(e - s));
+            n += (size_t)(e - s);
+        }
+        p = e;
+    }
+    if (n == 0) out[n++] = '/';
+    out[n] = '\0';
+    return out;
+}

@@ -1,0 +1,58 @@
+/*
+ * Dot segments of request paths (src/path_dots.c): RFC 3986 §5.2.4 on the
+ * path, %2e spellings included, NULL above the root, and the common path
+ * returned as it is (no copy).
+ */
+#include "gw_test.h"
+#include "gw_arena.h"
+#include "path_dots.h"
+
+static struct gw_arena *a;
+
+static const char *norm(const char *p)
+{
+    const char *out = gw_path_remove_dots(a, p);
+    return out ? out : "(above root)";
+}
+
+int main(void)
+{
+    a = gw_arena_new(4096);
+    /* Nothing to do: the very same pointer. */
+    const char *plain = "/v1/chat/completions";
+    CHECK(gw_path_remove_dots(a, plain) == plain);
+    const char *dotted_names = "/a.b/.well-known/x..y/..z/%2ex";
+    CHECK(gw_path_remove_dots(a, dotted_names) == dotted_names);
+    CHECK_STR(norm("/a.b/.well-known/x..y/..z/%2ex"), "/a.b/.well-known/x..y/..z/%2ex");
+
+    CHECK_STR(norm("/a/./b/../c"), "/a/c");
+    CHECK_STR(norm("/public/../admin"), "/admin");
+    CHECK_STR(norm("/a/b/.."), "/a/");
+    CHECK_STR(norm("/a/b/."), "/a/b/");
+    CHECK_STR(norm("/a/.."), "/");
+    CHECK_STR(norm("/."), "/");
+    CHECK_STR(norm("/./"), "/");
+    CHECK_STR(norm("/a/./"), "/a/");
+    CHECK_STR(norm("/a//../b"), "/a/b");
+    CHECK_STR(norm("//a/./b"), "//a/b");
+    /* Encoded dots are dots, in any case and any mix. */
+    CHECK_STR(norm("/public/%2e%2e/admin"), "/admin");
+    CHECK_STR(norm("/public/%2E%2E/admin"), "/admin");
+    CHECK_STR(norm("/public/.%2e/admin"), "/admin");
+    CHECK_STR(norm("/public/%2e./admin"), "/admin");
+    CHECK_STR(norm("/a/%2e/b"), "/a/b");
+    /* Three dots, or a dot with something else, are names. */
+    CHECK_STR(norm("/a/.../b"), "/a/.../b");
+    CHECK_STR(norm("/a/%2e%2e%2e/b"), "/a/%2e%2e%2e/b");
+    CHECK_STR(norm("/a/%2f../b"), "/a/%2f../b");
+    CHECK_STR(norm("/a/%2/b"), "/a/%2/b");
+    /* Above the root. */
+    CHECK_STR(norm("/.."), "(above root)");
+    CHECK_STR(norm("/../x"), "(above root)");
+    CHECK_STR(norm("/a/../../x"), "(above root)");
+    CHECK_STR(norm("/%2e%2e/etc/passwd"), "(above root)");
+    /* Not an origin-form path: left alone. */
+    CHECK_STR(norm("*"), "*");
+    gw_arena_free(a);
+    return gw_test_done("path_dots");
+}
