@@ -724,6 +724,32 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
 }
 
+/* A URL the core built is its service's parsed origin plus path and query
+ * (see snapshot.h); one a plugin set (ai-proxy's) is parsed by curl. */
+static void set_url(struct proxy_request *rq, CURL *e)
+{
+    struct gw_request *r = &rq->pub;
+    /* curl_url_set() lowercases %XX escapes, and a full URL would lose a
+     * '#' part or have its dot segments resolved: such URLs (rare) are
+     * handed over whole, so that the upstream gets the bytes it always did. */
+    CURLU *base = r->upstream_url == rq->core_url && r->service && !strpbrk(rq->core_path, "%#") &&
+                          (!r->query || !strpbrk(r->query, "%#")) &&
+                          gw_path_remove_dots(r->arena, rq->core_path) == rq->core_path
+                      ? rq->snap->service_urls[r->service->index]
+                      : NULL;
+    CURLU *u = base ? curl_url_dup(base) : NULL;
+    if (u && curl_url_set(u, CURLUPART_PATH, rq->core_path, 0) == CURLUE_OK &&
+        (!r->query || curl_url_set(u, CURLUPART_QUERY, r->query, 0) == CURLUE_OK)) {
+        /* Freed with the request, after gw_upstream_easy_put let go of it. */
+        gw_arena_cleanup(r->arena, (gw_cleanup_fn)curl_url_cleanup, u);
+        curl_easy_setopt(e, CURLOPT_CURLU, u);
+        return;
+    }
+    if (u) curl_url_cleanup(u);
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+    curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
+}
+
 static int setup_transfer(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
@@ -740,7 +766,7 @@ static int setup_transfer(struct proxy_request *rq)
         e = rq->easy = gw_upstream_easy_get(w, &fresh);
     }
     if (fresh) set_shared_options(w, e);
-    curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
+    set_url(rq, e);
     curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
@@ -930,6 +956,9 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
         p += lens[i];
     }
     *p = '\0';
+    struct proxy_request *rq = (struct proxy_request *)r;
+    rq->core_url = url;
+    rq->core_path = gw_strndup(r->arena, url + lens[0], lens[1] + lens[2] + lens[3]);
     return url;
 }
 

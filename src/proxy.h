@@ -41,6 +41,10 @@ struct proxy_request {
     CURL *easy;
     struct curl_slist *upstream_headers; /* nodes in the arena (proxy.c) */
     struct curl_slist **upstream_headers_tail;
+    /* The upstream URL the core built (upstream_url()), its path and
+     * query: while r->upstream_url is still this one, curl gets a CURLU. */
+    const char *core_url;
+    const char *core_path;
     struct event *timer; /* read timeout; also wakes us when the client left */
     uint64_t last_progress_us;
     struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */

@@ -1,6 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "gw_arena.h"
 #include "gw_plugin.h"
 #include "snapshot.h"
@@ -119,6 +121,18 @@ struct gw_snapshot *gw_snapshot_build(struct gw_config *cfg, uint64_t generation
         gw_chain_resolve(cfg, rt, rt->service, NULL, cfg->arena, &s->route_chains[i]);
     }
     gw_chain_resolve(cfg, NULL, NULL, NULL, cfg->arena, &s->global_chain);
+    s->service_urls = gw_calloc(cfg->arena, (cfg->n_services + 1) * sizeof(*s->service_urls));
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct gw_service *svc = cfg->services[i];
+        CURLU *u = svc->origin ? curl_url() : NULL;
+        if (!u) continue;
+        if (curl_url_set(u, CURLUPART_URL, svc->origin, 0) != CURLUE_OK) {
+            curl_url_cleanup(u);
+            continue;
+        }
+        gw_arena_cleanup(cfg->arena, (gw_cleanup_fn)curl_url_cleanup, u);
+        s->service_urls[svc->index] = u;
+    }
     for (size_t i = 0; i < cfg->n_plugins; i++)
         if (cfg->plugins[i]->consumer && cfg->plugins[i]->enabled) {
             s->has_consumer_plugins = 1;

@@ -39,6 +39,11 @@ struct gw_snapshot {
     int consumer_needs_body;
     time_t loaded_at;
     uint64_t generation;
+    /* Each service's origin parsed once into a CURLU (by service->index,
+     * NULL if curl refused it): a request's URL is a copy of it with the
+     * path and query set, which spares libcurl parsing the whole URL again
+     * on every transfer (~10k instructions of its ~87k per request). */
+    void **service_urls;
 };
 
 /* Takes ownership of cfg (freed with the snapshot). refs starts at 1. */

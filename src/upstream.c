@@ -219,6 +219,8 @@ static void clear_transfer_options(CURL *e)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+    /* The request's CURLU dies with it: the handle must not keep it. */
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
 }
 
 void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)

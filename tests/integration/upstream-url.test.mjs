@@ -1,0 +1,77 @@
+// The request line the upstream receives, byte for byte. The core hands
+// libcurl a pre-parsed URL for the common case (src/snapshot.h); these pin
+// that nothing changes for the cases where a parsed URL and the whole URL
+// string would differ: %XX escapes keep their case, a '#' part is not sent,
+// dot segments of a service's own path are resolved, queries pass as sent.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+
+import { binaryMissing, listenLocal, rawRequest, startSluice } from './lib/harness.mjs';
+
+const skip = binaryMissing();
+let upstream, sl;
+const lines = [];
+
+before(async () => {
+  if (skip) return;
+  upstream = net.createServer((s) => {
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        lines.push(buf.slice(0, buf.indexOf('\r\n')));
+        buf = buf.slice(end + 4);
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    s.on('error', () => {});
+  });
+  const { port } = await listenLocal(upstream);
+  sl = await startSluice({
+    config: {
+      _format_version: '3.0',
+      services: [
+        { name: 'plain', url: `http://127.0.0.1:${port}/base`, routes: [{ name: 'r', paths: ['/r'] }] },
+        { name: 'dotted', url: `http://127.0.0.1:${port}/x/../base2`, routes: [{ name: 'd', paths: ['/d'] }] },
+        { name: 'root', url: `http://127.0.0.1:${port}`, routes: [{ name: 'root', paths: ['/'], strip_path: false }] },
+      ],
+    },
+  });
+});
+
+after(async () => {
+  if (sl) await sl.stop();
+  upstream?.close();
+});
+
+async function sent(target) {
+  const before = lines.length;
+  const r = await rawRequest({
+    port: sl.proxyPort,
+    data: `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+  });
+  assert.match(r.toString('latin1'), /^HTTP\/1\.1 200 /, r.toString('latin1'));
+  assert.equal(lines.length, before + 1);
+  return lines[lines.length - 1];
+}
+
+const CASES = [
+  ['/r/v1/chat/completions', 'GET /base/v1/chat/completions HTTP/1.1'],
+  ['/r/a?q=1&b=x+y', 'GET /base/a?q=1&b=x+y HTTP/1.1'],
+  ['/r', 'GET /base HTTP/1.1'],
+  ['/r/a%2Fb?x=%2F&y=%7e', 'GET /base/a%2Fb?x=%2F&y=%7e HTTP/1.1'],
+  ['/r/a%20b', 'GET /base/a%20b HTTP/1.1'],
+  ['/r/a#frag', 'GET /base/a HTTP/1.1'],
+  ['/r/a?q=1#frag', 'GET /base/a?q=1 HTTP/1.1'],
+  ['/r/a;v=1/~u', 'GET /base/a;v=1/~u HTTP/1.1'],
+  ['/d/y', 'GET /base2/y HTTP/1.1'],
+  ['/other?x=[1]', 'GET /other?x=[1] HTTP/1.1'],
+];
+
+for (const [target, line] of CASES) {
+  test(`${target} -> ${line}`, { skip }, async () => {
+    assert.equal(await sent(target), line);
+  });
+}
