@@ -725,7 +725,8 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
 }
 
 /* A URL the core built is its service's parsed origin plus path and query
- * (see snapshot.h); one a plugin set (ai-proxy's) is parsed by curl. */
+ * (see snapshot.h); one a plugin set (ai-proxy's) is parsed once per
+ * worker. Either way curl does not parse the whole URL per transfer. */
 static void set_url(struct proxy_request *rq, CURL *e)
 {
     struct gw_request *r = &rq->pub;
@@ -746,6 +747,13 @@ static void set_url(struct proxy_request *rq, CURL *e)
         return;
     }
     if (u) curl_url_cleanup(u);
+    CURLU *parsed = r->upstream_url != rq->core_url
+                        ? gw_upstream_parsed_url(rq->worker, r->upstream_url)
+                        : NULL;
+    if (parsed) {
+        curl_easy_setopt(e, CURLOPT_CURLU, parsed);
+        return;
+    }
     curl_easy_setopt(e, CURLOPT_CURLU, NULL);
     curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
 }

@@ -170,6 +170,68 @@ int gw_upstream_init(struct gw_worker *w)
     return 0;
 }
 
+/* --- parsed URLs ---------------------------------------------------------
+ * An open-addressing table that only grows to URL_CACHE_MAX entries and
+ * never evicts: a CURLU handed to a transfer must outlive it, and the URLs
+ * that repeat (one per ai-proxy route and provider) are few. A worker that
+ * meets more distinct URLs passes the rest as strings, as before. */
+#define URL_CACHE_SLOTS 128 /* power of two, twice URL_CACHE_MAX */
+#define URL_CACHE_MAX 64
+
+struct url_slot {
+    uint64_t hash;
+    char *url;
+    CURLU *u;
+};
+struct url_cache {
+    size_t n;
+    struct url_slot slot[URL_CACHE_SLOTS];
+};
+
+static uint64_t url_hash(const char *s) /* FNV-1a */
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+void *gw_upstream_parsed_url(struct gw_worker *w, const char *url)
+{
+    struct url_cache *c = w->url_cache;
+    if (!c && !(c = w->url_cache = calloc(1, sizeof(*c)))) return NULL;
+    uint64_t h = url_hash(url);
+    size_t i = (size_t)h & (URL_CACHE_SLOTS - 1);
+    for (; c->slot[i].url; i = (i + 1) & (URL_CACHE_SLOTS - 1))
+        if (c->slot[i].hash == h && strcmp(c->slot[i].url, url) == 0) return c->slot[i].u;
+    if (c->n >= URL_CACHE_MAX) return NULL;
+    /* The same parse CURLOPT_URL would do, once. */
+    CURLU *u = curl_url();
+    char *copy = strdup(url);
+    if (!u || !copy || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        free(copy);
+        return NULL;
+    }
+    c->slot[i] = (struct url_slot){h, copy, u};
+    c->n++;
+    return u;
+}
+
+static void url_cache_free(struct gw_worker *w)
+{
+    struct url_cache *c = w->url_cache;
+    if (!c) return;
+    for (size_t i = 0; i < URL_CACHE_SLOTS; i++) {
+        free(c->slot[i].url);
+        curl_url_cleanup(c->slot[i].u);
+    }
+    free(c);
+    w->url_cache = NULL;
+}
+
 void gw_upstream_cleanup(struct gw_worker *w)
 {
     if (w->multi) curl_multi_cleanup(w->multi); /* closes sockets through our callback */
@@ -187,6 +249,7 @@ void gw_upstream_cleanup(struct gw_worker *w)
     w->n_easy_pool = 0;
     if (w->curl_timer) event_free(w->curl_timer);
     w->curl_timer = NULL;
+    url_cache_free(w); /* after the handles: none may point at a CURLU */
 }
 
 /* Easy handles are reset and reused: curl_easy_init() allocates and sets

@@ -45,6 +45,7 @@ struct gw_worker {
     size_t n_sock_watch;
     CURL **easy_pool; /* reset handles kept for reuse */
     size_t n_easy_pool, cap_easy_pool;
+    void *url_cache; /* parsed upstream URLs that plugins set (upstream.c) */
 
     /* Messages from the main thread: a new snapshot, or drain. */
     struct event *notify;
@@ -90,6 +91,11 @@ void gw_upstream_easy_put(struct gw_worker *w, CURL *easy);
 int gw_upstream_add(struct gw_worker *w, CURL *easy);
 /* Remove a transfer; never from inside a curl callback. */
 void gw_upstream_remove(struct gw_worker *w, CURL *easy);
+/* The URL parsed once into a CURLU owned by the worker (freed when it
+ * stops), for CURLOPT_CURLU; NULL when the cache is full or curl refuses
+ * the URL (then pass the string). For URLs that repeat: plugins' (ai-proxy
+ * sends each route's requests to one provider URL). */
+void *gw_upstream_parsed_url(struct gw_worker *w, const char *url);
 /* CURLOPT_CLOSESOCKETFUNCTION for every transfer (clientp = the worker). */
 int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 

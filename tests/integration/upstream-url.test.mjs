@@ -21,8 +21,11 @@ before(async () => {
       buf += d.toString('latin1');
       let end;
       while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        lines.push(buf.slice(0, buf.indexOf('\r\n')));
-        buf = buf.slice(end + 4);
+        const head = buf.slice(0, end);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) break; // the body is still coming
+        lines.push(head.slice(0, head.indexOf('\r\n')));
+        buf = buf.slice(end + 4 + len);
         s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       }
     });
@@ -30,12 +33,30 @@ before(async () => {
   });
   const { port } = await listenLocal(upstream);
   sl = await startSluice({
+    workers: 1, // one parsed-URL cache, so that the last test overflows it
     config: {
       _format_version: '3.0',
       services: [
         { name: 'plain', url: `http://127.0.0.1:${port}/base`, routes: [{ name: 'r', paths: ['/r'] }] },
         { name: 'dotted', url: `http://127.0.0.1:${port}/x/../base2`, routes: [{ name: 'd', paths: ['/d'] }] },
         { name: 'root', url: `http://127.0.0.1:${port}`, routes: [{ name: 'root', paths: ['/'], strip_path: false }] },
+        // A URL a plugin sets: one per tenant here, more than a worker keeps parsed (64).
+        {
+          name: 'ai', url: `http://127.0.0.1:${port}`,
+          routes: [{
+            name: 'ai', paths: ['/ai'],
+            plugins: [{
+              name: 'ai-proxy',
+              config: {
+                route_type: 'llm/v1/chat',
+                model: {
+                  provider: 'openai', name: 'gpt-4o',
+                  options: { upstream_url: `http://127.0.0.1:${port}/t/$(headers.x-tenant)/v1/chat/completions?v=%2F` },
+                },
+              },
+            }],
+          }],
+        },
       ],
     },
   });
@@ -75,3 +96,20 @@ for (const [target, line] of CASES) {
     assert.equal(await sent(target), line);
   });
 }
+
+test('URLs set by a plugin: each request goes to its own, past the parsed-URL cache and back', { skip }, async () => {
+  const body = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] });
+  // 100 tenants (more than the 64 URLs a worker keeps parsed), each twice,
+  // in an order that mixes cached and uncached URLs.
+  const tenants = [...Array(100).keys()].map((i) => `tenant${i}`);
+  for (const t of [...tenants, ...tenants.reverse()]) {
+    const before = lines.length;
+    await rawRequest({
+      port: sl.proxyPort,
+      data: `POST /ai HTTP/1.1\r\nHost: x\r\nX-Tenant: ${t}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    });
+    assert.equal(lines.length, before + 1, t);
+    assert.equal(lines[lines.length - 1], `POST /t/${t}/v1/chat/completions?v=%2F HTTP/1.1`);
+  }
+});
