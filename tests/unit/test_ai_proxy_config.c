@@ -5,32 +5,11 @@
  */
 #include "gw_test.h"
 #include "config.h"
-
-static char errors[8192];
-
-/* All errors of loading yaml, one per line; NULL config expected. */
-static const char *fails(const char *yaml)
-{
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    CHECK(cfg == NULL);
-    if (cfg) gw_config_free(cfg);
-    errors[0] = '\0';
-    for (size_t i = 0; i < errs.n; i++) {
-        if (i) strncat(errors, "\n", sizeof(errors) - strlen(errors) - 1);
-        strncat(errors, errs.v[i], sizeof(errors) - strlen(errors) - 1);
-    }
-    gw_errlist_free(&errs);
-    return errors;
-}
+#include "gw_test_config.h"
 
 static int loads(const char *yaml)
 {
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "unexpected: %s\n", errs.v[i]);
-    gw_errlist_free(&errs);
+    struct gw_config *cfg = gw_test_loads(yaml);
     if (!cfg) return 0;
     gw_config_free(cfg);
     return 1;
@@ -50,20 +29,20 @@ int main(void)
     CHECK(loads(HEAD "      header_name: Authorization\n"
                      "      header_value: Bearer sk-ok\n"));
     /* A line break in the key: YAML's escapes, or a secret file's newline. */
-    const char *e = fails(HEAD "      header_name: Authorization\n"
-                               "      header_value: \"Bearer sk-secret\\n\"\n");
+    const char *e = gw_test_fails(HEAD "      header_name: Authorization\n"
+                                       "      header_value: \"Bearer sk-secret\\n\"\n");
     CHECK_STR(e, "kong.yml:9:21: plugins[0].config.auth.header_value: must not contain a line "
                  "break (CR or LF)");
     CHECK(strstr(e, "sk-secret") == NULL);
-    CHECK_STR(fails(HEAD "      header_name: Authorization\n"
-                         "      header_value: \"a\\rb\"\n"),
+    CHECK_STR(gw_test_fails(HEAD "      header_name: Authorization\n"
+                                 "      header_value: \"a\\rb\"\n"),
               "kong.yml:9:21: plugins[0].config.auth.header_value: must not contain a line "
               "break (CR or LF)");
-    CHECK_STR(fails(HEAD "      header_name: 'x-api-key: injected'\n"
-                         "      header_value: k\n"),
+    CHECK_STR(gw_test_fails(HEAD "      header_name: 'x-api-key: injected'\n"
+                                 "      header_value: k\n"),
               "kong.yml:8:20: plugins[0].config.auth.header_name: must be a header name (no "
               "spaces, colons or line breaks)");
-    CHECK_STR(fails(HEAD "      header_name: x-api-key\n"),
+    CHECK_STR(gw_test_fails(HEAD "      header_name: x-api-key\n"),
               "kong.yml:8:7: plugins[0].config.auth: header_name and header_value go together");
     return gw_test_done("ai_proxy_config");
 }

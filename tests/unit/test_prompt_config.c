@@ -5,50 +5,26 @@
  */
 #include "gw_test.h"
 #include "config.h"
+#include "gw_test_config.h"
 #include "gw_plugin.h"
 #include "../../plugins/ai-prompt-guard/prompt_guard.h"
 #include "../../plugins/ai-prompt-decorator/prompt_decorator.h"
 #include "../../plugins/ai-prompt-template/prompt_template.h"
 
-/* All errors of loading yaml, one per line ("" when it loaded). */
-static char errors[8192];
-
-static struct gw_config *load(const char *yaml)
-{
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    errors[0] = '\0';
-    for (size_t i = 0; i < errs.n; i++) {
-        if (i) strncat(errors, "\n", sizeof(errors) - strlen(errors) - 1);
-        strncat(errors, errs.v[i], sizeof(errors) - strlen(errors) - 1);
-    }
-    gw_errlist_free(&errs);
-    return cfg;
-}
-
-/* Loads yaml expecting failure; returns the errors. */
-static const char *fails(const char *yaml)
-{
-    struct gw_config *cfg = load(yaml);
-    CHECK(cfg == NULL);
-    if (cfg) gw_config_free(cfg);
-    return errors;
-}
-
 static void test_guard_errors(void)
 {
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-guard\n"
-                    "  config:\n"
-                    "    match_all_roles: false\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-guard\n"
+                            "  config:\n"
+                            "    match_all_roles: false\n"),
               "kong.yml:5:5: plugins[0].config: at least one of these fields must be non-empty: "
               "'allow_patterns', 'deny_patterns'");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-guard\n"
-                    "  config:\n"
-                    "    deny_patterns: [a, b, c, d, e, f, g, h, i, j, k]\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-guard\n"
+                            "  config:\n"
+                            "    deny_patterns: [a, b, c, d, e, f, g, h, i, j, k]\n"),
               "kong.yml:5:20: plugins[0].config.deny_patterns: must have between 0 and 10 items");
 
     char long_pattern[600], yaml[1024];
@@ -59,7 +35,7 @@ static void test_guard_errors(void)
              "    allow_patterns:\n    - ok\n    - %s\n",
              long_pattern);
     CHECK_STR(
-        fails(yaml),
+        gw_test_fails(yaml),
         "kong.yml:7:7: plugins[0].config.allow_patterns[1]: length must be between 1 and 500");
     memset(long_pattern, 'x', 500);
     long_pattern[500] = '\0';
@@ -67,96 +43,96 @@ static void test_guard_errors(void)
              "_format_version: '3.0'\nplugins:\n- name: ai-prompt-guard\n  config:\n"
              "    allow_patterns:\n    - %s\n",
              long_pattern);
-    struct gw_config *cfg = load(yaml);
+    struct gw_config *cfg = gw_test_load(yaml);
     CHECK(cfg != NULL);
     if (cfg) gw_config_free(cfg);
 
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-guard\n"
-                    "  config:\n"
-                    "    deny_patterns:\n"
-                    "    - fine\n"
-                    "    - '(?<name>unclosed'\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-guard\n"
+                            "  config:\n"
+                            "    deny_patterns:\n"
+                            "    - fine\n"
+                            "    - '(?<name>unclosed'\n"),
               "kong.yml:7:7: plugins[0].config.deny_patterns[1]: invalid regex '(?<name>unclosed': "
               "missing closing parenthesis at offset 16");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-guard\n"
-                    "  config:\n"
-                    "    deny_patterns: [x]\n"
-                    "    allow_all_conversation_history: true\n"
-                    "    match_all_roles: true\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-guard\n"
+                            "  config:\n"
+                            "    deny_patterns: [x]\n"
+                            "    allow_all_conversation_history: true\n"
+                            "    match_all_roles: true\n"),
               "kong.yml:7:22: plugins[0].config.match_all_roles: cannot be true when "
               "allow_all_conversation_history is true");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-guard\n"
-                    "  config:\n"
-                    "    deny_patterns: [x]\n"
-                    "    llm_format: gemini\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-guard\n"
+                            "  config:\n"
+                            "    deny_patterns: [x]\n"
+                            "    llm_format: gemini\n"),
               "kong.yml:6:17: plugins[0].config.llm_format: expected one of openai");
 }
 
 static void test_decorator_errors(void)
 {
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-decorator\n"
-                    "  config:\n"
-                    "    prompts: {}\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-decorator\n"
+                            "  config:\n"
+                            "    prompts: {}\n"),
               "kong.yml:5:5: plugins[0].config: at least one of these fields must be non-empty: "
               "'prompts.prepend', 'prompts.append'");
     char yaml[2048] = "_format_version: '3.0'\nplugins:\n- name: ai-prompt-decorator\n  config:\n"
                       "    prompts:\n      prepend:\n";
     for (int i = 0; i < 16; i++)
         snprintf(yaml + strlen(yaml), sizeof(yaml) - strlen(yaml), "      - content: p%d\n", i);
-    CHECK_STR(fails(yaml),
+    CHECK_STR(gw_test_fails(yaml),
               "kong.yml:7:7: plugins[0].config.prompts.prepend: must have between 0 and 15 items");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-decorator\n"
-                    "  config:\n"
-                    "    prompts:\n"
-                    "      append:\n"
-                    "      - role: robot\n"
-                    "        content: beep\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-decorator\n"
+                            "  config:\n"
+                            "    prompts:\n"
+                            "      append:\n"
+                            "      - role: robot\n"
+                            "        content: beep\n"),
               "kong.yml:7:15: plugins[0].config.prompts.append[0].role: expected one of system, "
               "assistant, user");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-decorator\n"
-                    "  config:\n"
-                    "    prompts:\n"
-                    "      append:\n"
-                    "      - role: user\n"
-                    "        content: ''\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-decorator\n"
+                            "  config:\n"
+                            "    prompts:\n"
+                            "      append:\n"
+                            "      - role: user\n"
+                            "        content: ''\n"),
               "kong.yml:8:18: plugins[0].config.prompts.append[0].content: length must be between "
               "1 and 500");
 }
 
 static void test_template_errors(void)
 {
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-template\n"
-                    "  config:\n"
-                    "    templates:\n"
-                    "    - template: '{\"prompt\": \"x\"}'\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-template\n"
+                            "  config:\n"
+                            "    templates:\n"
+                            "    - template: '{\"prompt\": \"x\"}'\n"),
               "kong.yml:6:7: plugins[0].config.templates[0].name: required field missing");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-template\n"
-                    "  config:\n"
-                    "    allow_untemplated_requests: false\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-template\n"
+                            "  config:\n"
+                            "    allow_untemplated_requests: false\n"),
               "kong.yml:5:5: plugins[0].config.templates: required field missing");
-    CHECK_STR(fails("_format_version: '3.0'\n"
-                    "plugins:\n"
-                    "- name: ai-prompt-template\n"
-                    "  config:\n"
-                    "    templates:\n"
-                    "    - name: broken\n"
-                    "      template: '{\"prompt\": \"{{x}}\"'\n"),
+    CHECK_STR(gw_test_fails("_format_version: '3.0'\n"
+                            "plugins:\n"
+                            "- name: ai-prompt-template\n"
+                            "  config:\n"
+                            "    templates:\n"
+                            "    - name: broken\n"
+                            "      template: '{\"prompt\": \"{{x}}\"'\n"),
               "kong.yml:7:17: plugins[0].config.templates[0].template: does not render to a JSON "
               "object (with every placeholder as 0)");
 }
@@ -172,25 +148,25 @@ static const void *plugin_conf(const struct gw_config *cfg, const char *name)
  * alone (no env expansion), patterns compiled and usable. */
 static void test_valid(void)
 {
-    struct gw_config *cfg = load("_format_version: '3.0'\n"
-                                 "plugins:\n"
-                                 "- name: ai-prompt-guard\n"
-                                 "  config:\n"
-                                 "    deny_patterns: ['secret$', '(?i)^ignore']\n"
-                                 "- name: ai-prompt-decorator\n"
-                                 "  config:\n"
-                                 "    prompts:\n"
-                                 "      prepend:\n"
-                                 "      - content: Be kind.\n"
-                                 "      append:\n"
-                                 "      - role: user\n"
-                                 "        content: Be brief.\n"
-                                 "- name: ai-prompt-template\n"
-                                 "  config:\n"
-                                 "    templates:\n"
-                                 "    - name: t\n"
-                                 "      template: '{\"prompt\": \"$HOME {{x}}\"}'\n");
-    CHECK_STR(errors, "");
+    struct gw_config *cfg = gw_test_load("_format_version: '3.0'\n"
+                                         "plugins:\n"
+                                         "- name: ai-prompt-guard\n"
+                                         "  config:\n"
+                                         "    deny_patterns: ['secret$', '(?i)^ignore']\n"
+                                         "- name: ai-prompt-decorator\n"
+                                         "  config:\n"
+                                         "    prompts:\n"
+                                         "      prepend:\n"
+                                         "      - content: Be kind.\n"
+                                         "      append:\n"
+                                         "      - role: user\n"
+                                         "        content: Be brief.\n"
+                                         "- name: ai-prompt-template\n"
+                                         "  config:\n"
+                                         "    templates:\n"
+                                         "    - name: t\n"
+                                         "      template: '{\"prompt\": \"$HOME {{x}}\"}'\n");
+    CHECK_STR(gw_test_errors, "");
     if (!cfg) return;
     const struct prompt_guard_conf *g = plugin_conf(cfg, "ai-prompt-guard");
     CHECK(g != NULL);

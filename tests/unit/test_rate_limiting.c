@@ -8,73 +8,51 @@
 
 #include "gw_test.h"
 #include "config.h"
+#include "gw_test_config.h"
 #include "../../plugins/rate-limiting/rate_limiting.h"
-
-static char errors[8192];
-
-static const char *fails(const char *yaml)
-{
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    CHECK(cfg == NULL);
-    if (cfg) gw_config_free(cfg);
-    errors[0] = '\0';
-    for (size_t i = 0; i < errs.n; i++) {
-        if (i) strncat(errors, "\n", sizeof(errors) - strlen(errors) - 1);
-        strncat(errors, errs.v[i], sizeof(errors) - strlen(errors) - 1);
-    }
-    gw_errlist_free(&errs);
-    return errors;
-}
-
-static struct gw_config *loads(const char *yaml)
-{
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "unexpected: %s\n", errs.v[i]);
-    gw_errlist_free(&errs);
-    CHECK(cfg != NULL);
-    return cfg;
-}
 
 #define GLOBAL(conf) "_format_version: '3.0'\nplugins:\n- name: rate-limiting\n  config: " conf "\n"
 
 static void config_errors(void)
 {
-    CHECK_STR(fails(GLOBAL("{}")), "kong.yml:4:11: plugins[0].config: at least one of second, "
-                                   "minute, hour, day, month, year is required");
-    CHECK_STR(fails(GLOBAL("{minute: 0}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{}")),
+              "kong.yml:4:11: plugins[0].config: at least one of second, "
+              "minute, hour, day, month, year is required");
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 0}")),
               "kong.yml:4:20: plugins[0].config.minute: must be greater than 0");
-    CHECK_STR(fails(GLOBAL("{hour: -3}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{hour: -3}")),
               "kong.yml:4:18: plugins[0].config.hour: must be greater than 0");
-    CHECK_STR(fails(GLOBAL("{second: 20, minute: 10}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{second: 20, minute: 10}")),
               "kong.yml:4:32: plugins[0].config.minute: the limit for minute (10) cannot be lower "
               "than the limit for second (20)");
-    CHECK_STR(fails(GLOBAL("{minute: 5, limit_by: header}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, limit_by: header}")),
               "kong.yml:4:11: plugins[0].config.header_name: required when limit_by is header");
-    CHECK_STR(fails(GLOBAL("{minute: 5, limit_by: path}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, limit_by: path}")),
               "kong.yml:4:11: plugins[0].config.path: required when limit_by is path");
-    CHECK_STR(fails(GLOBAL("{minute: 5, limit_by: user}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, limit_by: user}")),
               "kong.yml:4:33: plugins[0].config.limit_by: expected one of consumer, credential, "
               "ip, service, header, path, consumer-group");
-    CHECK_STR(fails(GLOBAL("{minute: 5, policy: cluster}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, policy: cluster}")),
               "kong.yml:4:31: plugins[0].config.policy: cluster keeps counters in Kong's "
               "database, and sluice has none: use local or redis");
-    CHECK_STR(fails(GLOBAL("{minute: 5, policy: redis}")),
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, policy: redis}")),
               "kong.yml:4:11: plugins[0].config.redis.host: required when policy is redis");
-    CHECK_STR(fails(GLOBAL("{minute: 5, policy: redis, redis: {host: 127.0.0.1, ssl: true}}")),
-              "kong.yml:4:68: plugins[0].config.redis.ssl: TLS to Redis is not available: the "
-              "hiredis library sluice is built with (0.14, Debian 12) has no TLS support");
-    CHECK_STR(fails(GLOBAL("{minute: 5, sync_rate: 10}")),
+    CHECK_STR(
+        gw_test_fails(GLOBAL("{minute: 5, policy: redis, redis: {host: 127.0.0.1, ssl: true}}")),
+        "kong.yml:4:68: plugins[0].config.redis.ssl: TLS to Redis is not available: the "
+        "hiredis library sluice is built with (0.14, Debian 12) has no TLS support");
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, sync_rate: 10}")),
               "kong.yml:4:34: plugins[0].config.sync_rate: only -1 is supported: counters are "
               "updated synchronously");
-    CHECK_STR(fails(GLOBAL("{minute: 5, policy: redis, redis_host: 127.0.0.1, redis_port: 0}")),
-              "kong.yml:4:73: plugins[0].config.redis_port: must be between 1 and 65535");
-    CHECK_STR(fails(GLOBAL("{minute: 5, policy: redis, redis: {host: 127.0.0.1, color: red}}")),
-              "kong.yml:4:63: plugins[0].config.redis.color: unknown field");
+    CHECK_STR(
+        gw_test_fails(GLOBAL("{minute: 5, policy: redis, redis_host: 127.0.0.1, redis_port: 0}")),
+        "kong.yml:4:73: plugins[0].config.redis_port: must be between 1 and 65535");
+    CHECK_STR(
+        gw_test_fails(GLOBAL("{minute: 5, policy: redis, redis: {host: 127.0.0.1, color: red}}")),
+        "kong.yml:4:63: plugins[0].config.redis.color: unknown field");
     /* Every error, not the first only. */
-    const char *all = fails(GLOBAL("{second: 0, minute: 5, policy: cluster, sync_rate: 3}"));
+    const char *all =
+        gw_test_fails(GLOBAL("{second: 0, minute: 5, policy: cluster, sync_rate: 3}"));
     CHECK(strstr(all, "config.second: must be greater than 0") != NULL);
     CHECK(strstr(all, "config.policy: cluster") != NULL);
     CHECK(strstr(all, "config.sync_rate: only -1") != NULL);
@@ -88,23 +66,24 @@ static const struct rl_conf *conf_of(struct gw_config *cfg, size_t n)
 
 static void keys_and_defaults(void)
 {
-    struct gw_config *cfg = loads("_format_version: '3.0'\n"
-                                  "plugins:\n"
-                                  "- name: rate-limiting\n"
-                                  "  config: {hour: 10, minute: 3}\n"
-                                  "services:\n"
-                                  "- name: svc\n"
-                                  "  url: http://127.0.0.1:1\n"
-                                  "  plugins:\n"
-                                  "  - name: rate-limiting\n"
-                                  "    config: {day: 7, policy: redis, redis_host: localhost,\n"
-                                  "             redis_port: 6390, redis_password: pw}\n"
-                                  "  routes:\n"
-                                  "  - name: rt\n"
-                                  "    paths: [/x]\n"
-                                  "    plugins:\n"
-                                  "    - name: rate-limiting\n"
-                                  "      config: {second: 1, year: 100, redis: {host: h}}\n");
+    struct gw_config *cfg =
+        gw_test_loads("_format_version: '3.0'\n"
+                      "plugins:\n"
+                      "- name: rate-limiting\n"
+                      "  config: {hour: 10, minute: 3}\n"
+                      "services:\n"
+                      "- name: svc\n"
+                      "  url: http://127.0.0.1:1\n"
+                      "  plugins:\n"
+                      "  - name: rate-limiting\n"
+                      "    config: {day: 7, policy: redis, redis_host: localhost,\n"
+                      "             redis_port: 6390, redis_password: pw}\n"
+                      "  routes:\n"
+                      "  - name: rt\n"
+                      "    paths: [/x]\n"
+                      "    plugins:\n"
+                      "    - name: rate-limiting\n"
+                      "      config: {second: 1, year: 100, redis: {host: h}}\n");
     if (!cfg) return;
     const struct rl_conf *g = NULL, *s = NULL, *r = NULL;
     for (size_t i = 0; i < 3; i++) {

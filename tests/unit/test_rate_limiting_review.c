@@ -19,6 +19,7 @@
 
 #include "gw_test.h"
 #include "config.h"
+#include "gw_test_config.h"
 #include "proxy.h"
 #include "gw_plugin.h"
 #include "../../plugins/rate-limiting/rate_limiting.h"
@@ -46,17 +47,6 @@ static time_t utc(int y, int mon, int d, int h, int mi, int s)
     return timegm(&tm);
 }
 
-static struct gw_config *load(const char *yaml)
-{
-    struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_string("kong.yml", yaml, strlen(yaml), &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "unexpected: %s\n", errs.v[i]);
-    gw_errlist_free(&errs);
-    CHECK(cfg != NULL);
-    return cfg;
-}
-
 /* One request from client_ip at `at` through the access hook: GW_OK or GW_DONE. */
 static int access_at(const struct gw_plugin_instance *pi, const char *client_ip, time_t at)
 {
@@ -80,10 +70,10 @@ static int access_at(const struct gw_plugin_instance *pi, const char *client_ip,
 
 static void month_counter_lasts_the_whole_month(void)
 {
-    struct gw_config *cfg = load("_format_version: '3.0'\n"
-                                 "plugins:\n"
-                                 "- name: rate-limiting\n"
-                                 "  config: {month: 2, limit_by: ip}\n");
+    struct gw_config *cfg = gw_test_loads("_format_version: '3.0'\n"
+                                          "plugins:\n"
+                                          "- name: rate-limiting\n"
+                                          "  config: {month: 2, limit_by: ip}\n");
     if (!cfg) return;
     const struct gw_plugin_instance *pi = cfg->plugins[0];
     /* January 2025 has 31 days. Two requests on the 1st use the month. */
@@ -99,10 +89,10 @@ static void month_counter_lasts_the_whole_month(void)
 
 static void year_counter_lasts_the_whole_leap_year(void)
 {
-    struct gw_config *cfg = load("_format_version: '3.0'\n"
-                                 "plugins:\n"
-                                 "- name: rate-limiting\n"
-                                 "  config: {year: 1, limit_by: ip}\n");
+    struct gw_config *cfg = gw_test_loads("_format_version: '3.0'\n"
+                                          "plugins:\n"
+                                          "- name: rate-limiting\n"
+                                          "  config: {year: 1, limit_by: ip}\n");
     if (!cfg) return;
     const struct gw_plugin_instance *pi = cfg->plugins[0];
     /* 2024 has 366 days. */
