@@ -154,6 +154,21 @@ static int service_validate(struct gw_conf *cf, const struct gw_node *node, void
     if (!s->port) s->port = strcmp(s->protocol, "https") == 0 ? 443 : 80;
     if (s->path && s->path[0] != '/')
         gw_conf_error(cf, gw_node_get(node, "path"), "path", "must start with '/'");
+    /* What reaches the upstream's request line must not carry a space, a
+     * line break or another control byte (a $VAR may hold anything). */
+    const char *bad_path = s->path ? s->path : "";
+    while (*bad_path && (unsigned char)*bad_path > 0x20 && *bad_path != 0x7f && *bad_path != '#')
+        bad_path++;
+    if (*bad_path)
+        gw_conf_error(cf, gw_node_get(node, s->url ? "url" : "path"), s->url ? "url" : "path",
+                      "the path must not contain spaces, control characters or '#'");
+    const char *bad_host = s->host ? s->host : "";
+    while (*bad_host && (unsigned char)*bad_host > 0x20 && *bad_host != 0x7f &&
+           !strchr("/?#@\\", *bad_host))
+        bad_host++;
+    if (*bad_host)
+        gw_conf_error(cf, gw_node_get(node, s->url ? "url" : "host"), s->url ? "url" : "host",
+                      "the host must not contain spaces, control characters or any of / ? # @ \\");
     if (s->host)
         s->origin = gw_sprintf(a, strchr(s->host, ':') ? "%s://[%s]:%ld" : "%s://%s:%ld",
                                s->protocol, s->host, s->port);

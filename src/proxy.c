@@ -953,6 +953,26 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
     } else if (!blen || (!v1 && !base_slash)) {
         sep = "/";
     }
+    /* The request's part may still make a dot segment once joined: a route
+     * prefix that does not end at a '/' (/public matches /public..), v0's
+     * separator, a base path's trailing '/'. Resolve it as the upstream
+     * would, and refuse a result that leaves the service's path. */
+    size_t plen = strlen(base) + strlen(sep) + strlen(rest);
+    char *joined = gw_alloc(r->arena, plen + 1);
+    snprintf(joined, plen + 1, "%s%s%s", base, sep, rest);
+    const char *path = gw_path_remove_dots(r->arena, joined);
+    if (path != joined) {
+        if (!path) return NULL;
+        /* The service's own path, resolved too (it may have dots itself). */
+        const char *sb = *s->base_path ? gw_path_remove_dots(r->arena, s->base_path) : "";
+        size_t bl = sb ? strlen(sb) : 0;
+        while (bl && sb[bl - 1] == '/')
+            bl--;
+        if (bl && (strncmp(path, sb, bl) != 0 || (path[bl] != '/' && path[bl] != '\0')))
+            return NULL;
+        base = sep = "";
+        rest = path;
+    }
     const char *parts[] = {
         s->origin, base, sep, rest, r->query ? "?" : "", r->query ? r->query : ""};
     size_t lens[6], total = 1;
@@ -1042,6 +1062,10 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
         tlen = (size_t)(end - p);
         target = p;
     }
+    /* A fragment is not part of a request target (RFC 9112 §3.2); a client
+     * that sends one anyway has it ignored, as nginx does. */
+    const char *hash = memchr(target, '#', tlen);
+    if (hash) tlen = (size_t)(hash - target);
     r->uri = tlen ? gw_strndup(arena, target, tlen) : "/";
     const char *q = strchr(r->uri, '?');
     if (q) {
@@ -1078,6 +1102,14 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     /* Routes, plugins and the upstream all see the path with its dot
      * segments resolved (path_dots.h says why); the log keeps r->uri. */
     const char *clean = gw_path_remove_dots(arena, r->path);
+    if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0)) {
+        /* Only origin-form (and absolute-form, reduced to it above): a
+         * relative target would be joined to a service path unchecked. */
+        rq->chain = rq->snap->global_chain;
+        alloc_contexts(rq);
+        send_core_error(rq, 400, "The request target must be an absolute path");
+        return;
+    }
     if (!clean) {
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);
@@ -1108,6 +1140,10 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     }
     if (r->service) {
         r->upstream_url = upstream_url(r, m.strip_len);
+        if (!r->upstream_url) {
+            send_core_error(rq, 400, "The request path leaves the service's path ('..')");
+            return;
+        }
         r->connect_timeout_ms = r->service->connect_timeout;
         r->read_timeout_ms = r->service->read_timeout;
         r->write_timeout_ms = r->service->write_timeout;

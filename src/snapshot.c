@@ -126,7 +126,12 @@ struct gw_snapshot *gw_snapshot_build(struct gw_config *cfg, uint64_t generation
         const struct gw_service *svc = cfg->services[i];
         CURLU *u = svc->origin ? curl_url() : NULL;
         if (!u) continue;
-        if (curl_url_set(u, CURLUPART_URL, svc->origin, 0) != CURLUE_OK) {
+        char *zone = NULL;
+        if (curl_url_set(u, CURLUPART_URL, svc->origin, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK) {
+            /* libcurl before 8.3 loses an IPv6 zone id (fe80::1%25eth0) when it
+             * copies a CURLU: such origins go to curl as strings. */
+            curl_free(zone);
             curl_url_cleanup(u);
             continue;
         }

@@ -209,8 +209,11 @@ void *gw_upstream_parsed_url(struct gw_worker *w, const char *url)
     if (c->n >= URL_CACHE_MAX) return NULL;
     /* The same parse CURLOPT_URL would do, once. */
     CURLU *u = curl_url();
-    char *copy = strdup(url);
-    if (!u || !copy || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+    char *copy = strdup(url), *zone = NULL;
+    if (!u || !copy || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK) {
+        /* An IPv6 zone id is lost when libcurl < 8.3 copies a CURLU. */
+        curl_free(zone);
         curl_url_cleanup(u);
         free(copy);
         return NULL;
