@@ -342,13 +342,35 @@ static void decide(struct rl_ctx *ctx)
     ctx->decided = 1;
 }
 
+/* A Redis that is down fails every request: each one says so in its own
+ * log line (rate_limit_error=...), while the error log gets at most one
+ * line a second per worker, with the count of the ones it left out. */
+static void report_failure(struct gw_request *r, const char *err)
+{
+    static _Thread_local uint64_t last_us;
+    static _Thread_local unsigned long left_out;
+    gw_request_log_field(r, "rate_limit_error", "%s", err);
+    uint64_t now = gw_now_us();
+    if (last_us && now - last_us < 1000000) {
+        left_out++;
+        return;
+    }
+    if (left_out)
+        gw_error("request_id=%s rate-limiting: %s (and %lu more failures in the last %.1f s)",
+                 r->id, err, left_out, (double)(now - last_us) / 1e6);
+    else
+        gw_error("request_id=%s rate-limiting: %s", r->id, err);
+    last_us = now;
+    left_out = 0;
+}
+
 /* What the check's result means for the request: GW_OK (go on) or GW_DONE
  * (answered: over the limit, or Redis failed and fault_tolerant is off). */
 static int conclude(struct gw_request *r, struct rl_ctx *ctx, const char *err)
 {
     const struct rl_conf *conf = ctx->conf;
     if (err) {
-        gw_error("request_id=%s rate-limiting: %s", r->id, err);
+        report_failure(r, err);
         if (conf->fault_tolerant) return GW_OK;
         return gw_respond_message(r, 500, "An unexpected error occurred");
     }

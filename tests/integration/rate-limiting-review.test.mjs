@@ -228,8 +228,12 @@ describe('rate-limiting review', { skip: binaryMissing() }, () => {
       const mark = sl.logMark();
       const b = await request({ port: sl.proxyPort, path: '/why/echo' });
       assert.equal(b.status, 200);
-      const line = await sl.waitForLog(/request_id=.* rate-limiting: redis /, { from: mark });
+      // Each failing request names its failure in its own log line (the
+      // error log keeps one line a second per worker).
+      const id = b.headers['x-sluice-request-id'];
+      const line = await sl.waitForLog(new RegExp(`request_id=${id} .*rate_limit_error="redis [^"]*"`), { from: mark });
       assert.doesNotMatch(line, /earlier command timed out/, `misleading reason: ${line}`);
+      assert.match(line, /rate_limit_error="redis [^"]*: Server closed the connection"/);
     } finally {
       await sl.stop();
       await fr.close();

@@ -635,6 +635,27 @@ describe('rate-limiting', { skip: binaryMissing() }, () => {
       }
     });
 
+    test('9d. redis down under many requests: each log line names the failure, the error log stays short', async () => {
+      const port = await closedPort();
+      const sl = await startSluice({
+        workers: 1,
+        config: { services: [{ name: 's9d', url: fake.url, routes: [rlRoute('t9d', { hour: 5, policy: 'redis', redis: { host: '127.0.0.1', port, timeout: 500 } })] }] },
+      });
+      try {
+        const mark = sl.stderr().length;
+        for (let i = 0; i < 40; i++) {
+          const r = await get(sl, '/t9d/echo?t=t9d', {}, { timeoutMs: 5000 });
+          assert.equal(r.status, 200, r.text);
+        }
+        assert.ok(await waitFor(() => (sl.stderr().slice(mark).match(/rate_limit_error="redis 127\.0\.0\.1:\d+: Connection refused"/g) ?? []).length === 40), "every request logs its failure");
+        const errors = sl.stderr().slice(mark).split('\n').filter((l) => / error \[w0\] .*rate-limiting: redis/.test(l));
+        assert.ok(errors.length >= 1 && errors.length <= 3, `error log lines: ${errors.length}\n${errors.join('\n')}`);
+        assert.match(errors[0], /rate-limiting: redis 127\.0\.0\.1:\d+: Connection refused/);
+      } finally {
+        await sl.stop();
+      }
+    });
+
     test('9b. redis error reply (AUTH refused): fault_tolerant → 200 without headers; not → 500', { skip: NO_REDIS }, async () => {
       const conf = (ft) => ({ hour: 5, fault_tolerant: ft, policy: 'redis', redis: { host: '127.0.0.1', port: REDIS_PORT, password: 'no-such-password', timeout: 1000 } });
       const sl = await startSluice({
