@@ -245,7 +245,7 @@ void gw_proxy_send_early(struct proxy_request *rq)
 }
 
 /* The core's own error answers: no plugin phase but log runs for them. */
-static void send_core_error(struct proxy_request *rq, int status, const char *message)
+void gw_proxy_core_error(struct proxy_request *rq, int status, const char *message)
 {
     struct gw_request *r = &rq->pub;
     r->error = message;
@@ -509,7 +509,7 @@ void gw_proxy_shutdown_request(struct proxy_request *rq)
         }
         fail_stream(rq, "the gateway is shutting down");
     } else {
-        send_core_error(rq, 503, "The gateway is shutting down");
+        gw_proxy_core_error(rq, 503, "The gateway is shutting down");
     }
 }
 
@@ -606,7 +606,7 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
         msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: %s",
                          curl_err);
     }
-    send_core_error(rq, status, msg);
+    gw_proxy_core_error(rq, status, msg);
 }
 
 /* --- starting the upstream transfer ----------------------------------- */
@@ -857,17 +857,17 @@ static void start_upstream(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
     if (!r->upstream_url) {
-        send_core_error(rq, 503, "no Service found with those values");
+        gw_proxy_core_error(rq, 503, "no Service found with those values");
         return;
     }
     if (rq->body_bad) {
-        send_core_error(rq, rq->body_bad_status, rq->body_bad);
+        gw_proxy_core_error(rq, rq->body_bad_status, rq->body_bad);
         return;
     }
     rq->resp = evbuffer_new();
     r->t_upstream_start = gw_now_us();
     if (setup_transfer(rq) < 0) {
-        send_core_error(rq, 500, "An unexpected error occurred");
+        gw_proxy_core_error(rq, 500, "An unexpected error occurred");
         return;
     }
 }
@@ -917,7 +917,7 @@ void gw_proxy_continue(struct proxy_request *rq)
         }
         if (rc != GW_OK) {
             gw_error("request_id=%s plugin %s failed in access", r->id, p->name);
-            send_core_error(rq, 500, "An unexpected error occurred");
+            gw_proxy_core_error(rq, 500, "An unexpected error occurred");
             return;
         }
         if (r->consumer != before && rq->snap->has_consumer_plugins)
@@ -1107,13 +1107,13 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
          * relative target would be joined to a service path unchecked. */
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);
-        send_core_error(rq, 400, "The request target must be an absolute path");
+        gw_proxy_core_error(rq, 400, "The request target must be an absolute path");
         return;
     }
     if (!clean) {
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);
-        send_core_error(rq, 400, "The request path climbs above the root ('..')");
+        gw_proxy_core_error(rq, 400, "The request path climbs above the root ('..')");
         return;
     }
     r->path = clean;
@@ -1131,7 +1131,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     rq->chain = rq->snap->route_chains[m.route->index];
     alloc_contexts(rq);
     if (c->body_length > w->settings->max_body_size) {
-        send_core_error(rq, 413, "Request body is too large");
+        gw_proxy_core_error(rq, 413, "Request body is too large");
         return;
     }
     if (m.route->protocols.n && protocol_refused(rq)) {
@@ -1141,7 +1141,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     if (r->service) {
         r->upstream_url = upstream_url(r, m.strip_len);
         if (!r->upstream_url) {
-            send_core_error(rq, 400, "The request path leaves the service's path ('..')");
+            gw_proxy_core_error(rq, 400, "The request path leaves the service's path ('..')");
             return;
         }
         r->connect_timeout_ms = r->service->connect_timeout;
@@ -1188,7 +1188,7 @@ void gw_proxy_on_body(struct proxy_request *rq)
         if (rq->reply_started)
             fail_stream(rq, bad);
         else
-            send_core_error(rq, status, bad);
+            gw_proxy_core_error(rq, status, bad);
         return;
     }
     if (c->body_done) rq->body_complete = 1;

@@ -82,6 +82,9 @@ static inline struct proxy_request *proxy_of(struct gw_request *r)
 void gw_proxy_continue(struct proxy_request *rq);
 /* Sends the early answer prepared by gw_respond*. */
 void gw_proxy_send_early(struct proxy_request *rq);
+/* The core's own error answer (no plugin's response hooks), as for a
+ * plugin that failed in access. */
+void gw_proxy_core_error(struct proxy_request *rq, int status, const char *message);
 /* Drain timeout: answer 503 (or cut a started stream) and end the request. */
 void gw_proxy_shutdown_request(struct proxy_request *rq);
 /* Ends the request: log phase, access log, release everything. */

@@ -175,8 +175,7 @@ void gw_request_resume(struct gw_request *r, int rc)
     if (rq->shutting_down) {
         /* The drain timed out while it waited: whatever the plugin made of
          * it (its outside call was cut short), the answer is ours. */
-        gw_respond_message(r, 503, "The gateway is shutting down");
-        gw_proxy_send_early(rq);
+        gw_proxy_core_error(rq, 503, "The gateway is shutting down");
         return;
     }
     if (rc == GW_DONE) {
@@ -184,8 +183,9 @@ void gw_request_resume(struct gw_request *r, int rc)
         return;
     }
     if (rc != GW_OK) {
-        gw_respond_message(r, 500, "An unexpected error occurred");
-        gw_proxy_send_early(rq);
+        /* As when a plugin fails in access without suspending. */
+        gw_error("request_id=%s a plugin failed after resuming", r->id);
+        gw_proxy_core_error(rq, 500, "An unexpected error occurred");
         return;
     }
     gw_proxy_continue(rq);
