@@ -730,12 +730,12 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
 static void set_url(struct proxy_request *rq, CURL *e)
 {
     struct gw_request *r = &rq->pub;
-    /* curl_url_set() lowercases %XX escapes, and a full URL would lose a
-     * '#' part or have its dot segments resolved: such URLs (rare) are
-     * handed over whole, so that the upstream gets the bytes it always did. */
+    /* curl_url_set() lowercases %XX escapes, which the string parser keeps:
+     * such URLs (rare) are handed over whole, so that the upstream gets the
+     * bytes the client sent. (core_path has no dot segment left, and no
+     * '#': upstream_url() and the fragment's removal saw to that.) */
     CURLU *base = r->upstream_url == rq->core_url && r->service && !strpbrk(rq->core_path, "%#") &&
-                          (!r->query || !strpbrk(r->query, "%#")) &&
-                          gw_path_remove_dots(r->arena, rq->core_path) == rq->core_path
+                          (!r->query || !strpbrk(r->query, "%#"))
                       ? rq->snap->service_urls[r->service->index]
                       : NULL;
     CURLU *u = base ? curl_url_dup(base) : NULL;
@@ -953,26 +953,6 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
     } else if (!blen || (!v1 && !base_slash)) {
         sep = "/";
     }
-    /* The request's part may still make a dot segment once joined: a route
-     * prefix that does not end at a '/' (/public matches /public..), v0's
-     * separator, a base path's trailing '/'. Resolve it as the upstream
-     * would, and refuse a result that leaves the service's path. */
-    size_t plen = strlen(base) + strlen(sep) + strlen(rest);
-    char *joined = gw_alloc(r->arena, plen + 1);
-    snprintf(joined, plen + 1, "%s%s%s", base, sep, rest);
-    const char *path = gw_path_remove_dots(r->arena, joined);
-    if (path != joined) {
-        if (!path) return NULL;
-        /* The service's own path, resolved too (it may have dots itself). */
-        const char *sb = *s->base_path ? gw_path_remove_dots(r->arena, s->base_path) : "";
-        size_t bl = sb ? strlen(sb) : 0;
-        while (bl && sb[bl - 1] == '/')
-            bl--;
-        if (bl && (strncmp(path, sb, bl) != 0 || (path[bl] != '/' && path[bl] != '\0')))
-            return NULL;
-        base = sep = "";
-        rest = path;
-    }
     const char *parts[] = {
         s->origin, base, sep, rest, r->query ? "?" : "", r->query ? r->query : ""};
     size_t lens[6], total = 1;
@@ -985,8 +965,27 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
     }
     *p = '\0';
     struct proxy_request *rq = (struct proxy_request *)r;
+    const char *path = gw_strndup(r->arena, url + lens[0], lens[1] + lens[2] + lens[3]);
+    /* The request's part may still make a dot segment once joined: a route
+     * prefix that does not end at a '/' (/public matches /public..), v0's
+     * separator, a base path's trailing '/'. Resolve it as the upstream
+     * would, and refuse a result that leaves the service's path. Nearly
+     * always there is nothing to resolve, and nothing more is done. */
+    const char *clean = gw_path_remove_dots(r->arena, path);
+    if (clean != path) {
+        if (!clean) return NULL;
+        /* The service's own path, resolved too (it may have dots itself). */
+        const char *sb = *s->base_path ? gw_path_remove_dots(r->arena, s->base_path) : "";
+        size_t bl = sb ? strlen(sb) : 0;
+        while (bl && sb[bl - 1] == '/')
+            bl--;
+        if (bl && (strncmp(clean, sb, bl) != 0 || (clean[bl] != '/' && clean[bl] != '\0')))
+            return NULL;
+        path = clean;
+        url = gw_sprintf(r->arena, "%s%s%s%s", s->origin, clean, parts[4], parts[5]);
+    }
     rq->core_url = url;
-    rq->core_path = gw_strndup(r->arena, url + lens[0], lens[1] + lens[2] + lens[3]);
+    rq->core_path = path;
     return url;
 }
 
