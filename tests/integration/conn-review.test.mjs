@@ -74,7 +74,7 @@ describe('client connections under review', { skip: binaryMissing() }, () => {
     const rawUrl = `http://127.0.0.1:${rawUp.address().port}`;
     sl = await startSluice({
       workers: 1,
-      args: ['--max-body-size', String(4 * 1024 * 1024), '--client-timeout', '30', '--drain-timeout', '5'],
+      args: ['--max-body-size', String(64 * 1024 * 1024), '--client-timeout', '30', '--drain-timeout', '5'],
       config: {
         _format_version: '3.0',
         services: [
@@ -115,11 +115,16 @@ describe('client connections under review', { skip: binaryMissing() }, () => {
     { timeout: 20000 }, async () => {
       const sock = await connect(sl.proxyPort);
       const st = collect(sock);
-      const L = 900 * 1024;
+      // 40 MiB: more than every buffer on the way (the upstream's and
+      // sluice's socket buffers, loopback autotuned up to 32 MiB here, and
+      // sluice's own 256 KiB), so that sluice has to stop reading.
+      const L = 40 * 1024 * 1024;
       sock.write(`POST /raw/early HTTP/1.1\r\nHost: t\r\nContent-Length: ${L}\r\n\r\n`);
       sock.write(Buffer.alloc(L, 0x61));
       assert.ok(await waitFor(() => held.has('/early')), 'the upstream got the request head');
-      await sleep(1000); // sluice stops reading: more than 256 KiB wait for the upstream
+      await sleep(1000);
+      // The pause reached the client: part of its body is still unsent.
+      assert.ok(sock.writableLength > 0, 'sluice kept reading a body nobody consumed');
       held.get('/early').write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n');
       assert.ok(await waitFor(() => statuses(st.buf).length === 1), 'the 413 reached the client');
       assert.equal(statuses(st.buf)[0], 413);
