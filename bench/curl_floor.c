@@ -52,7 +52,9 @@ struct floor_state {
     CURL *easy;
     const char *url;
     struct curl_slist *hdrs;
-    int proxy_mode; /* 0 min, 1 proxy, 2 reuse */
+    int proxy_mode; /* 0 min, 1 proxy, 2 reuse, 3 curlu, 4 cached */
+    CURLU *origin;  /* curlu: the origin, parsed once (sluice: per service) */
+    CURLU *req_url; /* curlu: this request's copy with its path; cached: the whole URL */
     long n, completed, connects;
     int failed;
 };
@@ -247,6 +249,49 @@ static void setup_shared(struct floor_state *st)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
 }
 
+/* The URL of one request in the reuse modes. reuse: the string, which
+ * libcurl parses on every transfer. curlu: as sluice since 0bc2713, a copy
+ * of the parsed origin with the request's path set (CURLOPT_CURLU).
+ * cached: as sluice since aaa382e for URLs a plugin sets, the whole URL
+ * parsed once and handed over as it is. */
+static void set_reuse_url(struct floor_state *st)
+{
+    CURL *e = st->easy;
+    if (st->proxy_mode == 2) {
+        curl_easy_setopt(e, CURLOPT_URL, st->url);
+        return;
+    }
+    if (st->proxy_mode == 4) {
+        if (!st->req_url) {
+            st->req_url = curl_url();
+            if (!st->req_url || curl_url_set(st->req_url, CURLUPART_URL, st->url, 0))
+                die("cannot parse the URL");
+        }
+        curl_easy_setopt(e, CURLOPT_CURLU, st->req_url);
+        return;
+    }
+    if (!st->origin) {
+        /* Split once: the origin is what a service's url gives sluice. */
+        CURLU *u = curl_url();
+        char *path = NULL;
+        if (!u || curl_url_set(u, CURLUPART_URL, st->url, 0) ||
+            curl_url_get(u, CURLUPART_PATH, &path, 0))
+            die("cannot parse the URL");
+        static char path_copy[1024];
+        snprintf(path_copy, sizeof(path_copy), "%s", path);
+        curl_free(path);
+        curl_url_set(u, CURLUPART_PATH, NULL, 0);
+        st->origin = u;
+        st->url = path_copy; /* from now on: the request path */
+    }
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+    curl_url_cleanup(st->req_url); /* the previous transfer's, done with */
+    st->req_url = curl_url_dup(st->origin);
+    if (!st->req_url || curl_url_set(st->req_url, CURLUPART_PATH, st->url, 0))
+        die("cannot set the path");
+    curl_easy_setopt(e, CURLOPT_CURLU, st->req_url);
+}
+
 /* reuse mode, per request: the clean-up of the previous transfer and the
  * per-transfer options, as sluice's clear_transfer_options() and
  * setup_transfer() for a plain GET. */
@@ -267,7 +312,7 @@ static void setup_reuse(struct floor_state *st)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
-    curl_easy_setopt(e, CURLOPT_URL, st->url);
+    set_reuse_url(st);
     curl_easy_setopt(e, CURLOPT_PRIVATE, st);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
@@ -282,7 +327,7 @@ static void setup_reuse(struct floor_state *st)
 static void start_one(struct floor_state *st)
 {
     if (st->proxy_mode == 1) setup_proxy(st);
-    if (st->proxy_mode == 2) setup_reuse(st);
+    if (st->proxy_mode >= 2) setup_reuse(st);
     if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) die("curl_multi_add_handle failed");
 }
 
@@ -295,12 +340,15 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) die("usage: curl_floor URL N min|proxy|reuse");
+    if (argc != 4) die("usage: curl_floor URL N min|proxy|reuse|curlu|cached");
     const char *url = argv[1];
     long n = strtol(argv[2], NULL, 10);
-    int proxy_mode = strcmp(argv[3], "proxy") == 0 ? 1 : strcmp(argv[3], "reuse") == 0 ? 2 : 0;
+    static const char *const modes[] = {"min", "proxy", "reuse", "curlu", "cached", NULL};
+    int proxy_mode = 0;
+    while (modes[proxy_mode] && strcmp(modes[proxy_mode], argv[3]) != 0)
+        proxy_mode++;
     if (n <= 0) die("N must be a positive number");
-    if (!proxy_mode && strcmp(argv[3], "min") != 0) die("mode must be min, proxy or reuse");
+    if (!modes[proxy_mode]) die("mode must be min, proxy, reuse, curlu or cached");
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) die("curl_global_init failed");
     static struct floor_state st; /* static: the fd table is large */
@@ -327,7 +375,7 @@ int main(int argc, char **argv)
         if (!t) die("curl_slist_append failed");
         st.hdrs = t;
     }
-    if (proxy_mode == 2) setup_shared(&st);
+    if (proxy_mode >= 2) setup_shared(&st);
     if (!proxy_mode) {
         /* Set once; the handle keeps them across transfers. */
         curl_easy_setopt(e, CURLOPT_URL, url);
@@ -355,6 +403,8 @@ int main(int argc, char **argv)
         if (st.socks[fd].ev) event_free(st.socks[fd].ev);
     memset(st.socks, 0, sizeof(st.socks));
     curl_easy_cleanup(e);
+    curl_url_cleanup(st.req_url);
+    curl_url_cleanup(st.origin);
     curl_multi_cleanup(st.multi);
     curl_slist_free_all(st.hdrs);
     event_free(st.timer);

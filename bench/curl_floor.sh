@@ -74,7 +74,7 @@ sys_calls() {
 
 declare -A IR_PER IR_NAIVE SYS_PER SYS_NAIVE
 
-for mode in min proxy reuse; do
+for mode in min proxy reuse curlu cached; do
     echo
     echo "== $mode: callgrind, $N and $N0 requests =="
     for n in "$N" "$N0"; do
@@ -130,6 +130,6 @@ echo "## libcurl floor per keep-alive GET ($URL, start-up left out: (X($N) - X($
 echo
 echo "| mode | instructions/request | syscalls/request | Ir/N incl. start-up | syscalls/N incl. start-up |"
 echo "|---|---:|---:|---:|---:|"
-for mode in min proxy reuse; do
+for mode in min proxy reuse curlu cached; do
     echo "| $mode | ${IR_PER[$mode]} | ${SYS_PER[$mode]} | ${IR_NAIVE[$mode]} | ${SYS_NAIVE[$mode]} |"
 done
