@@ -4,10 +4,9 @@
 // string would differ: %XX escapes keep their case, a '#' part is not sent,
 // dot segments of a service's own path are resolved, queries pass as sent.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { binaryMissing, listenLocal, rawRequest, startSluice } from './lib/harness.mjs';
+import { binaryMissing, listenLocal, rawRequest, requestLineRecorder, startSluice } from './lib/harness.mjs';
 
 const skip = binaryMissing();
 let upstream, sl;
@@ -15,22 +14,7 @@ const lines = [];
 
 before(async () => {
   if (skip) return;
-  upstream = net.createServer((s) => {
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let end;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        const head = buf.slice(0, end);
-        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + len) break; // the body is still coming
-        lines.push(head.slice(0, head.indexOf('\r\n')));
-        buf = buf.slice(end + 4 + len);
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-      }
-    });
-    s.on('error', () => {});
-  });
+  upstream = requestLineRecorder({ lines }).server;
   const { port } = await listenLocal(upstream);
   sl = await startSluice({
     workers: 1, // one parsed-URL cache, so that the last test overflows it

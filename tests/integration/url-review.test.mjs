@@ -4,12 +4,11 @@
 // would resolve the dots itself and hide what the upstream really got).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { binaryMissing, listenLocal, rawRequest, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { binaryMissing, listenLocal, rawRequest, requestLineRecorder, runSluice, startSluice, tempDir } from './lib/harness.mjs';
 
 const skip = binaryMissing();
 let upstream, port, sl;
@@ -20,29 +19,16 @@ const lines = [];
 let dropReused = 0;
 
 function recorder() {
-  return net.createServer((s) => {
-    let n = 0;
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let end;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        const head = buf.slice(0, end);
-        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + len) break;
-        lines.push(head.slice(0, head.indexOf('\r\n')));
-        buf = buf.slice(end + 4 + len);
-        if (dropReused > 0 && n > 0) {
-          dropReused--;
-          s.destroy();
-          return;
-        }
-        n++;
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  return requestLineRecorder({
+    lines,
+    onRequest: (s, n) => {
+      if (dropReused > 0 && n > 0) {
+        dropReused--;
+        return false;
       }
-    });
-    s.on('error', () => {});
-  });
+      return true;
+    },
+  }).server;
 }
 
 before(async () => {

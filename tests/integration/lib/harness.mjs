@@ -49,6 +49,36 @@ export function listenLocal(server) {
   })));
 }
 
+// A raw HTTP/1.1 upstream that records each request line (a body framed by
+// Content-Length is skipped) into `lines` and answers 200 "ok". onRequest(sock,
+// n), if given, returning false drops the connection instead of answering (n:
+// requests already answered on it). Listen with listenLocal(server).
+export function requestLineRecorder({ lines = [], onRequest } = {}) {
+  const server = net.createServer((s) => {
+    let n = 0;
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, end);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) break; // the body is still coming
+        lines.push(head.slice(0, head.indexOf('\r\n')));
+        buf = buf.slice(end + 4 + len);
+        if (onRequest && onRequest(s, n) === false) {
+          s.destroy();
+          return;
+        }
+        n++;
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    s.on('error', () => {});
+  });
+  return { server, lines };
+}
+
 // Polls pred every 10 ms: true once it holds, false after ms.
 export async function waitFor(pred, ms = 5000) {
   const t0 = Date.now();
