@@ -27,9 +27,14 @@ static const char *const policy_names[] = {"local", "cluster", "redis", NULL};
 
 static const char *const period_names[RL_NPERIODS] = {"second", "minute", "hour",
                                                       "day",    "month",  "year"};
-/* Kong's header suffixes and period lengths (a "month" is 30 days there). */
-static const char *const period_titles[RL_NPERIODS] = {"Second", "Minute", "Hour",
-                                                       "Day",    "Month",  "Year"};
+/* Kong's per-period headers, and its period lengths (a "month" is 30 days
+ * there: only the tie-break between periods uses these for month and year). */
+static const char *const limit_headers[RL_NPERIODS] = {
+    "X-RateLimit-Limit-Second", "X-RateLimit-Limit-Minute", "X-RateLimit-Limit-Hour",
+    "X-RateLimit-Limit-Day",    "X-RateLimit-Limit-Month",  "X-RateLimit-Limit-Year"};
+static const char *const remaining_headers[RL_NPERIODS] = {
+    "X-RateLimit-Remaining-Second", "X-RateLimit-Remaining-Minute", "X-RateLimit-Remaining-Hour",
+    "X-RateLimit-Remaining-Day",    "X-RateLimit-Remaining-Month",  "X-RateLimit-Remaining-Year"};
 static const long period_seconds[RL_NPERIODS] = {1, 60, 3600, 86400, 2592000, 31536000};
 
 /* Kong's EMPTY_UUID: the scope part of a key when the plugin has none. */
@@ -427,9 +432,24 @@ static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
     return GW_AGAIN;
 }
 
+/* Header values as Kong prints them (Lua numbers: "5", "0.5"). Nearly
+ * always whole numbers, written without printf: this runs on every answer. */
 static void set_number(struct gw_request *r, const char *name, double v)
 {
-    gw_headers_set(r->response_headers, name, gw_sprintf(r->arena, "%.15g", v));
+    const char *text;
+    if (v >= 0 && v < 1e15 && v == (double)(uint64_t)v) {
+        char buf[24], *p = buf + sizeof(buf);
+        uint64_t n = (uint64_t)v;
+        *--p = '\0';
+        do {
+            *--p = (char)('0' + n % 10);
+            n /= 10;
+        } while (n);
+        text = gw_strndup(r->arena, p, (size_t)(buf + sizeof(buf) - 1 - p));
+    } else {
+        text = gw_sprintf(r->arena, "%.15g", v);
+    }
+    gw_headers_set(r->response_headers, name, text);
 }
 
 static int rl_response_headers(struct gw_request *r, const void *conf_, void *ctx_)
@@ -438,11 +458,9 @@ static int rl_response_headers(struct gw_request *r, const void *conf_, void *ct
     struct rl_ctx *ctx = ctx_;
     if (!ctx->decided || conf->hide_client_headers) return GW_OK;
     for (int i = 0; i < ctx->check.n; i++) {
-        const char *t = period_titles[conf->periods[i]];
-        set_number(r, gw_sprintf(r->arena, "X-RateLimit-Limit-%s", t),
-                   conf->limit[conf->periods[i]]);
-        set_number(r, gw_sprintf(r->arena, "X-RateLimit-Remaining-%s", t),
-                   ctx->period_remaining[i]);
+        int p = conf->periods[i];
+        set_number(r, limit_headers[p], conf->limit[p]);
+        set_number(r, remaining_headers[p], ctx->period_remaining[i]);
     }
     set_number(r, "RateLimit-Limit", ctx->limit);
     set_number(r, "RateLimit-Remaining", ctx->remaining);
