@@ -394,6 +394,36 @@ static void redis_done(struct gw_request *r, struct rl_check *c, const char *err
     gw_request_resume(r, conclude(r, ctx, err));
 }
 
+/* Kong's key, ratelimit:<route>:<service>:<identifier>:<period start, ms>:<period>,
+ * built without printf (callgrind: two gw_sprintf calls were most of the
+ * plugin's cost per request). */
+static const char *counter_key(struct gw_request *r, const char *prefix, const char *id,
+                               int64_t start_s, const char *period, size_t *len)
+{
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t v = (uint64_t)start_s;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t nd = (size_t)(digits + sizeof(digits) - d);
+    size_t lp = strlen(prefix), li = strlen(id), lper = strlen(period);
+    size_t n = lp + li + 1 + nd + 4 + lper;
+    char *key = gw_alloc(r->arena, n + 1), *k = key;
+    memcpy(k, prefix, lp);
+    k += lp;
+    memcpy(k, id, li);
+    k += li;
+    *k++ = ':';
+    memcpy(k, d, nd);
+    k += nd;
+    memcpy(k, "000:", 4); /* seconds to milliseconds: periods start on whole seconds */
+    k += 4;
+    memcpy(k, period, lper + 1);
+    *len = n;
+    return key;
+}
+
 static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
 {
     const struct rl_conf *conf = conf_;
@@ -412,11 +442,7 @@ static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
         int64_t start, next;
         period_bounds(p, now, &start, &next);
         ctx->next_s[i] = next;
-        /* Kong's key: ratelimit:<route>:<service>:<identifier>:<period start ms>:<period> */
-        char *key = gw_sprintf(r->arena, "%s%s:%lld000:%s", conf->key_prefix, id, (long long)start,
-                               period_names[p]);
-        c->key[i] = key;
-        c->key_len[i] = strlen(key);
+        c->key[i] = counter_key(r, conf->key_prefix, id, start, period_names[p], &c->key_len[i]);
         c->limit[i] = conf->limit[p];
         /* The counter lives until its period ends (Redis: from its first
          * count, which is in this period). */
