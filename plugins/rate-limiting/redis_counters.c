@@ -30,11 +30,11 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "rate_limiting.h"
+#include "redis_loop.h"
 
 /* KEYS: one counter per period. ARGV: the n limits, then the n TTLs.
  * Returns {stop, usage...}: stop is the 1-based period at its limit, or 0
@@ -264,7 +264,7 @@ static int connect_conn(struct conn *cn, struct event_base *base)
         return -1;
     }
     ac->data = cn;
-    if (redisLibeventAttach(ac, base) != REDIS_OK) {
+    if (rl_redis_attach(ac, base) < 0) {
         set_why(cn, "out of memory");
         redisAsyncFree(ac);
         return -1;
