@@ -27,7 +27,7 @@ struct loop_events {
     struct event wev;   /* EV_WRITE: connecting, or a full socket buffer */
     struct event flush; /* no fd: activated to write in this loop pass */
     int reading;
-    int in_flush; /* inside redisAsyncHandleWrite from flush */
+    int writing; /* inside redisAsyncHandleWrite (flush or wev) */
 };
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -43,7 +43,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct loop_events *e = arg;
-    redisAsyncHandleWrite(e->ac);
+    e->writing = 1;
+    redisAsyncHandleWrite(e->ac); /* may free e: nothing after it */
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -51,7 +52,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct loop_events *e = arg;
-    e->in_flush = 1;
+    e->writing = 1;
     redisAsyncHandleWrite(e->ac); /* may free e: nothing after it */
 }
 
@@ -75,9 +76,11 @@ static void add_write(void *data)
 {
     struct loop_events *e = data;
     /* Until the connection is up, writability is how its completion is
-     * seen; and a write that left data behind must wait for room. */
-    if (!(e->ac->c.flags & REDIS_CONNECTED) || e->in_flush) {
-        e->in_flush = 0;
+     * seen; and a write that left data behind must wait for room. (hiredis's
+     * write handler always ends in addWrite, delWrite or the context's
+     * free, so `writing` never outlives it.) */
+    if (!(e->ac->c.flags & REDIS_CONNECTED) || e->writing) {
+        e->writing = 0;
         event_add(&e->wev, NULL);
         return;
     }
@@ -87,7 +90,7 @@ static void add_write(void *data)
 static void del_write(void *data)
 {
     struct loop_events *e = data;
-    e->in_flush = 0;
+    e->writing = 0;
     event_del(&e->wev);
     event_del(&e->flush);
 }
