@@ -9,6 +9,7 @@
 #include "gw_entities.h"
 #include "gw_headers.h"
 #include "gw_log.h"
+#include "gw_num_text.h"
 #include "gw_plugin.h"
 #include "gw_request.h"
 #include "gw_schema.h"

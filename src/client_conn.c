@@ -36,7 +36,7 @@
 #include "gw_headers.h"
 #include "gw_log.h"
 #include "http1.h"
-#include "num_text.h"
+#include "gw_num_text.h"
 #include "proxy.h"
 #include "request_id.h"
 #include "worker.h"

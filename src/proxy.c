@@ -33,7 +33,7 @@
 #include "http1.h"
 #include "json_alloc.h"
 #include "llm/llm.h"
-#include "num_text.h"
+#include "gw_num_text.h"
 #include "path_dots.h"
 #include "proxy.h"
 #include "request_id.h"
@@ -1099,30 +1099,28 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     rq->ctx = gw_calloc(arena, gw_plugin_count() * sizeof(void *));
 
     /* Routes, plugins and the upstream all see the path with its dot
-     * segments resolved (path_dots.h says why); the log keeps r->uri. */
-    const char *clean = gw_path_remove_dots(arena, r->path);
-    if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0)) {
-        /* Only origin-form (and absolute-form, reduced to it above): a
-         * relative target would be joined to a service path unchecked. */
-        rq->chain = rq->snap->global_chain;
-        alloc_contexts(rq);
-        gw_proxy_core_error(rq, 400, "The request target must be an absolute path");
-        return;
-    }
-    if (!clean) {
-        rq->chain = rq->snap->global_chain;
-        alloc_contexts(rq);
-        gw_proxy_core_error(rq, 400, "The request path climbs above the root ('..')");
-        return;
-    }
-    r->path = clean;
+     * segments resolved (path_dots.h says why); the log keeps r->uri.
+     * Only origin-form targets (absolute-form was reduced to it above): a
+     * relative one would be joined to a service path unchecked. */
+    const char *bad = NULL, *clean = NULL;
+    if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0))
+        bad = "The request target must be an absolute path";
+    else if (!(clean = gw_path_remove_dots(arena, r->path)))
+        bad = "The request path climbs above the root ('..')";
+    else
+        r->path = clean;
 
     struct gw_route_match m;
-    if (gw_router_match(rq->snap->router, r->method, r->host, r->path, r->headers, &m) < 0) {
+    if (bad || gw_router_match(rq->snap->router, r->method, r->host, r->path, r->headers, &m) < 0) {
+        /* No route: the global plugins only. */
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);
-        gw_respond_message(r, 404, "no Route matched with those values");
-        gw_proxy_send_early(rq);
+        if (bad) {
+            gw_proxy_core_error(rq, 400, bad);
+        } else {
+            gw_respond_message(r, 404, "no Route matched with those values");
+            gw_proxy_send_early(rq);
+        }
         return;
     }
     r->route = m.route;

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "gw_log.h"
+#include "gw_num_text.h"
 #include "worker.h"
 
 static void check_done(struct gw_worker *w)
@@ -188,21 +189,11 @@ struct url_cache {
     struct url_slot slot[URL_CACHE_SLOTS];
 };
 
-static uint64_t url_hash(const char *s) /* FNV-1a */
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 void *gw_upstream_parsed_url(struct gw_worker *w, const char *url)
 {
     struct url_cache *c = w->url_cache;
     if (!c && !(c = w->url_cache = calloc(1, sizeof(*c)))) return NULL;
-    uint64_t h = url_hash(url);
+    uint64_t h = gw_hash_bytes(url, strlen(url));
     size_t i = (size_t)h & (URL_CACHE_SLOTS - 1);
     for (; c->slot[i].url; i = (i + 1) & (URL_CACHE_SLOTS - 1))
         if (c->slot[i].hash == h && strcmp(c->slot[i].url, url) == 0) return c->slot[i].u;

@@ -31,16 +31,6 @@ static struct {
     size_t sweep_at; /* next bucket of the incremental sweep */
 } store = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t hash_key(const char *s, size_t n) /* FNV-1a */
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* Frees the expired entries of buckets [from, to). */
 static void sweep_buckets(size_t from, size_t to, int64_t now)
 {
@@ -136,7 +126,7 @@ void rl_local_check(struct rl_check *c, int64_t now)
     uint64_t h[RL_NPERIODS];
     struct entry *e[RL_NPERIODS];
     for (int i = 0; i < c->n; i++)
-        h[i] = hash_key(c->key[i], c->key_len[i]);
+        h[i] = gw_hash_bytes(c->key[i], c->key_len[i]);
     pthread_mutex_lock(&store.mu);
     sweep_some(now);
     c->stop = 0;

@@ -186,6 +186,7 @@ static int rl_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
             continue;
         }
         conf->periods[conf->n_periods++] = p;
+        conf->limit_text[p] = gw_sprintf(gw_conf_arena(cf), "%.17g", conf->limit[p]);
     }
     if (!conf->n_periods && rc == 0) {
         gw_conf_error(cf, n, NULL,
@@ -261,8 +262,7 @@ struct rl_ctx {
     struct rl_check check; /* first: rl_done gets &ctx->check */
     const struct rl_conf *conf;
     int64_t now_ms;
-    int64_t next_s[RL_NPERIODS]; /* when each period ends */
-    int decided;                 /* headers below are ready */
+    int decided; /* headers below are ready */
     int stopped;
     long reset; /* seconds until the most restrictive period ends */
     double limit, remaining;
@@ -340,7 +340,7 @@ static void decide(struct rl_ctx *ctx)
             ctx->remaining = rem;
             /* Kong: the period's length minus the whole seconds gone; the
              * same, except that months and years have their real length. */
-            long reset = (long)(ctx->next_s[i] - ctx->now_ms / 1000);
+            long reset = (long)(c->expires[i] - ctx->now_ms / 1000);
             ctx->reset = reset < 1 ? 1 : reset;
         }
     }
@@ -400,13 +400,9 @@ static void redis_done(struct gw_request *r, struct rl_check *c, const char *err
 static const char *counter_key(struct gw_request *r, const char *prefix, const char *id,
                                int64_t start_s, const char *period, size_t *len)
 {
-    char digits[24], *d = digits + sizeof(digits);
-    uint64_t v = (uint64_t)start_s;
-    do {
-        *--d = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t nd = (size_t)(digits + sizeof(digits) - d);
+    char digits[24];
+    const char *d = gw_u64_text(digits, (uint64_t)start_s);
+    size_t nd = (size_t)(digits + 23 - d);
     size_t lp = strlen(prefix), li = strlen(id), lper = strlen(period);
     size_t n = lp + li + 1 + nd + 4 + lper;
     char *key = gw_alloc(r->arena, n + 1), *k = key;
@@ -441,9 +437,9 @@ static int rl_access(struct gw_request *r, const void *conf_, void *ctx_)
         int p = conf->periods[i];
         int64_t start, next;
         period_bounds(p, now, &start, &next);
-        ctx->next_s[i] = next;
         c->key[i] = counter_key(r, conf->key_prefix, id, start, period_names[p], &c->key_len[i]);
         c->limit[i] = conf->limit[p];
+        c->limit_text[i] = conf->limit_text[p];
         /* The counter lives until its period ends (Redis: from its first
          * count, which is in this period). */
         c->ttl[i] = (long)(next - (int64_t)now);
@@ -464,14 +460,8 @@ static void set_number(struct gw_request *r, const char *name, double v)
 {
     const char *text;
     if (v >= 0 && v < 1e15 && v == (double)(uint64_t)v) {
-        char buf[24], *p = buf + sizeof(buf);
-        uint64_t n = (uint64_t)v;
-        *--p = '\0';
-        do {
-            *--p = (char)('0' + n % 10);
-            n /= 10;
-        } while (n);
-        text = gw_strndup(r->arena, p, (size_t)(buf + sizeof(buf) - 1 - p));
+        char buf[24];
+        text = gw_strdup(r->arena, gw_u64_text(buf, (uint64_t)v));
     } else {
         text = gw_sprintf(r->arena, "%.15g", v);
     }

@@ -52,7 +52,8 @@ struct rl_conf {
     /* Derived at load */
     int periods[RL_NPERIODS]; /* the configured periods, shortest first */
     int n_periods;
-    const char *key_prefix; /* "ratelimit:<route>:<service>:" of the plugin's scope */
+    const char *key_prefix;              /* "ratelimit:<route>:<service>:" of the plugin's scope */
+    const char *limit_text[RL_NPERIODS]; /* limits as text, for Redis */
 };
 
 /* One check: the counter keys of the configured periods, their limits. */
@@ -61,8 +62,9 @@ struct rl_check {
     const char *key[RL_NPERIODS];
     size_t key_len[RL_NPERIODS];
     double limit[RL_NPERIODS];
-    long ttl[RL_NPERIODS];        /* seconds: the key dies with its period */
-    int64_t expires[RL_NPERIODS]; /* unix seconds, for the local store */
+    long ttl[RL_NPERIODS];               /* seconds: the key dies with its period */
+    const char *limit_text[RL_NPERIODS]; /* the same, as the EVAL sends it */
+    int64_t expires[RL_NPERIODS];        /* unix seconds: when the period ends */
     /* Result: the counts before this request; stop = index + 1 of the
      * first period at its limit (nothing was counted), or 0. */
     long usage[RL_NPERIODS];

@@ -84,7 +84,6 @@ struct op {
     struct conn *conn;
     char *cmd; /* the formatted EVAL, while queued */
     size_t cmd_len;
-    char where[80]; /* "127.0.0.1:6379", for messages */
 };
 
 static _Thread_local struct conn *conns;
@@ -105,16 +104,26 @@ static void op_finish(struct op *op, const char *err)
     struct gw_request *r = op->r;
     op->r = NULL;
     evtimer_del(&op->timer);
-    if (r) op->done(r, op->c, err ? gw_sprintf(r->arena, "redis %s: %s", op->where, err) : NULL);
+    if (r)
+        op->done(r, op->c,
+                 err ? gw_sprintf(r->arena, "redis %s:%ld: %s", op->conn->addr, op->conn->port, err)
+                     : NULL);
+}
+
+static struct op *queue_pop(struct conn *cn)
+{
+    struct op *op = cn->queue;
+    cn->queue = op->next;
+    if (!cn->queue) cn->queue_tail = &cn->queue;
+    op->queued = 0;
+    return op;
 }
 
 /* The queued checks fail with `why`; they never reached Redis. */
 static void fail_queue(struct conn *cn, const char *why)
 {
     while (cn->queue) {
-        struct op *op = cn->queue;
-        cn->queue = op->next;
-        if (!cn->queue) cn->queue_tail = &cn->queue;
+        struct op *op = queue_pop(cn);
         op_finish(op, why);
         free(op->cmd);
         free(op);
@@ -186,10 +195,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     }
     if (--cn->setup_left > 0) return;
     while (cn->queue && cn->ac) {
-        struct op *op = cn->queue;
-        cn->queue = op->next;
-        if (!cn->queue) cn->queue_tail = &cn->queue;
-        op->queued = 0;
+        struct op *op = queue_pop(cn);
         if (send_op(cn, op) < 0) {
             op_finish(op, "cannot send the command");
             free(op);
@@ -366,29 +372,30 @@ int rl_redis_check(struct gw_request *r, const struct rl_redis_conf *rc, struct 
         return -1;
     }
 
-    /* EVAL script n key... limit... ttl... */
+    /* EVAL script n key... limit... ttl... (no printf: this is per request) */
     const char *argv[3 + 3 * RL_NPERIODS];
     size_t argl[3 + 3 * RL_NPERIODS];
-    char num[2 * RL_NPERIODS][32];
-    char nkeys[8];
+    char ttl[RL_NPERIODS][24];
+    char nkeys[2] = {(char)('0' + c->n), '\0'}; /* 1 to RL_NPERIODS */
     int argc = 0;
     argv[argc] = "EVAL";
     argl[argc++] = 4;
     argv[argc] = check_script;
     argl[argc++] = sizeof(check_script) - 1;
-    argl[argc] = (size_t)snprintf(nkeys, sizeof(nkeys), "%d", c->n);
-    argv[argc++] = nkeys;
+    argv[argc] = nkeys;
+    argl[argc++] = 1;
     for (int i = 0; i < c->n; i++) {
         argv[argc] = c->key[i];
         argl[argc++] = c->key_len[i];
     }
     for (int i = 0; i < c->n; i++) {
-        argl[argc] = (size_t)snprintf(num[i], sizeof(num[i]), "%.17g", c->limit[i]);
-        argv[argc++] = num[i];
+        argv[argc] = c->limit_text[i];
+        argl[argc++] = strlen(c->limit_text[i]);
     }
     for (int i = 0; i < c->n; i++) {
-        argl[argc] = (size_t)snprintf(num[c->n + i], sizeof(num[0]), "%ld", c->ttl[i]);
-        argv[argc++] = num[c->n + i];
+        argv[argc] = gw_u64_text(ttl[i], (uint64_t)c->ttl[i]);
+        argl[argc] = strlen(argv[argc]);
+        argc++;
     }
     struct op *op = calloc(1, sizeof(*op));
     int len = op ? redisFormatCommandArgv(&op->cmd, argc, argv, argl) : -1;
@@ -402,7 +409,6 @@ int rl_redis_check(struct gw_request *r, const struct rl_redis_conf *rc, struct 
     op->c = c;
     op->done = done;
     op->conn = cn;
-    snprintf(op->where, sizeof(op->where), "%s:%ld", rc->addr, rc->port);
     evtimer_assign(&op->timer, base, op_timeout, op);
     struct timeval tv = {rc->timeout / 1000, (rc->timeout % 1000) * 1000};
     evtimer_add(&op->timer, &tv);

@@ -15,7 +15,7 @@
 #include "gw_arena.h"
 #include "gw_json.h"
 #include "llm.h"
-#include "num_text.h"
+#include "gw_num_text.h"
 #include "request_id.h"
 
 /* The one list of providers: X(name) for each `gw_llm_<name>` in
