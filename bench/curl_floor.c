@@ -340,6 +340,11 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    /* The libcurl that is loaded, which LD_LIBRARY_PATH may have changed. */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("%s\n", curl_version_info(CURLVERSION_NOW)->version);
+        return 0;
+    }
     if (argc != 4) die("usage: curl_floor URL N min|proxy|reuse|curlu|cached");
     const char *url = argv[1];
     long n = strtol(argv[2], NULL, 10);

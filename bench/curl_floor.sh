@@ -5,6 +5,8 @@
 # upstream nginx as run.sh, with no proxy around it.
 #
 #   bench/curl_floor.sh
+#   LD_LIBRARY_PATH=DIR bench/curl_floor.sh   # another libcurl build, e.g. a
+#                                            # backports .deb unpacked in DIR
 #
 # Every figure is measured twice, at N and at N0 requests, and the honest
 # per-request figure is the difference over (N - N0): it leaves out process
@@ -32,7 +34,7 @@ write_bodies
 start_upstream
 URL=http://127.0.0.1:$UP_PORT/hello
 
-echo "libcurl $(curl-config --version 2>/dev/null | awk '{print $2}'), $("$BIN" "$URL" 1 min >/dev/null && echo "upstream $URL answers 200")"
+echo "libcurl $("$BIN" --version) (headers $(curl-config --version 2>/dev/null | awk '{print $2}')), $("$BIN" "$URL" 1 min >/dev/null && echo "upstream $URL answers 200")"
 
 # Total Ir of one callgrind output.
 ir_total() {
