@@ -2,12 +2,15 @@
  * The admin listener, on the main thread: read-only views of the running
  * process. It binds to loopback by default.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 
 #include "gw_log.h"
@@ -83,6 +86,33 @@ static void admin_cb(struct evhttp_request *req, void *arg)
     }
 }
 
+/* libevent hands the error callback the evhttp, not ours: there is one
+ * admin listener per process, on the main thread. */
+static struct gw_server *admin_server;
+
+static void admin_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_server *srv = arg;
+    if (srv->admin_listener) evconnlistener_enable(srv->admin_listener);
+}
+
+/* libevent calls this for errors other than EAGAIN/EINTR/ECONNABORTED, with
+ * the pending connection still queued: rest as a worker does. */
+static void admin_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    int err = errno;
+    struct gw_server *srv = admin_server;
+    (void)arg;
+    evconnlistener_disable(lev);
+    struct timeval tv = {0, GW_ACCEPT_PAUSE_MS * 1000};
+    event_add(srv->admin_resume, &tv);
+    uint64_t now = gw_now_us();
+    if (now - srv->admin_accept_logged_us >= 1000000u) {
+        gw_warn("admin accept: %s: not accepting for %d ms", strerror(err), GW_ACCEPT_PAUSE_MS);
+        srv->admin_accept_logged_us = now;
+    }
+}
+
 int gw_admin_start(struct gw_server *srv)
 {
     if (srv->settings.admin_off) return 0;
@@ -90,10 +120,29 @@ int gw_admin_start(struct gw_server *srv)
     evhttp_set_gencb(srv->admin, admin_cb, srv);
     evhttp_set_timeout(srv->admin, 30);
     int port = atoi(srv->settings.admin.port);
-    if (evhttp_bind_socket(srv->admin, srv->settings.admin.host, (ev_uint16_t)port) < 0) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(srv->admin, srv->settings.admin.host, (ev_uint16_t)port);
+    if (!bound) {
         gw_error("cannot listen on admin address %s:%s", srv->settings.admin.host,
                  srv->settings.admin.port);
         return -1;
     }
+    /* Without an error callback libevent logs a failed accept() and leaves
+     * the listener armed: out of descriptors, that is a busy loop. */
+    srv->admin_listener = evhttp_bound_socket_get_listener(bound);
+    srv->admin_resume = evtimer_new(srv->base, admin_resume_cb, srv);
+    if (!srv->admin_resume) return -1;
+    admin_server = srv;
+    evconnlistener_set_error_cb(srv->admin_listener, admin_accept_error_cb);
     return 0;
+}
+
+void gw_admin_stop(struct gw_server *srv)
+{
+    if (srv->admin_resume) event_free(srv->admin_resume);
+    srv->admin_resume = NULL;
+    if (srv->admin) evhttp_free(srv->admin);
+    srv->admin = NULL;
+    srv->admin_listener = NULL;
+    admin_server = NULL;
 }

@@ -981,10 +981,34 @@ void gw_conn_accept_cb(evutil_socket_t listen_fd, short what, void *arg)
         socklen_t sl = sizeof(ss);
         int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                gw_warn("accept: %s", strerror(errno)); /* EMFILE: retried on the next wake-up */
-            return;
+            int err = errno;
+            switch (err) {
+            case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+            case EWOULDBLOCK:
+#endif
+                return;
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+            case EPERM:
+            case ENETDOWN:
+            case ENETUNREACH:
+            case EHOSTDOWN:
+            case EHOSTUNREACH:
+            case ENONET:
+            case ENOPROTOOPT:
+            case EOPNOTSUPP:
+                /* That connection failed before we took it (accept(2) says
+                 * to retry on these): the next one may be fine. */
+                gw_debug("accept: %s", strerror(err));
+                continue;
+            default:
+                /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or worse: the pending
+                 * connection stays queued, and retrying at once would spin. */
+                gw_worker_pause_accept(l->worker, err);
+                return;
+            }
         }
         conn_new(l, fd, &ss);
     }

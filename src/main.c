@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < srv.n_workers; i++)
         gw_worker_join(&srv.workers[i]);
     gw_notice("stopped");
-    if (srv.admin) evhttp_free(srv.admin);
+    gw_admin_stop(&srv);
     event_free(sig_hup);
     event_free(sig_term);
     event_free(sig_int);

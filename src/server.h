@@ -11,13 +11,20 @@
 #include "snapshot.h"
 #include "worker.h"
 
+struct event;
 struct event_base;
+struct evconnlistener;
 struct evhttp;
 
 struct gw_server {
     struct gw_settings settings;
     struct event_base *base;
     struct evhttp *admin;
+    /* The admin listener rests, as the workers' do, when accept() fails
+     * for want of descriptors (admin.c). */
+    struct evconnlistener *admin_listener;
+    struct event *admin_resume;
+    uint64_t admin_accept_logged_us;
     struct gw_snapshot *snapshot;
     struct gw_worker *workers;
     unsigned n_workers;
@@ -27,5 +34,6 @@ struct gw_server {
 };
 
 int gw_admin_start(struct gw_server *srv);
+void gw_admin_stop(struct gw_server *srv);
 
 #endif

@@ -75,12 +75,44 @@ static void start_drain(struct gw_worker *w)
         close(w->listeners[i].fd);
     }
     w->n_listeners = 0;
+    event_del(&w->accept_resume);
     gw_conn_close_idle(w);
     w->drain_deadline_us = gw_now_us() + (uint64_t)w->settings->drain_timeout * 1000000u;
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
     struct timeval tv = {0, 100 * 1000};
     event_add(w->drain_timer, &tv);
     drain_check_cb(-1, 0, w);
+}
+
+/* --- accepting when descriptors run out --------------------------------- */
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    w->accept_paused = 0;
+    for (size_t i = 0; i < w->n_listeners; i++) /* none once draining */
+        event_add(&w->listeners[i].ev, NULL);
+}
+
+void gw_worker_pause_accept(struct gw_worker *w, int err)
+{
+    if (w->accept_paused) return;
+    w->accept_paused = 1;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        event_del(&w->listeners[i].ev);
+    struct timeval tv = {0, GW_ACCEPT_PAUSE_MS * 1000};
+    event_add(&w->accept_resume, &tv);
+    uint64_t now = gw_now_us();
+    if (now - w->accept_logged_us >= 1000000u) {
+        gw_warn("accept: %s: not accepting for %d ms (%ld connections open on this worker, "
+                "%u earlier pauses not logged)",
+                strerror(err), GW_ACCEPT_PAUSE_MS,
+                atomic_load_explicit(&w->connections, memory_order_relaxed), w->accept_unlogged);
+        w->accept_logged_us = now;
+        w->accept_unlogged = 0;
+    } else {
+        w->accept_unlogged++;
+    }
 }
 
 void gw_worker_request_done(struct gw_worker *w)
@@ -133,6 +165,7 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     if (!w->base) return -1;
     w->read_buf = malloc(GW_CONN_READ_BUF);
     if (!w->read_buf) return -1;
+    evtimer_assign(&w->accept_resume, w->base, accept_resume_cb, w);
     struct timeval client_tv = {settings->client_timeout, 0};
     w->client_timeout = event_base_init_common_timeout(w->base, &client_tv);
     for (size_t i = 0; i < settings->n_proxy; i++) {
@@ -192,6 +225,7 @@ static void *worker_main(void *arg)
         event_del(&w->listeners[i].ev);
         close(w->listeners[i].fd);
     }
+    event_del(&w->accept_resume);
     gw_upstream_cleanup(w);
     if (w->drain_timer) event_free(w->drain_timer);
     event_free(w->notify);

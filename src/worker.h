@@ -56,6 +56,14 @@ struct gw_worker {
     uint64_t drain_deadline_us;
     struct event *drain_timer;
 
+    /* Out of descriptors (EMFILE...): the listeners rest for a moment,
+     * since a level-triggered listener with a connection it cannot take
+     * would wake the loop again at once, forever. */
+    struct event accept_resume;
+    int accept_paused;
+    uint64_t accept_logged_us; /* last "not accepting" line: one a second */
+    unsigned accept_unlogged;  /* pauses since that line */
+
     struct gw_conn *conns; /* client connections (client_conn.c) */
     char *read_buf;        /* every client read lands here first (client_conn.c) */
 
@@ -73,6 +81,12 @@ int gw_worker_start(struct gw_worker *w);
 void gw_worker_post_snapshot(struct gw_worker *w, struct gw_snapshot *snap);
 void gw_worker_post_drain(struct gw_worker *w);
 void gw_worker_join(struct gw_worker *w);
+
+/* Called by client_conn.c when accept() fails for want of a resource
+ * (err: EMFILE, ENFILE, ENOBUFS, ENOMEM): stops accepting on this worker for
+ * GW_ACCEPT_PAUSE_MS; connections meanwhile wait in the kernel's backlog. */
+#define GW_ACCEPT_PAUSE_MS 100
+void gw_worker_pause_accept(struct gw_worker *w, int err);
 
 /* Called by proxy.c when a request ends: a draining worker may now stop. */
 void gw_worker_request_done(struct gw_worker *w);

@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { assertErrorBody, binaryMissing, request, startSluice, tempDir } from './lib/harness.mjs';
+import { assertErrorBody, binaryMissing, cpuTicks, request, startSluice, tempDir } from './lib/harness.mjs';
 
 const skip = binaryMissing();
 
@@ -35,12 +35,6 @@ function describe(req, res) {
 }
 
 let h2server, h1tls, plain, shortLived, sluice, plainSockets = 0, shortSockets = 0;
-
-// CPU time (user + system, in clock ticks) the process has used so far.
-function cpuTicks(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
 
 before(async () => {
   if (skip) return;

@@ -8,7 +8,7 @@
 //   const { code } = await sl.stop();   // SIGTERM, asserts exit 0 and no sanitizer report
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -179,6 +179,12 @@ export function runSluice(args, { env = {}, timeoutMs = 15000, cwd } = {}) {
   });
 }
 
+// CPU time (user + system, in clock ticks) a process has used so far.
+export function cpuTicks(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
 export function tempDir(prefix = 'sluice-test-') {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
@@ -188,7 +194,9 @@ export function tempDir(prefix = 'sluice-test-') {
 //   args        extra command-line arguments
 //   env         extra environment
 //   workers     --workers (default 2)
-export async function startSluice({ config, args = [], env = {}, workers = 2, readyTimeoutMs = 20000 } = {}) {
+// nofile: the process's descriptor limit (RLIMIT_NOFILE, soft and hard), set
+// by util-linux's prlimit, which then execs sluice (same pid).
+export async function startSluice({ config, args = [], env = {}, workers = 2, readyTimeoutMs = 20000, nofile } = {}) {
   const missing = binaryMissing();
   if (missing) throw new Error(missing);
   const dir = tempDir();
@@ -198,7 +206,7 @@ export async function startSluice({ config, args = [], env = {}, workers = 2, re
   for (let attempt = 0; attempt < 3; attempt++) {
     const proxyPort = await freePort();
     const adminPort = await freePort();
-    const sl = new Sluice({ dir, configPath, proxyPort, adminPort, args, env, workers });
+    const sl = new Sluice({ dir, configPath, proxyPort, adminPort, args, env, workers, nofile });
     try {
       await sl.waitReady(readyTimeoutMs);
       return sl;
@@ -213,7 +221,7 @@ export async function startSluice({ config, args = [], env = {}, workers = 2, re
 }
 
 export class Sluice {
-  constructor({ dir, configPath, proxyPort, adminPort, args, env, workers }) {
+  constructor({ dir, configPath, proxyPort, adminPort, args, env, workers, nofile }) {
     Object.assign(this, { dir, configPath, proxyPort, adminPort });
     this.proxyUrl = `http://127.0.0.1:${proxyPort}`;
     this.adminUrl = `http://127.0.0.1:${adminPort}`;
@@ -221,7 +229,8 @@ export class Sluice {
     this.logWaiters = new Set();
     this.argv = ['-c', configPath, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`,
       '--workers', String(workers), ...args];
-    this.proc = spawn(SLUICE_BIN, this.argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, argv] = nofile ? ['prlimit', [`--nofile=${nofile}:${nofile}`, '--', SLUICE_BIN, ...this.argv]] : [SLUICE_BIN, this.argv];
+    this.proc = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.proc);
     let partial = '';
     this.proc.stderr.setEncoding('utf8');
