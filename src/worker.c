@@ -22,9 +22,27 @@
 
 extern _Thread_local int gw_log_worker;
 
+/* SO_REUSEPORT lets any process of the same user bind the port too, and the
+ * kernel would then split connections between the two, silently: a second
+ * sluice started by hand beside the systemd one would serve a share of the
+ * traffic with its own config. A socket without SO_REUSEPORT cannot join
+ * that group, so binding one first tells whether someone already listens.
+ * (SO_REUSEADDR only keeps TIME_WAIT leftovers from counting.) */
+static int address_taken(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0; /* the real socket will say what is wrong */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int taken = bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 /* Own socket per worker with SO_REUSEPORT: the kernel balances accepted
- * connections between workers with no shared accept lock. */
-static int listen_socket(const struct gw_listen *l)
+ * connections between workers with no shared accept lock. The first
+ * worker's (first) checks that the address is not another process's. */
+static int listen_socket(const struct gw_listen *l, int first)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -33,6 +51,12 @@ static int listen_socket(const struct gw_listen *l)
     int rc = getaddrinfo(l->host, l->port, &hints, &res);
     if (rc != 0) {
         gw_error("cannot resolve listen address %s:%s: %s", l->host, l->port, gai_strerror(rc));
+        return -1;
+    }
+    if (first && address_taken(res)) {
+        gw_error("cannot listen on %s:%s: %s (another process listens there)", l->host, l->port,
+                 strerror(EADDRINUSE));
+        freeaddrinfo(res);
         return -1;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -170,7 +194,7 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     w->client_timeout = event_base_init_common_timeout(w->base, &client_tv);
     for (size_t i = 0; i < settings->n_proxy; i++) {
         struct gw_listener *l = &w->listeners[i];
-        l->fd = listen_socket(&settings->proxy[i]);
+        l->fd = listen_socket(&settings->proxy[i], id == 0);
         if (l->fd < 0) return -1;
         l->worker = w;
         l->port = atoi(settings->proxy[i].port);

@@ -109,6 +109,18 @@ describe('admin endpoints and process settings', { skip: binaryMissing() }, () =
     await fake?.close();
   });
 
+  test('a second sluice on the same proxy address refuses to start, and the first keeps every connection', async () => {
+    // SO_REUSEPORT would let it join the port and take a share of the traffic.
+    const admin = await freePort();
+    const r = await runSluice(['-c', sl.configPath, '--proxy-listen', `127.0.0.1:${sl.proxyPort}`, '--admin-listen', `127.0.0.1:${admin}`, '--workers', '2'], { timeoutMs: 5000, env: { SLUICE_TEST_SECRET: 'x' } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${sl.proxyPort}: Address already in use \\(another process listens there\\)`));
+    const before = (await sl.status()).requests;
+    const answers = await Promise.all(Array.from({ length: 40 }, () => request({ port: sl.proxyPort, path: '/up/x' })));
+    assert.deepEqual(answers.map((a) => a.status), Array(40).fill(200));
+    assert.equal((await sl.status()).requests - before, 40);
+  });
+
   test('GET /status', async () => {
     await request({ port: sl.proxyPort, path: '/up/echo' });
     await sleep(50);
