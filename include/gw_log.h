@@ -13,6 +13,17 @@ extern enum gw_log_level gw_log_threshold;
 void gw_log_write(enum gw_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* From gw_log_async_start until gw_log_async_stop, lines go to a queue that
+ * a writer thread empties, so that a stderr that does not keep up (journald
+ * busy, a pipe nobody reads) never blocks an event loop: past
+ * GW_LOG_QUEUE_MAX bytes waiting, lines are dropped and counted, and the
+ * count is logged once the writer catches up. Before and after, and in
+ * `sluice -t`, each line is one write(2) of its own. stop writes what is
+ * queued before it returns; call it once the workers have stopped. */
+#define GW_LOG_QUEUE_MAX (4u * 1024 * 1024)
+int gw_log_async_start(void);
+void gw_log_async_stop(void);
+
 /* Returns -1 for an unknown name. */
 int gw_log_level_parse(const char *name);
 

@@ -140,9 +140,12 @@ int main(int argc, char **argv)
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
 
+    /* From here on no event loop writes to stderr itself (gw_log.h). */
+    if (gw_log_async_start() < 0) gw_warn("no log writer thread: log lines are written inline");
     for (unsigned i = 0; i < srv.n_workers; i++)
         if (gw_worker_start(&srv.workers[i]) < 0) {
             gw_error("cannot start worker %u", i);
+            gw_log_async_stop();
             return 1;
         }
     for (size_t i = 0; i < srv.settings.n_proxy; i++)
@@ -160,6 +163,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < srv.n_workers; i++)
         gw_worker_join(&srv.workers[i]);
     gw_notice("stopped");
+    gw_log_async_stop();
     gw_admin_stop(&srv);
     event_free(sig_hup);
     event_free(sig_term);
