@@ -115,6 +115,39 @@ static void update_pause(struct proxy_request *rq)
 
 /* --- finishing ---------------------------------------------------------- */
 
+/* uri and error are quoted in the access line. A request target may hold
+ * '"' and '\', and an error may carry text from a provider's reply: escaped
+ * (\" \\ and \xHH for control bytes, as nginx does) so that no value can end
+ * its field early or start a line of its own. */
+static const char *log_quoted(struct gw_arena *a, const char *s)
+{
+    size_t extra = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '"' || *p == '\\')
+            extra += 1;
+        else if (*p < 0x20 || *p == 0x7f)
+            extra += 3;
+    if (!extra) return s;
+    size_t n = strlen(s);
+    char *out = gw_alloc(a, n + extra + 1), *o = out;
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            *o++ = '\\';
+            *o++ = (char)*p;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static void write_access_log(struct proxy_request *rq)
 {
     if (GW_LOG_INFO < gw_log_threshold) return;
@@ -122,18 +155,19 @@ static void write_access_log(struct proxy_request *rq)
     const char *consumer = "-";
     if (r->consumer)
         consumer = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
-    gw_log_write(
-        GW_LOG_INFO,
-        "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
-        "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
-        "upstream_latency_ms=%.3f%s%s%s%s%s",
-        r->id, r->client_ip, r->method, r->uri, r->status, r->upstream_status,
-        r->route && r->route->name ? r->route->name : "-",
-        r->service && r->service->name ? r->service->name : "-", consumer,
-        (unsigned long long)r->bytes_sent, ms_between(r->t_start, r->t_end),
-        r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers) : 0.0,
-        r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
-        r->error ? r->error : "", r->error ? "\"" : "", rq->log_extra_len ? rq->log_extra : "");
+    gw_log_write(GW_LOG_INFO,
+                 "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
+                 "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "
+                 "upstream_latency_ms=%.3f%s%s%s%s%s",
+                 r->id, r->client_ip, r->method, log_quoted(r->arena, r->uri), r->status,
+                 r->upstream_status, r->route && r->route->name ? r->route->name : "-",
+                 r->service && r->service->name ? r->service->name : "-", consumer,
+                 (unsigned long long)r->bytes_sent, ms_between(r->t_start, r->t_end),
+                 r->t_upstream_headers ? ms_between(r->t_upstream_start, r->t_upstream_headers)
+                                       : 0.0,
+                 r->client_aborted ? " client_aborted=true" : "", r->error ? " error=\"" : "",
+                 r->error ? log_quoted(r->arena, r->error) : "", r->error ? "\"" : "",
+                 rq->log_extra_len ? rq->log_extra : "");
 }
 
 void gw_proxy_finish(struct proxy_request *rq)

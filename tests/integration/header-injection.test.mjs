@@ -98,3 +98,27 @@ describe('client input in response headers', { skip: binaryMissing() }, () => {
     }
   });
 });
+
+// The access line quotes uri="..." and error="...": a '"' or '\' in a
+// request target (both legal there) must not end the field early.
+describe('client input in the access log line', { skip: binaryMissing() }, () => {
+  let prov, sl;
+  before(async () => {
+    prov = await startProvider();
+    sl = await startSluice({ workers: 1, config: { services: [{ name: 'plain', url: prov.url, routes: [{ name: 'plain', paths: ['/plain'] }] }] } });
+  });
+  after(async () => {
+    await sl?.stop();
+    await prov?.close();
+  });
+
+  test('quotes and backslashes in the target are escaped in uri="..."', async () => {
+    const mark = sl.logMark();
+    const raw = (await rawRequest({ port: sl.proxyPort, data: 'GET /plain/a"b\\c?x="1"%20status=999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' })).toString('latin1');
+    assert.match(raw, /^HTTP\/1\.1 200 /);
+    const line = await sl.waitForLog(/route=plain /, { from: mark });
+    assert.ok(line.includes(' uri="/plain/a\\"b\\\\c?x=\\"1\\"%20status=999" status=200 '), line);
+    // One status= field: the one the proxy wrote.
+    assert.equal(line.match(/ status=/g).length, 1, line);
+  });
+});
