@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -324,6 +325,77 @@ static void send_chunk(struct proxy_request *rq)
     gw_conn_reply_body(rq->conn, rq->resp);
 }
 
+/* The one length all of a Content-Length field's list members name
+ * ("42", "42, 42"), or -1 if any is not a number or they differ. */
+static long long content_length_value(const char *v, size_t n)
+{
+    long long value = -1;
+    size_t i = 0;
+    for (;;) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (i == n || v[i] < '0' || v[i] > '9') return -1;
+        long long x = 0;
+        while (i < n && v[i] >= '0' && v[i] <= '9') {
+            if (x > (LLONG_MAX - 9) / 10) return -1;
+            x = x * 10 + (v[i++] - '0');
+        }
+        if (value >= 0 && x != value) return -1;
+        value = x;
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (i == n) return value;
+        if (v[i++] != ',') return -1;
+    }
+}
+
+/* RFC 9112 6.3, the upstream's framing as the client will see it: with
+ * Transfer-Encoding (hop-by-hop: removed, curl decoded it) a Content-Length
+ * means nothing and must not be forwarded; without, every Content-Length
+ * field must name one same length, forwarded once. Other replies cannot be
+ * framed for the client: -1, and a 502. The client side frames its answer
+ * by the Content-Length it is given, so a wrong one would leave the client
+ * waiting for bytes that never come, or read the next reply as body. */
+static int check_upstream_length(struct gw_headers *h, const char **why)
+{
+    int chunked = gw_headers_get(h, "Transfer-Encoding") != NULL;
+    struct gw_header *first = NULL;
+    long long length = -1;
+    struct gw_header **link = &h->first;
+    h->tail = &h->first;
+    while (*link) {
+        struct gw_header *kv = *link;
+        if (gw_header_is(kv, "Content-Length", 14)) {
+            long long x = content_length_value(kv->value, kv->value_len);
+            if (!chunked && (x < 0 || (length >= 0 && x != length))) {
+                *why = "conflicting or invalid Content-Length";
+                return -1;
+            }
+            length = x;
+            if (!chunked && !first) {
+                first = kv;
+                link = &kv->next;
+                h->tail = link;
+                continue;
+            }
+            *link = kv->next; /* a repeat, or meaningless next to chunked */
+            continue;
+        }
+        link = &kv->next;
+        h->tail = link;
+    }
+    if (first) {
+        char buf[24];
+        const char *digits = gw_u64_text(buf, (uint64_t)length);
+        size_t n = (size_t)(buf + 23 - digits);
+        if (first->value_len != n) { /* "42, 42" or "042": say it once, plainly */
+            first->value = gw_strndup(h->arena, digits, n);
+            first->value_len = n;
+        }
+    }
+    return 0;
+}
+
 static void on_upstream_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
@@ -382,6 +454,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         long code = 0;
         curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
         if (code >= 100 && code < 200) return len;
+        if (check_upstream_length(rq->pub.response_headers, &rq->upstream_bad) < 0) {
+            rq->pub.upstream_status = (int)code; /* for the log line */
+            return 0; /* curl ends the transfer: CURLE_WRITE_ERROR, 502 */
+        }
         rq->headers_done = 1;
         on_upstream_headers(rq);
         return len;
@@ -587,8 +663,12 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     }
     if (result == CURLE_OK && !rq->headers_done) {
         /* A response with no body at all (HEAD, 204, 304). */
-        rq->headers_done = 1;
-        on_upstream_headers(rq);
+        if (check_upstream_length(r->response_headers, &rq->upstream_bad) < 0) {
+            result = CURLE_WRITE_ERROR;
+        } else {
+            rq->headers_done = 1;
+            on_upstream_headers(rq);
+        }
     }
     if (result == CURLE_OK) {
         if (r->buffer_response) {
@@ -634,7 +714,12 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
                          curl_err);
         break;
     case CURLE_WRITE_ERROR:
-        msg = "The upstream response was too large to process";
+        if (rq->upstream_bad)
+            msg = gw_sprintf(r->arena,
+                             "An invalid response was received from the upstream server: %s",
+                             rq->upstream_bad);
+        else
+            msg = "The upstream response was too large to process";
         break;
     default:
         msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: %s",
