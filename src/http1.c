@@ -40,6 +40,21 @@ static const unsigned char cls[256] = {
 };
 /* clang-format on */
 
+int gw_h1_is_token(const char *s, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & C_TCHAR)) return 0;
+    return 1;
+}
+
+int gw_h1_is_field_value(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & C_VALUE)) return 0;
+    return 1;
+}
+
 static int fail(struct gw_h1_head *head, const char *why)
 {
     head->error = why;

@@ -49,6 +49,12 @@ struct gw_h1_head {
  */
 int gw_h1_parse_head(const char *buf, size_t len, struct gw_h1_head *head, size_t max_headers);
 
+/* RFC 9110 5.1 / 5.5: a field name is a non-empty token; a field value is
+ * HTAB, SP, VCHAR and obs-text only. For header lines that come from
+ * elsewhere than this parser (the upstream's, through libcurl). */
+int gw_h1_is_token(const char *s, size_t n);
+int gw_h1_is_field_value(const char *s, size_t n);
+
 /* State of a chunked body being decoded (zero it to start). */
 struct gw_h1_chunked {
     int state;

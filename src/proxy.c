@@ -17,8 +17,9 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stdio.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -462,6 +463,27 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         on_upstream_headers(rq);
         return len;
     }
+    struct gw_headers *h = rq->pub.response_headers;
+    if (buf[0] == ' ' || buf[0] == '\t') {
+        /* obs-fold (RFC 9112 5.2): this line continues the previous field.
+         * A proxy must replace the fold with a space, not drop the rest. */
+        const char *v = buf, *end = buf + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        if (h->tail == &h->first || v == end || !gw_h1_is_field_value(v, (size_t)(end - v)))
+            return len;
+        struct gw_header *last =
+            (struct gw_header *)((char *)h->tail - offsetof(struct gw_header, next));
+        size_t m = (size_t)(end - v);
+        char *joined = gw_alloc(h->arena, last->value_len + 1 + m + 1);
+        memcpy(joined, last->value, last->value_len);
+        joined[last->value_len] = ' ';
+        memcpy(joined + last->value_len + 1, v, m);
+        joined[last->value_len + 1 + m] = '\0';
+        last->value = joined;
+        last->value_len += 1 + m;
+        return len;
+    }
     const char *colon = memchr(buf, ':', n);
     if (!colon || colon == buf) return len; /* not a header: ignore it, as browsers do */
     const char *v = colon + 1;
@@ -470,12 +492,12 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    /* A bare CR would end the line for some clients, a NUL would cut it
-     * short: never pass either on. */
-    if (memchr(buf, '\r', (size_t)(end - buf)) || memchr(buf, '\0', (size_t)(end - buf)))
+    /* A bad name or a control byte in the value (a bare CR would end the
+     * line for some clients, a NUL would cut it short) would reach the
+     * client as a malformed head: such a line is dropped. */
+    if (!gw_h1_is_token(buf, (size_t)(colon - buf)) || !gw_h1_is_field_value(v, (size_t)(end - v)))
         return len;
-    gw_headers_add_parsed(rq->pub.response_headers, buf, (size_t)(colon - buf), v,
-                          (size_t)(end - v));
+    gw_headers_add_parsed(h, buf, (size_t)(colon - buf), v, (size_t)(end - v));
     return len;
 }
 

@@ -15,7 +15,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { assertErrorBody, binaryMissing, request, service, startSluice } from './lib/harness.mjs';
+import { assertErrorBody, binaryMissing, rawRequest, request, service, startSluice } from './lib/harness.mjs';
 
 const REPLIES = {
   '/te-and-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
@@ -27,6 +27,8 @@ const REPLIES = {
   '/cl-not-a-number': 'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
   '/cl-negative': 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok',
   '/plain': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain',
+  '/folded': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\tc: d\r\nX-After: 1\r\n\r\nok',
+  '/bad-lines': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX Space: 1\r\nX-Ctl: a\x01b\r\nX-Cr: a\rb\r\nX(paren): 1\r\nX-Good: yes\r\n\r\nok',
 };
 
 function startRawUpstream() {
@@ -103,5 +105,37 @@ describe('the upstream\'s Content-Length, as the client gets it', { skip: binary
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-length'], '100');
     assert.equal(r.text, '');
+  });
+});
+
+// Header lines libcurl hands over as they came: the proxy must not pass on
+// what would make the client's head malformed, nor cut a folded value.
+describe('the upstream\'s header lines', { skip: binaryMissing() }, () => {
+  let up, sl;
+  before(async () => {
+    up = await startRawUpstream();
+    sl = await startSluice({ workers: 1, config: { services: [service('raw', `http://127.0.0.1:${up.address().port}`, [{ name: 'raw', paths: ['/up'], strip_path: false }])] } });
+  });
+  after(async () => {
+    await sl?.stop();
+    await new Promise((r) => up?.close(r));
+  });
+
+  test('obs-fold: the continuation lines join the value with a space (RFC 9112 5.2)', async () => {
+    const r = await request({ port: sl.proxyPort, path: '/up/folded', timeoutMs: 3000 });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-folded'], 'a b c: d');
+    assert.equal(r.headers['x-after'], '1');
+    assert.equal(r.text, 'ok');
+  });
+
+  test('a line whose name is not a token or whose value has a control byte is dropped, the rest kept', async () => {
+    const raw = (await rawRequest({ port: sl.proxyPort, data: 'GET /up/bad-lines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' })).toString('latin1');
+    const head = raw.slice(0, raw.indexOf('\r\n\r\n')).split('\r\n');
+    assert.match(head[0], /^HTTP\/1\.1 200 /);
+    for (const l of head.slice(1)) assert.match(l, /^[!#$%&'*+.^_`|~0-9A-Za-z-]+: [\t\x20-\x7e]*$/, `malformed line ${JSON.stringify(l)}`);
+    assert.ok(head.includes('X-Good: yes'), head.join('\n'));
+    assert.ok(!head.some((l) => /^(X Space|X-Ctl|X-Cr|X\(paren\))/i.test(l)), head.join('\n'));
+    assert.ok(raw.endsWith('\r\n\r\nok'), JSON.stringify(raw.slice(-20)));
   });
 });
