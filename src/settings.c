@@ -1,4 +1,6 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@ static void usage(FILE *out)
             "  -h, --help                 this help\n"
             "      --proxy-listen A:P     proxy listener, repeatable (default 0.0.0.0:8000)\n"
             "      --admin-listen A:P|off admin listener (default 127.0.0.1:8001)\n"
-            "      --workers N            worker threads (default: number of cores)\n"
+            "      --workers N            worker threads (default: CPUs it may run on)\n"
             "      --log-level L          debug|info|notice|warn|error (default info)\n"
             "      --pid-file FILE        write the pid there\n"
             "      --max-body-size BYTES  largest client body accepted (default 16777216)\n"
@@ -175,13 +177,23 @@ static const struct {
     {"SLUICE_MAX_BODY_SIZE", 'B'}, {"SLUICE_DRAIN_TIMEOUT", 'D'}, {"SLUICE_CLIENT_TIMEOUT", 'T'},
 };
 
+/* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
+ * container's cpuset), not every CPU the machine has: more workers than
+ * that only take turns on the same cores. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
 int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
 {
     memset(s, 0, sizeof(*s));
     s->config_file = "/etc/sluice/kong.yml";
     gw_listen_parse(&s->admin, "127.0.0.1:8001");
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->workers = cores > 0 ? (int)cores : 1;
+    s->workers = usable_cores();
     s->log_level = GW_LOG_INFO;
     s->max_body_size = 16L * 1024 * 1024;
     s->drain_timeout = 30;

@@ -194,3 +194,20 @@ describe('process settings from the environment', { skip: binaryMissing() }, () 
     }
   });
 });
+
+describe('default number of workers', { skip: binaryMissing() }, () => {
+  // The CPUs the process may use (sched_getaffinity: taskset, CPUAffinity=,
+  // a cpuset), not every CPU of the machine.
+  test('one per CPU the process may run on', async () => {
+    const { availableParallelism } = await import('node:os');
+    for (const [wrap, want] of [[[], availableParallelism()], [['taskset', '-c', '0'], 1]]) {
+      const sl = await startSluice({ workers: null, wrap });
+      try {
+        assert.equal((await sl.status()).workers, want, `wrap ${JSON.stringify(wrap)}`);
+        assert.match(sl.stderr(), new RegExp(`started: ${want} workers`));
+      } finally {
+        await sl.stop();
+      }
+    }
+  });
+});

@@ -195,8 +195,10 @@ export function tempDir(prefix = 'sluice-test-') {
 //   env         extra environment
 //   workers     --workers (default 2)
 // nofile: the process's descriptor limit (RLIMIT_NOFILE, soft and hard), set
-// by util-linux's prlimit, which then execs sluice (same pid).
-export async function startSluice({ config, args = [], env = {}, workers = 2, readyTimeoutMs = 20000, nofile } = {}) {
+// by util-linux's prlimit; wrap: any other command prefix that execs sluice
+// (same pid), e.g. ['taskset', '-c', '0']. workers: null passes no --workers.
+export async function startSluice({ config, args = [], env = {}, workers = 2, readyTimeoutMs = 20000, nofile, wrap = [] } = {}) {
+  if (nofile) wrap = ['prlimit', `--nofile=${nofile}:${nofile}`, '--', ...wrap];
   const missing = binaryMissing();
   if (missing) throw new Error(missing);
   const dir = tempDir();
@@ -206,7 +208,7 @@ export async function startSluice({ config, args = [], env = {}, workers = 2, re
   for (let attempt = 0; attempt < 3; attempt++) {
     const proxyPort = await freePort();
     const adminPort = await freePort();
-    const sl = new Sluice({ dir, configPath, proxyPort, adminPort, args, env, workers, nofile });
+    const sl = new Sluice({ dir, configPath, proxyPort, adminPort, args, env, workers, wrap });
     try {
       await sl.waitReady(readyTimeoutMs);
       return sl;
@@ -221,15 +223,15 @@ export async function startSluice({ config, args = [], env = {}, workers = 2, re
 }
 
 export class Sluice {
-  constructor({ dir, configPath, proxyPort, adminPort, args, env, workers, nofile }) {
+  constructor({ dir, configPath, proxyPort, adminPort, args, env, workers, wrap = [] }) {
     Object.assign(this, { dir, configPath, proxyPort, adminPort });
     this.proxyUrl = `http://127.0.0.1:${proxyPort}`;
     this.adminUrl = `http://127.0.0.1:${adminPort}`;
     this.lines = [];
     this.logWaiters = new Set();
     this.argv = ['-c', configPath, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--admin-listen', `127.0.0.1:${adminPort}`,
-      '--workers', String(workers), ...args];
-    const [cmd, argv] = nofile ? ['prlimit', [`--nofile=${nofile}:${nofile}`, '--', SLUICE_BIN, ...this.argv]] : [SLUICE_BIN, this.argv];
+      ...(workers == null ? [] : ['--workers', String(workers)]), ...args];
+    const [cmd, ...argv] = [...wrap, SLUICE_BIN, ...this.argv];
     this.proc = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this.proc);
     let partial = '';
