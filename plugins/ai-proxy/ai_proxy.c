@@ -494,8 +494,10 @@ static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct 
         evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
     }
     if (last) {
-        if (!r->error && !ctx->call.done_sent && !ctx->call.errored)
+        if (!r->error && !ctx->call.done_sent && !ctx->call.errored) {
+            ctx->call.at_eof = 1;
             gw_sse_finish(&ctx->sse, frame_cb, ctx);
+        }
         evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
         record_stats(r, ctx);
         if (ctx->payload) {
@@ -579,8 +581,10 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
          * partial frame left in the parser is a cut, not a bad frame. */
         if (r->error && !ctx->call.done_sent)
             gw_llm_emit_error(&ctx->call, ctx->out, r->error);
-        else if (!ctx->call.done_sent)
+        else if (!ctx->call.done_sent) {
+            ctx->call.at_eof = 1;
             gw_sse_finish(&ctx->sse, frame_cb, ctx);
+        }
         gw_llm_stream_end(&ctx->call, ctx->out);
         record_stats(r, ctx);
     }

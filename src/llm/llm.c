@@ -194,29 +194,77 @@ cJSON *gw_llm_error_object(int status, const char *type, const char *message, co
     return root;
 }
 
+/* An error reason that is not a plain string: FastAPI's (vLLM, Mistral's
+ * 422s) {"detail":[{"loc":[...],"msg":"Field required",...}, ...]}, or any
+ * other JSON. The "msg" of each item, joined with "; ", or else the value
+ * as compact JSON; NULL for nothing usable. malloc'd: the caller free()s. */
+static char *reason_text(const cJSON *v)
+{
+    if (!v || cJSON_IsNull(v)) return NULL;
+    if (cJSON_IsString(v)) return strdup(v->valuestring);
+    if (cJSON_IsObject(v)) {
+        const cJSON *inner = cJSON_GetObjectItemCaseSensitive(v, "detail");
+        if (!inner) inner = cJSON_GetObjectItemCaseSensitive(v, "message");
+        if (!inner) inner = cJSON_GetObjectItemCaseSensitive(v, "msg");
+        if (inner) return reason_text(inner);
+    }
+    if (cJSON_IsArray(v)) {
+        size_t n = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            const char *m = gw_json_str(it, "msg");
+            if (!m) break;
+            n += strlen(m) + 2;
+        }
+        if (n && !it) {
+            char *out = malloc(n + 1), *p = out;
+            if (!out) return NULL;
+            cJSON_ArrayForEach(it, v)
+            {
+                if (p != out) {
+                    memcpy(p, "; ", 2);
+                    p += 2;
+                }
+                const char *m = gw_json_str(it, "msg");
+                size_t k = strlen(m);
+                memcpy(p, m, k);
+                p += k;
+            }
+            *p = '\0';
+            return out;
+        }
+    }
+    /* cJSON's allocation may be the request arena's (json_alloc.c): copy. */
+    char *printed = cJSON_PrintUnformatted(v);
+    char *out = printed ? strdup(printed) : NULL;
+    cJSON_free(printed);
+    return out;
+}
+
 cJSON *gw_llm_error_from_reply(int status, const char *body, size_t len)
 {
     cJSON *j = gw_json_parse(body, len);
-    const char *msg = NULL, *type = NULL, *code = NULL;
-    char buf[64];
+    const char *type = NULL, *code = NULL;
+    char *msg = NULL;
     if (cJSON_IsObject(j)) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
         if (cJSON_IsObject(e)) {
-            msg = gw_json_str(e, "message");
+            msg = reason_text(cJSON_GetObjectItemCaseSensitive(e, "message"));
             type = gw_json_str(e, "type");
             code = gw_json_str(e, "code");
         } else if (cJSON_IsString(e)) {
-            msg = e->valuestring; /* Ollama, Hugging Face */
+            msg = strdup(e->valuestring); /* Ollama, Hugging Face */
         }
-        if (!msg) msg = gw_json_str(j, "message"); /* Mistral */
-        if (!msg) msg = gw_json_str(j, "detail");
+        /* Mistral's {"object":"error","message":...}, FastAPI's {"detail":...} */
+        if (!msg) msg = reason_text(cJSON_GetObjectItemCaseSensitive(j, "message"));
+        if (!msg) msg = reason_text(cJSON_GetObjectItemCaseSensitive(j, "detail"));
         if (!type) type = gw_json_str(j, "type");
     }
-    if (!msg) {
-        snprintf(buf, sizeof(buf), "upstream returned HTTP %d", status);
-        msg = buf;
-    }
-    cJSON *out = gw_llm_error_object(status, type, msg, code);
+    char buf[64];
+    if (!msg) snprintf(buf, sizeof(buf), "upstream returned HTTP %d", status);
+    cJSON *out = gw_llm_error_object(status, type, msg ? msg : buf, code);
+    free(msg);
     cJSON_Delete(j);
     return out;
 }
@@ -257,7 +305,9 @@ cJSON *gw_llm_frame_json(struct gw_llm_call *c, const char *data, size_t len, st
     cJSON *j = gw_json_parse(data, len);
     if (cJSON_IsObject(j)) return j;
     cJSON_Delete(j);
-    gw_llm_emit_error(c, out, not_json);
+    /* A last frame that does not parse was cut by the close. */
+    gw_llm_emit_error(c, out,
+                      c->at_eof ? "upstream stream ended before it was complete" : not_json);
     return NULL;
 }
 
@@ -268,6 +318,16 @@ int gw_llm_is_done_marker(const char *data, size_t len)
 
 void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len)
 {
+    /* An event's data that came on several data: lines holds their \n
+     * (the SSE parser joins them): each line needs its own "data: " again,
+     * or the client reads a line with no field and loses the JSON. */
+    const char *nl;
+    while ((nl = memchr(data, '\n', len))) {
+        evbuffer_add(out, "data: ", 6);
+        evbuffer_add(out, data, (size_t)(nl - data) + 1);
+        len -= (size_t)(nl - data) + 1;
+        data = nl + 1;
+    }
     evbuffer_add(out, "data: ", 6);
     evbuffer_add(out, data, len);
     evbuffer_add(out, "\n\n", 2);

@@ -70,6 +70,7 @@ struct gw_llm_call {
     const char *model; /* final model name (config, else the client's) */
     int stream;        /* client asked for a stream */
     int include_usage; /* client sent stream_options.include_usage */
+    int usage_native;  /* OpenAI format, GW_LLM_USAGE_NATIVE: the usage chunk is ours to make */
 
     /* Filled by parse_response / stream_frame. */
     struct gw_llm_usage usage;
@@ -81,10 +82,12 @@ struct gw_llm_call {
     const char *chunk_id;
     long created;
     int role_sent, finish_sent, done_sent, errored;
+    int at_eof;                /* the frames now are what the upstream's close left in the parser */
     int content_sent;          /* llama2 raw: a non-blank text delta went out */
     int n_tool_calls;          /* OpenAI tool_calls[].index handed out so far */
     int block_tool[64];        /* anthropic content block index -> tool index + 1,
                                   -1: the json_tool block, streamed as content */
+    uint64_t block_args;       /* anthropic: bit i, block i's tool got argument text */
     const char *finish_reason; /* pending, mapped */
     /* "data: {...,"delta":{"content":" of text chunks, built once per
      * stream (again if the model changes): the hot path of a stream. */
@@ -258,8 +261,22 @@ const char *gw_llm_url(struct gw_llm_call *c, const char *origin, const char *de
 void gw_llm_apply_sampling(const struct gw_llm_options *o, cJSON *req, int use_completion_tokens);
 
 /* ---- OpenAI wire format, shared by openai, azure, mistral, llama2 ---- */
+/* How an OpenAI-format upstream reports a stream's token usage. */
+enum gw_llm_stream_usage {
+    /* Only when asked: stream_options.include_usage is added (merged into
+     * the client's stream_options) and the extra chunk dropped later when
+     * the client did not ask. OpenAI, compatible servers, newer Azure. */
+    GW_LLM_USAGE_ASK,
+    /* Unasked, on its last chunk, and stream_options is refused (Mistral:
+     * 422 extra_forbidden): the client's is removed, and the usage chunk a
+     * client asked for is made from what that last chunk carried. */
+    GW_LLM_USAGE_NATIVE,
+    /* Not at all, and stream_options is refused (Azure api-versions before
+     * 2024-09-01): nothing is added; the client's own is passed on. */
+    GW_LLM_USAGE_NONE,
+};
 int gw_llm_openai_build_body(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
-                             const char **err);
+                             enum gw_llm_stream_usage usage, const char **err);
 cJSON *gw_llm_openai_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
                            const char **err);
 int gw_llm_openai_stream_frame(struct gw_llm_call *c, const char *event, const char *data,
@@ -295,7 +312,8 @@ void gw_sse_init(struct gw_sse_parser *p, struct gw_arena *arena, int ndjson);
  * returned -1 or a frame exceeded max_size. */
 int gw_sse_feed(struct gw_sse_parser *p, const char *buf, size_t len, gw_sse_event_cb cb,
                 void *arg);
-/* End of input: dispatches an event that lacked its final blank line. */
+/* End of input: dispatches an event that lacked its final blank line
+ * (SSE) or newline (NDJSON). */
 int gw_sse_finish(struct gw_sse_parser *p, gw_sse_event_cb cb, void *arg);
 
 #endif

@@ -11,7 +11,7 @@
 #include "llm.h"
 
 int gw_llm_openai_build_body(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
-                             const char **err)
+                             enum gw_llm_stream_usage usage, const char **err)
 {
     cJSON *req = cJSON_Duplicate(body, 1);
     if (!req) {
@@ -29,12 +29,22 @@ int gw_llm_openai_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
                                       !cJSON_HasObjectItem(body, "max_tokens"));
             cJSON_DeleteItemFromObjectCaseSensitive(req, "stream");
             cJSON_AddBoolToObject(req, "stream", c->stream);
-            if (c->stream) {
-                /* Usage is always recorded; the extra chunk is dropped later
-                 * when the client did not ask for it. */
+            if (!c->stream) {
                 cJSON_DeleteItemFromObjectCaseSensitive(req, "stream_options");
-                cJSON *so = cJSON_AddObjectToObject(req, "stream_options");
+            } else if (usage == GW_LLM_USAGE_ASK) {
+                /* Usage is always recorded; the extra chunk is dropped later
+                 * when the client did not ask for it. The client's other
+                 * stream_options stay. */
+                cJSON *so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
+                if (!cJSON_IsObject(so)) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(req, "stream_options");
+                    so = cJSON_AddObjectToObject(req, "stream_options");
+                }
+                cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
                 cJSON_AddTrueToObject(so, "include_usage");
+            } else if (usage == GW_LLM_USAGE_NATIVE) {
+                cJSON_DeleteItemFromObjectCaseSensitive(req, "stream_options");
+                c->usage_native = 1;
             }
         }
     }
@@ -108,7 +118,11 @@ int gw_llm_openai_stream_frame(struct gw_llm_call *c, const char *event, const c
                                size_t len, struct evbuffer *out)
 {
     if (gw_llm_is_done_marker(data, len)) {
-        gw_llm_emit_done(c, out);
+        /* A usage chunk the upstream never sends on its own. */
+        if (c->usage_native && c->usage.present)
+            gw_llm_emit_tail(c, out);
+        else
+            gw_llm_emit_done(c, out);
         return 0;
     }
     cJSON *j =

@@ -42,7 +42,9 @@ static int buf_append(struct gw_sse_parser *p, char **buf, size_t *len, size_t *
 static int dispatch(struct gw_sse_parser *p, gw_sse_event_cb cb, void *arg)
 {
     int rc = 0;
-    if (p->has_data) {
+    /* An empty data buffer is not an event (WHATWG SSE, "dispatch the
+     * event"): a bare "data:" heartbeat must not reach the translators. */
+    if (p->has_data && p->data_len) {
         const char *data = p->data ? p->data : "";
         rc = cb(arg, p->event[0] ? p->event : NULL, data, p->data_len);
     }
@@ -136,6 +138,10 @@ int gw_sse_feed(struct gw_sse_parser *p, const char *buf, size_t len, gw_sse_eve
 
 int gw_sse_finish(struct gw_sse_parser *p, gw_sse_event_cb cb, void *arg)
 {
+    /* Lenient where the SSE spec discards: real streams end on a last
+     * event with no blank line, or no newline at all ("data: [DONE]", in
+     * Kong's own fixtures). A frame cut by the close is told apart by its
+     * translator (gw_llm_call.at_eof). */
     int rc = 0;
     if (p->line_len) {
         rc = process_line(p, p->line, p->line_len, cb, arg);

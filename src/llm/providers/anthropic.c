@@ -82,11 +82,40 @@ static cJSON *content_blocks(struct gw_llm_call *c, const cJSON *content, const 
                 cJSON_AddStringToObject(src, "type", "url");
                 cJSON_AddStringToObject(src, "url", url);
             }
+        } else if (type && strcmp(type, "file") == 0) {
+            /* A PDF sent inline is an Anthropic document block; what else
+             * OpenAI takes (file ids, other types) has no Anthropic form:
+             * refused rather than dropped, or the model would answer
+             * about a file it never saw. */
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(part, "file");
+            const char *mt, *data;
+            if (gw_llm_data_uri(c->arena, gw_json_str(f, "file_data"), &mt, &data) != 0 ||
+                strcmp(mt, "application/pdf") != 0) {
+                cJSON_Delete(b);
+                cJSON_Delete(blocks);
+                *err = "provider anthropic takes a file part only as inline PDF data "
+                       "(file.file_data: data:application/pdf;base64,...)";
+                return NULL;
+            }
+            cJSON_AddStringToObject(b, "type", "document");
+            cJSON *src = cJSON_AddObjectToObject(b, "source");
+            cJSON_AddStringToObject(src, "type", "base64");
+            cJSON_AddStringToObject(src, "media_type", mt);
+            cJSON_AddStringToObject(src, "data", data);
         } else {
-            const char *t = gw_json_str(part, "text");
+            /* text, or an assistant's refusal; a part with no type is text */
+            int refusal = type && strcmp(type, "refusal") == 0;
+            int textual = !type || refusal || strcmp(type, "text") == 0;
+            const char *t = textual ? gw_json_str(part, refusal ? "refusal" : "text") : NULL;
             if (!t) {
                 cJSON_Delete(b);
-                continue; /* audio, files...: no Anthropic equivalent here */
+                cJSON_Delete(blocks);
+                *err = textual ? "a text content part needs its 'text'"
+                               : gw_sprintf(c->arena,
+                                            "content part type '%s' is not supported by "
+                                            "provider anthropic",
+                                            type);
+                return NULL;
             }
             cJSON_AddStringToObject(b, "type", "text");
             cJSON_AddStringToObject(b, "text", t);
@@ -698,10 +727,21 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
             const char *pj = gw_json_str(d, "partial_json");
             if (bti == -1)
                 gw_llm_emit_text(c, out, pj);
-            else if (bti > 0 && pj && *pj)
+            else if (bti > 0 && pj && *pj) {
                 emit_tool_delta(c, out, bti - 1, NULL, NULL, pj);
+                c->block_args |= 1ull << (int)idx;
+            }
         }
         /* thinking_delta, signature_delta: not part of the OpenAI API. */
+    } else if (strcmp(type, "content_block_stop") == 0) {
+        /* A tool called with no input streams no input_json_delta text (or
+         * only ""): its arguments must still parse as JSON, as the whole
+         * reply's "{}" does, or the client's JSON.parse throws. */
+        double idx = -1;
+        gw_json_num(j, "index", &idx);
+        int bti = idx >= 0 && idx < 64 ? c->block_tool[(int)idx] : 0;
+        if (bti > 0 && !(c->block_args & (1ull << (int)idx)))
+            emit_tool_delta(c, out, bti - 1, NULL, NULL, "{}");
     } else if (strcmp(type, "message_delta") == 0) {
         read_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "delta");
@@ -731,7 +771,7 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         gw_llm_emit_error(c, out, m ? m : "upstream stream error");
         rc = -1;
     }
-    /* ping, content_block_stop and unknown events: nothing to say. */
+    /* ping and unknown events: nothing to say. */
     cJSON_Delete(j);
     return rc;
 }

@@ -8,7 +8,11 @@
 #include "gw_arena.h"
 #include "llm/llm.h"
 
-#define AZURE_DEFAULT_API_VERSION "2023-05-15"
+#define AZURE_DEFAULT_API_VERSION "2023-05-15" /* Kong's default */
+/* The first api-versions that accept stream_options (2024-09-01-preview,
+ * then GA 2024-10-21); older ones answer 400 "Unrecognized request
+ * argument supplied: stream_options". Versions are dates: compared as text. */
+#define AZURE_STREAM_OPTIONS_SINCE "2024-09-01"
 
 static int azure_validate(enum gw_llm_route route, const struct gw_llm_options *o,
                           const char **field, const char **msg)
@@ -35,9 +39,11 @@ static int azure_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_u
                                                                     : AZURE_DEFAULT_API_VERSION;
     if (o->upstream_url && *o->upstream_url) {
         const char *u = o->upstream_url;
-        up->url = strstr(u, "api-version=") ? u
-                                            : gw_sprintf(c->arena, "%s%capi-version=%s", u,
-                                                         strchr(u, '?') ? '&' : '?', ver);
+        const char *in_url = strstr(u, "api-version=");
+        if (in_url) ver = in_url + 12; /* what Azure will see (up to '&') */
+        up->url =
+            in_url ? u
+                   : gw_sprintf(c->arena, "%s%capi-version=%s", u, strchr(u, '?') ? '&' : '?', ver);
     } else {
         const char *op = c->route == GW_LLM_COMPLETIONS  ? "completions"
                          : c->route == GW_LLM_EMBEDDINGS ? "embeddings"
@@ -49,7 +55,9 @@ static int azure_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_u
         up->url = gw_sprintf(c->arena, "https://%s.openai.azure.com%s%capi-version=%s",
                              o->azure_instance, path, strchr(path, '?') ? '&' : '?', ver);
     }
-    return gw_llm_openai_build_body(c, body, up, err);
+    enum gw_llm_stream_usage usage =
+        strncmp(ver, AZURE_STREAM_OPTIONS_SINCE, 10) >= 0 ? GW_LLM_USAGE_ASK : GW_LLM_USAGE_NONE;
+    return gw_llm_openai_build_body(c, body, up, usage, err);
 }
 
 const struct gw_llm_provider gw_llm_azure = {

@@ -192,7 +192,7 @@ static int llama2_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_
     case GW_LLM_FMT_RAW:
         return raw_build(c, body, up, err);
     default:
-        return gw_llm_openai_build_body(c, body, up, err);
+        return gw_llm_openai_build_body(c, body, up, GW_LLM_USAGE_ASK, err);
     }
 }
 

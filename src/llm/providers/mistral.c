@@ -32,7 +32,9 @@ static int mistral_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm
     }
     up->url = gw_llm_url(c, "https://api.mistral.ai",
                          c->route == GW_LLM_EMBEDDINGS ? "/v1/embeddings" : "/v1/chat/completions");
-    return gw_llm_openai_build_body(c, body, up, err);
+    /* api.mistral.ai refuses stream_options (422 extra_forbidden) and puts
+     * usage on its last chunk anyway. */
+    return gw_llm_openai_build_body(c, body, up, GW_LLM_USAGE_NATIVE, err);
 }
 
 static cJSON *mistral_parse(struct gw_llm_call *c, int status, const char *body, size_t len,

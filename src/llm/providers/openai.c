@@ -20,7 +20,7 @@ static int openai_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_
                         const char **err)
 {
     up->url = gw_llm_url(c, "https://api.openai.com", openai_path(c->route));
-    return gw_llm_openai_build_body(c, body, up, err);
+    return gw_llm_openai_build_body(c, body, up, GW_LLM_USAGE_ASK, err);
 }
 
 const struct gw_llm_provider gw_llm_openai = {
