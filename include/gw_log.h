@@ -24,6 +24,16 @@ void gw_log_write(enum gw_log_level level, const char *fmt, ...)
 int gw_log_async_start(void);
 void gw_log_async_stop(void);
 
+/* Values in a log line, so that no value can end its field early or start
+ * a line of its own: gw_log_escape writes s with '"' and '\\' backslashed
+ * and control bytes (CR, LF, ESC, DEL...) as \\xHH, as nginx does, and
+ * returns the end (no NUL); gw_log_escaped_len is the room that takes.
+ * gw_log_needs_quotes: s is empty or holds a space, '=' or a byte to
+ * escape, so it goes as key="..." rather than key=value. */
+size_t gw_log_escaped_len(const char *s);
+char *gw_log_escape(char *dst, const char *s);
+int gw_log_needs_quotes(const char *s);
+
 /* Returns -1 for an unknown name. */
 int gw_log_level_parse(const char *name);
 

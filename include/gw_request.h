@@ -138,7 +138,9 @@ int gw_respond_openai_error(struct gw_request *r, int status, const char *type, 
  * when the client goes away, until it is resumed. */
 void gw_request_resume(struct gw_request *r, int rc);
 
-/* Adds " key=value" to the request's log line (value quoted if needed). */
+/* Adds " key=value" to the request's log line: quoted when the value is
+ * empty or holds a space or "=", with quotes, backslashes and control bytes
+ * escaped (gw_log_escape), so no value can forge a field or a line. */
 void gw_request_log_field(struct gw_request *r, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

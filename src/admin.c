@@ -17,6 +17,11 @@
 #include "server.h"
 #include "sluice.h"
 
+/* Read-only API: nothing it answers needs a body from the client, and the
+ * main thread (signals, reloads) must not buffer one without bound. */
+#define ADMIN_MAX_BODY 4096
+#define ADMIN_MAX_HEADERS (16 * 1024)
+
 static void reply_json(struct evhttp_request *req, int status, cJSON *obj)
 {
     char *s = cJSON_Print(obj);
@@ -27,6 +32,11 @@ static void reply_json(struct evhttp_request *req, int status, cJSON *obj)
     cJSON_free(s); /* cJSON's allocator (json_alloc.c), not necessarily malloc */
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json; charset=utf-8");
+    /* A HEAD answer has no content (RFC 9110 9.3.2): libevent leaves out
+     * Content-Length but would still send the buffer, which the client
+     * would then read as the start of the next answer. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+        evbuffer_drain(b, evbuffer_get_length(b));
     evhttp_send_reply(req, status, NULL, b);
     evbuffer_free(b);
 }
@@ -69,9 +79,11 @@ static void admin_cb(struct evhttp_request *req, void *arg)
     struct gw_server *srv = arg;
     const char *uri = evhttp_request_get_uri(req);
     size_t n = strcspn(uri, "?");
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "message", "Method not allowed");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         reply_json(req, 405, o);
         return;
     }
@@ -119,6 +131,13 @@ int gw_admin_start(struct gw_server *srv)
     srv->admin = evhttp_new(srv->base);
     evhttp_set_gencb(srv->admin, admin_cb, srv);
     evhttp_set_timeout(srv->admin, 30);
+    evhttp_set_max_body_size(srv->admin, ADMIN_MAX_BODY);
+    evhttp_set_max_headers_size(srv->admin, ADMIN_MAX_HEADERS);
+    /* Every method reaches admin_cb, which answers 405 with Allow in JSON
+     * like everything else, instead of libevent's HTML 501. */
+    evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     int port = atoi(srv->settings.admin.port);
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(srv->admin, srv->settings.admin.host, (ev_uint16_t)port);

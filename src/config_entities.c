@@ -13,6 +13,7 @@
 
 #include "config_entities.h"
 #include "gw_arena.h"
+#include "gw_log.h"
 
 /* Like GW_FIELD, for members of the public struct inside a wrapper. */
 #define EF(st, fname, member, ftype, flags_, def_)                                                 \
@@ -134,10 +135,31 @@ static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_ser
     s->path = *p ? gw_strdup(a, p) : NULL;
 }
 
+/* Kong's names (typedefs.utf8_name): letters, digits, '.', '-', '_', '~'
+ * and UTF-8 beyond ASCII. They are also what the access line prints bare
+ * (route=, service=), so a space or a line break must not get in. */
+static void check_kong_name(struct gw_conf *cf, const struct gw_node *node, const char *name)
+{
+    if (!name) return;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '.' || *p == '-' || *p == '_' || *p == '~' || (*p >= 0x80 && *p <= 0xf4))
+            continue;
+        char *shown = gw_alloc(gw_conf_arena(cf), gw_log_escaped_len(name) + 1);
+        *gw_log_escape(shown, name) = '\0'; /* a line break would split the error line */
+        gw_conf_error(cf, gw_node_get(node, "name"), "name",
+                      "invalid value '%s': the only accepted ascii characters are alphanumerics "
+                      "or ., -, _, and ~",
+                      shown);
+        return;
+    }
+}
+
 static int service_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
 {
     struct gw_service *s = &((struct service_in *)obj)->s;
     struct gw_arena *a = gw_conf_arena(cf);
+    check_kong_name(cf, node, s->name);
     if (s->protocol && strcmp(s->protocol, "http") != 0 && strcmp(s->protocol, "https") != 0)
         gw_conf_error(cf, gw_node_get(node, "protocol"), "protocol", "expected one of http, https");
     if (s->url) {
@@ -321,6 +343,7 @@ static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *
 {
     struct gw_route *r = &((struct route_in *)obj)->r;
     struct gw_arena *a = gw_conf_arena(cf);
+    check_kong_name(cf, node, r->name);
     check_methods(cf, node, r);
     const struct gw_node *hn = gw_node_get(node, "headers");
     for (size_t i = 0; i < r->headers.n; i++) {

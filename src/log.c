@@ -210,3 +210,50 @@ void gw_log_write(enum gw_log_level level, const char *fmt, ...)
     emit(line, total);
     if (line != stack) free(line);
 }
+
+/* --- values in a line --------------------------------------------------- */
+
+static size_t escaped_width(unsigned char ch)
+{
+    if (ch == '"' || ch == '\\') return 2;
+    if (ch < 0x20 || ch == 0x7f) return 4;
+    return 1;
+}
+
+size_t gw_log_escaped_len(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += escaped_width(*p);
+    return n;
+}
+
+char *gw_log_escape(char *dst, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (escaped_width(*p)) {
+        case 2:
+            *dst++ = '\\';
+            *dst++ = (char)*p;
+            break;
+        case 4:
+            *dst++ = '\\';
+            *dst++ = 'x';
+            *dst++ = hex[*p >> 4];
+            *dst++ = hex[*p & 15];
+            break;
+        default:
+            *dst++ = (char)*p;
+        }
+    }
+    return dst;
+}
+
+int gw_log_needs_quotes(const char *s)
+{
+    if (!*s) return 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == ' ' || *p == '=' || escaped_width(*p) != 1) return 1;
+    return 0;
+}

@@ -117,35 +117,25 @@ static void update_pause(struct proxy_request *rq)
 
 /* --- finishing ---------------------------------------------------------- */
 
-/* uri and error are quoted in the access line. A request target may hold
- * '"' and '\', and an error may carry text from a provider's reply: escaped
- * (\" \\ and \xHH for control bytes, as nginx does) so that no value can end
- * its field early or start a line of its own. */
+/* uri and error are quoted in the access line: a request target may hold
+ * '"' and '\', and an error may carry text from a provider's reply. */
 static const char *log_quoted(struct gw_arena *a, const char *s)
 {
-    size_t extra = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p == '"' || *p == '\\')
-            extra += 1;
-        else if (*p < 0x20 || *p == 0x7f)
-            extra += 3;
-    if (!extra) return s;
-    size_t n = strlen(s);
-    char *out = gw_alloc(a, n + extra + 1), *o = out;
-    static const char hex[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            *o++ = '\\';
-            *o++ = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            *o++ = '\\';
-            *o++ = 'x';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        } else {
-            *o++ = (char)*p;
-        }
-    }
+    size_t n = gw_log_escaped_len(s);
+    if (n == strlen(s)) return s; /* the usual case: no copy */
+    char *out = gw_alloc(a, n + 1);
+    *gw_log_escape(out, s) = '\0';
+    return out;
+}
+
+/* A field written bare (consumer=alice) unless it needs quotes. */
+static const char *log_value(struct gw_arena *a, const char *s)
+{
+    if (!gw_log_needs_quotes(s)) return s;
+    char *out = gw_alloc(a, gw_log_escaped_len(s) + 3), *o = out;
+    *o++ = '"';
+    o = gw_log_escape(o, s);
+    *o++ = '"';
     *o = '\0';
     return out;
 }
@@ -156,7 +146,8 @@ static void write_access_log(struct proxy_request *rq)
     struct gw_request *r = &rq->pub;
     const char *consumer = "-";
     if (r->consumer)
-        consumer = r->consumer->username ? r->consumer->username : r->consumer->custom_id;
+        consumer = log_value(r->arena, r->consumer->username ? r->consumer->username
+                                                             : r->consumer->custom_id);
     gw_log_write(GW_LOG_INFO,
                  "request_id=%s client=%s method=%s uri=\"%s\" status=%d upstream_status=%d "
                  "route=%s service=%s consumer=%s bytes=%llu latency_ms=%.3f "

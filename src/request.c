@@ -199,8 +199,8 @@ void gw_request_log_field(struct gw_request *r, const char *key, const char *fmt
     va_start(ap, fmt);
     char *v = gw_vsprintf(r->arena, fmt, ap);
     va_end(ap);
-    int quote = *v == '\0' || strpbrk(v, " \"=\t\n") != NULL;
-    size_t need = strlen(key) + strlen(v) * 2 + 5;
+    int quote = gw_log_needs_quotes(v);
+    size_t need = strlen(key) + gw_log_escaped_len(v) + 5;
     if (rq->log_extra_len + need + 1 > rq->log_extra_cap) {
         size_t cap = (rq->log_extra_cap ? rq->log_extra_cap * 2 : 256) + need;
         char *p = realloc(rq->log_extra, cap);
@@ -210,12 +210,15 @@ void gw_request_log_field(struct gw_request *r, const char *key, const char *fmt
     }
     char *o = rq->log_extra + rq->log_extra_len;
     o += sprintf(o, " %s=", key);
-    if (quote) *o++ = '"';
-    for (const char *p = v; *p; p++) {
-        if (quote && (*p == '"' || *p == '\\')) *o++ = '\\';
-        *o++ = *p == '\n' ? ' ' : *p;
+    if (quote) {
+        *o++ = '"';
+        o = gw_log_escape(o, v);
+        *o++ = '"';
+    } else {
+        size_t n = strlen(v);
+        memcpy(o, v, n);
+        o += n;
     }
-    if (quote) *o++ = '"';
     *o = '\0';
     rq->log_extra_len = (size_t)(o - rq->log_extra);
 }

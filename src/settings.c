@@ -65,7 +65,8 @@ int gw_listen_parse(struct gw_listen *l, const char *spec)
     }
     char *endp;
     long p = strtol(port, &endp, 10);
-    if (*port == '\0' || *endp || p < 0 || p > 65535) return -1;
+    if (*port == '\0' || *endp || p < 1 || p > 65535)
+        return -1; /* 0: each worker would get its own port */
     if (strlen(host) >= sizeof(l->host)) return -1;
     strcpy(l->host, host);
     snprintf(l->port, sizeof(l->port), "%ld", p);
@@ -92,7 +93,9 @@ static int add_listen(struct gw_settings *s, const char *spec)
         return -1;
     }
     if (gw_listen_parse(&s->proxy[s->n_proxy], spec) < 0) {
-        fprintf(stderr, "sluice: --proxy-listen: cannot parse '%s' (expected ADDR:PORT)\n", spec);
+        fprintf(stderr,
+                "sluice: --proxy-listen: cannot parse '%s' (expected ADDR:PORT, PORT 1-65535)\n",
+                spec);
         return -1;
     }
     if (s->proxy[s->n_proxy].ssl) {
@@ -132,7 +135,10 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         }
         s->admin_off = 0;
         if (gw_listen_parse(&s->admin, v) < 0 || s->admin.ssl) {
-            fprintf(stderr, "sluice: --admin-listen: cannot parse '%s' (ADDR:PORT or off)\n", v);
+            fprintf(
+                stderr,
+                "sluice: --admin-listen: cannot parse '%s' (ADDR:PORT with PORT 1-65535, or off)\n",
+                v);
             return -1;
         }
         return 0;

@@ -209,7 +209,7 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
     ];
     for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['anthropic', '/anthropic-json'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {
-      routes.push(aiRoute(`canned${p}`, `/canned${p}`, chat(prov, 'canned-model', { upstream_url: `${C}${p}` })));
+      routes.push(aiRoute(`canned${p.replaceAll("/", "-")}`, `/canned${p}`, chat(prov, 'canned-model', { upstream_url: `${C}${p}` })));
     }
     const raw = (name, route_type, p, extra = {}) => aiRoute(name, `/canned${p}${route_type.endsWith('completions') ? '-gen' : ''}`,
       { route_type, model: { provider: 'llama2', name: 'llama-2-7b-chat', options: { upstream_url: `${C}${p}`, llama2_format: 'raw' } }, ...extra });

@@ -160,7 +160,9 @@ export function logFields(line) {
   const out = {};
   const re = /([A-Za-z0-9_.-]+)=("((?:[^"\\]|\\.)*)"|\S*)/g;
   let m;
-  while ((m = re.exec(line))) out[m[1]] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2];
+  // Quoted values: \" \\ and \xHH (control bytes) undone (gw_log_escape).
+  const unescape = (v) => v.replace(/\\x([0-9a-f]{2})|\\(.)/g, (_, hex, ch) => (hex ? String.fromCharCode(parseInt(hex, 16)) : ch));
+  while ((m = re.exec(line))) out[m[1]] = m[3] !== undefined ? unescape(m[3]) : m[2];
   return out;
 }
 
