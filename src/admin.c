@@ -142,8 +142,8 @@ int gw_admin_start(struct gw_server *srv)
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(srv->admin, srv->settings.admin.host, (ev_uint16_t)port);
     if (!bound) {
-        gw_error("cannot listen on admin address %s:%s", srv->settings.admin.host,
-                 srv->settings.admin.port);
+        char where[GW_LISTEN_TEXT_MAX];
+        gw_error("cannot listen on admin address %s", gw_listen_text(&srv->settings.admin, where));
         return -1;
     }
     /* Without an error callback libevent logs a failed accept() and leaves

@@ -148,11 +148,11 @@ int main(int argc, char **argv)
             gw_log_async_stop();
             return 1;
         }
+    char where[GW_LISTEN_TEXT_MAX];
     for (size_t i = 0; i < srv.settings.n_proxy; i++)
-        gw_notice("proxy listening on %s:%s", srv.settings.proxy[i].host,
-                  srv.settings.proxy[i].port);
+        gw_notice("proxy listening on %s", gw_listen_text(&srv.settings.proxy[i], where));
     if (!srv.settings.admin_off)
-        gw_notice("admin listening on %s:%s", srv.settings.admin.host, srv.settings.admin.port);
+        gw_notice("admin listening on %s", gw_listen_text(&srv.settings.admin, where));
     gw_notice("sluice %s started: %u workers, config %s sha256=%s", SLUICE_VERSION, srv.n_workers,
               cfg->file, cfg->sha256);
     gw_sd_notify("READY=1");

@@ -36,6 +36,13 @@ static void usage(FILE *out)
 }
 
 /* "ADDR:PORT", "[v6]:PORT", "PORT", optionally followed by " ssl". */
+const char *gw_listen_text(const struct gw_listen *l, char buf[GW_LISTEN_TEXT_MAX])
+{
+    int v6 = strchr(l->host, ':') != NULL;
+    snprintf(buf, GW_LISTEN_TEXT_MAX, v6 ? "[%s]:%s" : "%s:%s", l->host, l->port);
+    return buf;
+}
+
 int gw_listen_parse(struct gw_listen *l, const char *spec)
 {
     memset(l, 0, sizeof(*l));

@@ -34,5 +34,8 @@ struct gw_settings {
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */
 int gw_settings_parse(struct gw_settings *s, int argc, char **argv);
 int gw_listen_parse(struct gw_listen *l, const char *spec);
+/* "host:port", or "[host]:port" for an IPv6 address, as it was given. */
+#define GW_LISTEN_TEXT_MAX (sizeof(((struct gw_listen *)0)->host) + 12)
+const char *gw_listen_text(const struct gw_listen *l, char buf[GW_LISTEN_TEXT_MAX]);
 
 #endif

@@ -44,6 +44,7 @@ static int address_taken(const struct addrinfo *ai)
  * worker's (first) checks that the address is not another process's. */
 static int listen_socket(const struct gw_listen *l, int first)
 {
+    char where[GW_LISTEN_TEXT_MAX];
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -54,8 +55,8 @@ static int listen_socket(const struct gw_listen *l, int first)
         return -1;
     }
     if (first && address_taken(res)) {
-        gw_error("cannot listen on %s:%s: %s (another process listens there)", l->host, l->port,
-                 strerror(EADDRINUSE));
+        gw_error("cannot listen on %s: %s (another process listens there)",
+                 gw_listen_text(l, where), strerror(EADDRINUSE));
         freeaddrinfo(res);
         return -1;
     }
@@ -69,7 +70,7 @@ static int listen_socket(const struct gw_listen *l, int first)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        gw_error("cannot listen on %s:%s: %s", l->host, l->port, strerror(errno));
+        gw_error("cannot listen on %s: %s", gw_listen_text(l, where), strerror(errno));
         close(fd);
         freeaddrinfo(res);
         return -1;

@@ -656,6 +656,9 @@ describe('process settings', { skip: binaryMissing() }, () => {
       const r = await request({ host: '::1', port: pp, path: '/up/echo' });
       assert.equal(r.status, 200);
       assert.equal(r.json().headers['x-real-ip'], '::1');
+      // Addresses in the log as they are written on the command line.
+      assert.match(stderr, new RegExp(`proxy listening on \\[::1\\]:${pp}\\n`));
+      assert.match(stderr, new RegExp(`admin listening on \\[::1\\]:${ap}\\n`));
       p.kill('SIGTERM');
       assertCleanExit(await exited, stderr);
     } finally {
