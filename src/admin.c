@@ -52,7 +52,8 @@ static void status_cb(struct evhttp_request *req, struct gw_server *srv)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "version", SLUICE_VERSION);
-    cJSON_AddNumberToObject(o, "uptime_seconds", (double)(time(NULL) - srv->started));
+    cJSON_AddNumberToObject(o, "uptime_seconds",
+                            (double)((gw_now_us() - srv->started_us) / 1000000));
     cJSON_AddNumberToObject(o, "workers", srv->n_workers);
     cJSON *c = cJSON_AddObjectToObject(o, "config");
     char when[32];

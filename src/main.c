@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     struct gw_config *cfg = load_config(srv.settings.config_file, 0);
     if (!cfg) return 1;
     srv.snapshot = gw_snapshot_build(cfg, ++srv.generation);
-    srv.started = time(NULL);
+    srv.started_us = gw_now_us();
     srv.base = event_base_new();
 
     srv.n_workers = (unsigned)srv.settings.workers;

@@ -5,6 +5,7 @@
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "settings.h"
@@ -28,7 +29,7 @@ struct gw_server {
     struct gw_snapshot *snapshot;
     struct gw_worker *workers;
     unsigned n_workers;
-    time_t started;
+    uint64_t started_us; /* gw_now_us() (monotonic): uptime survives clock steps */
     uint64_t generation;
     int stopping;
 };
