@@ -56,8 +56,11 @@ struct gw_request {
     const char *host;   /* Host header without port, lowercased, or "" */
     const char *client_ip;
     int client_port;
-    int tls;                   /* arrived over TLS */
-    struct gw_headers *headers; /* request headers: what plugins leave here goes upstream */
+    int server_port;              /* the listener's port */
+    uint64_t connection;          /* serial of the client connection (nginx's $connection) */
+    unsigned connection_requests; /* this request's number on it, from 1 */
+    int tls;                      /* arrived over TLS */
+    struct gw_headers *headers;   /* request headers: what plugins leave here goes upstream */
     /* Request body, decoded. Whole before the access phase when a plugin
      * of the route sets needs_body; otherwise it streams to the upstream
      * and is not there to read (gw_request_body then logs an error). */
@@ -132,6 +135,11 @@ int gw_respond_message(struct gw_request *r, int status, const char *fmt, ...)
 /* {"error": {"message", "type", "param", "code"}}: errors on OpenAI-shaped routes. */
 int gw_respond_openai_error(struct gw_request *r, int status, const char *type, const char *fmt,
                             ...) __attribute__((format(printf, 4, 5)));
+
+/* The local address the client connected to (nginx's $server_addr), read
+ * from the socket when first asked (a syscall, so not for every request);
+ * "" once the connection is gone. */
+const char *gw_request_server_addr(struct gw_request *r);
 
 /* A suspended access phase (it returned GW_AGAIN) continues with GW_OK (next
  * plugin) or GW_DONE (it answered). A suspended request is never freed, even

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -937,6 +938,8 @@ void gw_conn_body_consumed(struct gw_conn *c)
 
 /* --- accepting ---------------------------------------------------------- */
 
+static atomic_uint_fast64_t next_serial; /* connections of every worker */
+
 static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storage *ss)
 {
     struct gw_worker *w = l->worker;
@@ -948,6 +951,7 @@ static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storag
     c->fd = fd;
     c->worker = w;
     c->local_port = l->port;
+    c->serial = atomic_fetch_add_explicit(&next_serial, 1, memory_order_relaxed) + 1;
     c->out = evbuffer_new();
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;

@@ -42,6 +42,8 @@ struct gw_conn {
     char peer[64];
     int peer_port;
     int local_port;
+    uint64_t serial;   /* unique in the process, in accept order (nginx's $connection) */
+    unsigned requests; /* requests read on this connection so far */
 
     /* Bytes read and not yet used: a head being read, body bytes, or the
      * next pipelined request. [in_pos, in_len) is what is left. */

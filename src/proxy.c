@@ -1224,6 +1224,9 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     /* Copied: the connection (and its peer string) may go before we do. */
     r->client_ip = gw_strdup(arena, c->peer);
     r->client_port = c->peer_port;
+    r->server_port = c->local_port;
+    r->connection = c->serial;
+    r->connection_requests = ++c->requests;
     const char *host = gw_headers_get(r->headers, "Host");
     r->host = host ? host_without_port(arena, host, strlen(host)) : "";
     r->ai.cached_tokens = -1;

@@ -66,6 +66,7 @@ struct proxy_request {
     unsigned first_event : 1;   /* filtered event stream, nothing sent yet (write_cb) */
     curl_off_t uploaded;
     uint64_t body_sent;       /* streamed body bytes handed to curl */
+    const char *server_addr;  /* gw_request_server_addr's answer, once asked */
     const char *upstream_bad; /* the upstream's reply cannot be framed for the client */
     const char *body_bad;     /* the body broke a rule (too large, bad chunking) */
     int body_bad_status;

@@ -2,15 +2,19 @@
 /*
  * The request API plugins call (include/gw_request.h).
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "client_conn.h"
 #include "gw_arena.h"
+#include "gw_json.h"
 #include "gw_log.h"
 #include "gw_plugin.h"
 #include "llm/llm.h"
@@ -65,16 +69,13 @@ cJSON *gw_request_json(struct gw_request *r, const char **err)
         if (len == 0) {
             rq->json_err = "request body is empty, expected a JSON object";
         } else {
-            const char *end = NULL;
+            const char *why;
+            size_t at;
             if (has_nul_escape(body, len)) {
                 rq->json_err = "request body contains a \\u0000 escape, which is not supported";
-            } else {
-                rq->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-            }
-            if (!rq->json && !rq->json_err) {
-                size_t at = end && end >= body ? (size_t)(end - body) : 0;
-                rq->json_err =
-                    gw_sprintf(r->arena, "request body is not valid JSON (near byte %zu)", at);
+            } else if (!(rq->json = gw_json_parse_strict(body, len, &why, &at))) {
+                rq->json_err = at ? gw_sprintf(r->arena, "request body %s (near byte %zu)", why, at)
+                                  : gw_sprintf(r->arena, "request body %s", why);
             }
         }
     }
@@ -231,4 +232,21 @@ struct event_base *gw_request_event_base(struct gw_request *r)
 unsigned gw_request_worker_id(struct gw_request *r)
 {
     return proxy_of(r)->worker->id;
+}
+
+const char *gw_request_server_addr(struct gw_request *r)
+{
+    struct proxy_request *rq = proxy_of(r);
+    if (rq->server_addr) return rq->server_addr;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (rq->conn && getsockname(rq->conn->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, sizeof(buf));
+        else if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, sizeof(buf));
+    }
+    rq->server_addr = gw_strdup(r->arena, buf);
+    return rq->server_addr;
 }

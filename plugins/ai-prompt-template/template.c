@@ -92,10 +92,13 @@ static char *concat(struct gw_arena *a, const struct prompt_template *t, const c
     return buf;
 }
 
-/* A JSON object, or NULL. */
+/* A JSON object, or NULL: the whole text (a property that closes the
+ * object early must not leave the rest behind unnoticed) and no key twice. */
 static cJSON *parse_object(const char *s, size_t len)
 {
-    cJSON *json = cJSON_ParseWithLength(s, len);
+    const char *why;
+    size_t at;
+    cJSON *json = gw_json_parse_strict(s, len, &why, &at);
     if (json && !cJSON_IsObject(json)) {
         cJSON_Delete(json);
         return NULL;

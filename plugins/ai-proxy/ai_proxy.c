@@ -274,6 +274,12 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
         return gw_respond_openai_error(r, 400, "invalid_request_error",
                                        "request body is not a JSON object%s%s", err ? ": " : "",
                                        err ? err : "");
+    /* Kong's identify_request: a body that is both a chat and a completion
+     * is refused, not guessed at (a guard that checked one could let the
+     * other through to the provider). */
+    if (route != GW_LLM_PRESERVE && cJSON_HasObjectItem(body, "messages") &&
+        cJSON_HasObjectItem(body, "prompt"))
+        return bad_request(r, "request matches multiple LLM request formats");
     if (route == GW_LLM_CHAT && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(body, "messages")))
         return bad_request(r, "'messages' is a required property (an array) on llm/v1/chat routes");
     if (route == GW_LLM_COMPLETIONS && !cJSON_GetObjectItemCaseSensitive(body, "prompt"))

@@ -89,10 +89,12 @@ static const char *generate(struct gw_request *r, int generator)
     default: {
         struct timeval tv;
         gettimeofday(&tv, NULL);
-        return gw_sprintf(r->arena, "%s-%d-%d-%u-%llu-%ld.%03ld", r->client_ip, r->client_port,
-                          (int)getpid(), gw_request_worker_id(r),
-                          (unsigned long long)++worker_counter, (long)tv.tv_sec,
-                          (long)tv.tv_usec / 1000);
+        /* Kong's tracker: server address and port, worker pid (ours are
+         * threads of one process), connection serial, the request's number
+         * on that connection, time. */
+        return gw_sprintf(r->arena, "%s-%d-%d-%llu-%u-%ld.%03ld", gw_request_server_addr(r),
+                          r->server_port, (int)getpid(), (unsigned long long)r->connection,
+                          r->connection_requests, (long)tv.tv_sec, (long)tv.tv_usec / 1000);
     }
     }
 }

@@ -173,12 +173,19 @@ static void test_formats(void)
     CHECK_INT(check(&c, "{\"messages\":[{\"role\":5,\"content\":\"x\"}]}", &v),
               PROMPT_GUARD_BAD_FORMAT);
     CHECK_INT(check(&c, "{\"messages\":[\"x\"]}", &v), PROMPT_GUARD_BAD_FORMAT);
-    /* messages win over prompt, as in Kong */
+    /* Both checked when a body has both (Kong's guard reads messages only,
+     * so on a route without ai-proxy, which refuses such bodies, a denied
+     * prompt went through next to harmless messages). */
     CHECK_INT(check(&c,
                     "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
                     "\"prompt\":\"secret\"}",
                     &v),
-              PROMPT_GUARD_ALLOWED);
+              PROMPT_GUARD_DENIED);
+    CHECK_INT(check(&c,
+                    "{\"messages\":[{\"role\":\"user\",\"content\":\"the secret\"}],"
+                    "\"prompt\":\"hi\"}",
+                    &v),
+              PROMPT_GUARD_DENIED);
 }
 
 static void test_compile_errors(void)
