@@ -37,9 +37,10 @@ struct gw_route_path {
 };
 
 struct gw_route_host {
-    const char *host;
+    const char *host; /* without its port */
     size_t len;
     int wildcard; /* 0 plain, -1 leading "*.", +1 trailing ".*" */
+    int port;     /* "host:PORT": only requests that came in on PORT; 0 any */
 };
 
 struct gw_route {

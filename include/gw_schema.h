@@ -77,9 +77,10 @@ enum gw_field_type {
 };
 
 /* Field flags */
-#define GW_REQUIRED 0x1u /* missing or null is an error */
-#define GW_SECRET 0x2u   /* redacted in GET /config and never logged */
-#define GW_NO_ENV 0x4u   /* no $VAR expansion (regexes, templates) */
+#define GW_REQUIRED 0x1u     /* missing or null is an error */
+#define GW_SECRET 0x2u       /* redacted in GET /config and never logged */
+#define GW_NO_ENV 0x4u       /* no $VAR expansion (regexes, templates) */
+#define GW_NO_ENV_TILDE 0x8u /* values starting with '~' are regexes: not expanded */
 
 struct gw_conf;
 struct gw_schema;
@@ -135,6 +136,11 @@ const char *gw_conf_expand(struct gw_conf *cf, const struct gw_node *node, const
  * NULL outside a plugin's config. */
 struct gw_plugin_instance;
 const struct gw_plugin_instance *gw_conf_plugin(struct gw_conf *cf);
+
+/* _format_version 1.1 or 2.1: route paths are read as Kong 3 migrates
+ * them (regex-looking ones become "~" regexes). Set by the loader. */
+void gw_conf_set_legacy_paths(struct gw_conf *cf, int on);
+int gw_conf_legacy_paths(struct gw_conf *cf);
 
 /* The field path the walker is at ("services[0].plugins[1].config"). */
 const char *gw_conf_path(struct gw_conf *cf);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "config_entities.h"
 #include "gw_arena.h"
+#include "gw_num_text.h"
 #include "gw_plugin.h"
 #include "yaml_node.h"
 
@@ -77,11 +78,54 @@ struct pending_plugin {
     struct gw_consumer *consumer;
 };
 
+/* Entities by name, first one kept: duplicate checks and references by
+ * name stay O(1), where a scan made a 20 000-service file take 7.6 s to
+ * load (perf: 80 % in strcmp). Open addressing in the loader's arena. */
+struct name_index {
+    const char **keys;
+    void **vals;
+    size_t cap, n;
+};
+
+static size_t name_slot(const struct name_index *ix, const char *name)
+{
+    size_t i = (size_t)gw_hash_bytes(name, strlen(name)) & (ix->cap - 1);
+    while (ix->keys[i] && strcmp(ix->keys[i], name) != 0)
+        i = (i + 1) & (ix->cap - 1);
+    return i;
+}
+
+static void *name_find(const struct name_index *ix, const char *name)
+{
+    if (!ix->cap || !name) return NULL;
+    return ix->vals[name_slot(ix, name)];
+}
+
+static void name_add(struct gw_arena *a, struct name_index *ix, const char *name, void *val)
+{
+    if (!name) return;
+    if (2 * (ix->n + 1) > ix->cap) {
+        struct name_index old = *ix;
+        ix->cap = old.cap ? old.cap * 2 : 64;
+        ix->keys = gw_calloc(a, ix->cap * sizeof(*ix->keys));
+        ix->vals = gw_calloc(a, ix->cap * sizeof(*ix->vals));
+        ix->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.keys[i]) name_add(a, ix, old.keys[i], old.vals[i]);
+    }
+    size_t i = name_slot(ix, name);
+    if (ix->keys[i]) return; /* the first of a name stays */
+    ix->keys[i] = name;
+    ix->vals[i] = val;
+    ix->n++;
+}
+
 struct loader {
     struct gw_arena *a;
     struct gw_conf *cf;
     struct gw_config *cfg;
     struct vec services, routes, consumers, plugins, pending; /* *_in, pending_plugin */
+    struct name_index service_names, route_names, consumer_names, consumer_ids;
 };
 
 static const char *const top_level_keys[] = {"_format_version", "_comment", "_transform",
@@ -141,33 +185,19 @@ static void defer_plugins(struct loader *L, const struct gw_node *list, struct g
 
 static struct service_in *find_service(struct loader *L, const char *name)
 {
-    for (size_t i = 0; i < L->services.n; i++) {
-        struct service_in *s = L->services.v[i];
-        if (s->s.name && strcmp(s->s.name, name) == 0) return s;
-    }
-    return NULL;
+    return name_find(&L->service_names, name);
 }
 
 static struct route_in *find_route(struct loader *L, const char *name)
 {
-    for (size_t i = 0; i < L->routes.n; i++) {
-        struct route_in *r = L->routes.v[i];
-        if (r->r.name && strcmp(r->r.name, name) == 0) return r;
-    }
-    return NULL;
+    return name_find(&L->route_names, name);
 }
 
+/* By username, else by custom_id. */
 static struct consumer_in *find_consumer(struct loader *L, const char *name)
 {
-    for (size_t i = 0; i < L->consumers.n; i++) {
-        struct consumer_in *c = L->consumers.v[i];
-        if (c->c.username && strcmp(c->c.username, name) == 0) return c;
-    }
-    for (size_t i = 0; i < L->consumers.n; i++) {
-        struct consumer_in *c = L->consumers.v[i];
-        if (c->c.custom_id && strcmp(c->c.custom_id, name) == 0) return c;
-    }
-    return NULL;
+    struct consumer_in *c = name_find(&L->consumer_names, name);
+    return c ? c : name_find(&L->consumer_ids, name);
 }
 
 /* `service: NAME` or `service: {name: NAME}`: returns NAME, or NULL after
@@ -221,6 +251,7 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
     defer_plugins(L, ri->plugins, NULL, &ri->r, NULL);
     gw_conf_pop(L->cf);
     vec_push(L->a, &L->routes, ri);
+    name_add(L->a, &L->route_names, ri->r.name, ri);
 }
 
 static void read_services(struct loader *L, const struct gw_node *list)
@@ -240,6 +271,7 @@ static void read_services(struct loader *L, const struct gw_node *list)
                               gw_node_get(dup->s.node, "name")->line);
         }
         vec_push(L->a, &L->services, si);
+        name_add(L->a, &L->service_names, si->s.name, si);
         if (si->routes && si->routes->type != GW_NODE_SEQ)
             gw_conf_error(L->cf, si->routes, "routes", "expected a list");
         else
@@ -282,20 +314,19 @@ static void read_consumers(struct loader *L, const struct gw_node *list)
         gw_conf_read(L->cf, &gw_consumer_schema, node, name, ci);
         ci->c.node = node;
         gw_conf_push(L->cf, name);
-        for (size_t o = 0; o < L->consumers.n; o++) {
-            const struct consumer_in *other = L->consumers.v[o];
-            if (ci->c.username && other->c.username &&
-                strcmp(ci->c.username, other->c.username) == 0)
-                gw_conf_error(L->cf, gw_node_get(node, "username"), "username",
-                              "duplicate username '%s' (first at line %d)", ci->c.username,
-                              gw_node_get(other->c.node, "username")->line);
-            if (ci->c.custom_id && other->c.custom_id &&
-                strcmp(ci->c.custom_id, other->c.custom_id) == 0)
-                gw_conf_error(L->cf, gw_node_get(node, "custom_id"), "custom_id",
-                              "duplicate custom_id '%s' (first at line %d)", ci->c.custom_id,
-                              gw_node_get(other->c.node, "custom_id")->line);
-        }
+        const struct consumer_in *other = name_find(&L->consumer_names, ci->c.username);
+        if (other)
+            gw_conf_error(L->cf, gw_node_get(node, "username"), "username",
+                          "duplicate username '%s' (first at line %d)", ci->c.username,
+                          gw_node_get(other->c.node, "username")->line);
+        other = name_find(&L->consumer_ids, ci->c.custom_id);
+        if (other)
+            gw_conf_error(L->cf, gw_node_get(node, "custom_id"), "custom_id",
+                          "duplicate custom_id '%s' (first at line %d)", ci->c.custom_id,
+                          gw_node_get(other->c.node, "custom_id")->line);
         vec_push(L->a, &L->consumers, ci);
+        name_add(L->a, &L->consumer_names, ci->c.username, ci);
+        name_add(L->a, &L->consumer_ids, ci->c.custom_id, ci);
         check_keys(L, ci, node);
         defer_plugins(L, ci->plugins, NULL, NULL, &ci->c);
         gw_conf_pop(L->cf);
@@ -410,6 +441,7 @@ static void read_top_level(struct loader *L, const struct gw_node *root)
                (strcmp(fv->value, "3.0") == 0 || strcmp(fv->value, "2.1") == 0 ||
                 strcmp(fv->value, "1.1") == 0)) {
         L->cfg->format_version = fv->value;
+        gw_conf_set_legacy_paths(cf, strcmp(fv->value, "3.0") != 0);
     } else {
         gw_conf_error(cf, fv, "_format_version", "expected one of 3.0, 2.1, 1.1");
     }

@@ -14,6 +14,7 @@
 #include "config_entities.h"
 #include "gw_arena.h"
 #include "gw_log.h"
+#include "path_dots.h"
 
 /* Like GW_FIELD, for members of the public struct inside a wrapper. */
 #define EF(st, fname, member, ftype, flags_, def_)                                                 \
@@ -249,8 +250,51 @@ static void free_regex_cb(void *data)
     pcre2_code_free(data);
 }
 
+static int hexdigit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* Kong 3 reads the paths of a 1.1 / 2.1 file as its migration rewrites
+ * them (kong/db/migrations/migrate_path_280_300.lua): a path of only
+ * [A-Za-z0-9._~/%-] is a plain prefix; any other is a regex, "~" added,
+ * its %XX decoded (reserved characters kept encoded, regex metacharacters
+ * escaped). */
+static const char *legacy_path(struct gw_arena *a, const char *raw)
+{
+    if (raw[strspn(raw, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~/%-")] ==
+        '\0')
+        return raw;
+    char *out = gw_alloc(a, 2 * strlen(raw) + 2), *o = out;
+    *o++ = '~';
+    for (const char *p = raw; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hexdigit(p[1])) >= 0 && (lo = hexdigit(p[2])) >= 0) {
+            unsigned char c = (unsigned char)(hi * 16 + lo);
+            if (!c || strchr("!#$%&'()*+,/:;=?@[]", c)) { /* reserved: stays encoded */
+                *o++ = '%';
+                *o++ = (char)toupper((unsigned char)p[1]);
+                *o++ = (char)toupper((unsigned char)p[2]);
+            } else {
+                if (strchr(".^-{}\\|", c)) *o++ = '\\';
+                *o++ = (char)c;
+            }
+            p += 2;
+            continue;
+        }
+        *o++ = *p;
+    }
+    *o = '\0';
+    return out;
+}
+
 /* "~..." is a regex, anchored at the start of the path as Kong's router
- * does, compiled (and JIT-compiled when the platform allows) once here. */
+ * does, compiled (and JIT-compiled when the platform allows) once here.
+ * As in Kong (typedefs.router_path), a path starts with '/' or "~/", and a
+ * plain one is written normalised: requests are normalised before they are
+ * matched (path_dots.h), so "/a/../b" or "//x" could never match. */
 static void compile_paths(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
 {
     struct gw_arena *a = gw_conf_arena(cf);
@@ -261,14 +305,27 @@ static void compile_paths(struct gw_conf *cf, const struct gw_node *node, struct
         const char *raw = r->paths_raw.v[i];
         struct gw_route_path *p = &r->paths[i];
         if (!raw) continue;
+        if (gw_conf_legacy_paths(cf) && raw[0] != '~') {
+            raw = legacy_path(a, raw);
+            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw) : NULL;
+            if (normal) raw = normal; /* Kong's migration normalises plain paths */
+        }
         if (raw[0] != '~') {
+            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw) : raw;
             if (raw[0] != '/')
                 gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
-                              "must start with '/' (or '~' for a regex)");
+                              "should start with: / (fixed path) or ~/ (regex path)");
+            else if (!normal || strcmp(normal, raw) != 0)
+                gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
+                              "non-normalized path: requests are matched normalized%s%s%s",
+                              normal ? " ('" : "", normal ? normal : "", normal ? "')" : "");
             p->path = raw;
             p->len = strlen(raw);
             continue;
         }
+        if (raw[1] != '/')
+            gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
+                          "should start with: / (fixed path) or ~/ (regex path)");
         p->path = raw + 1;
         p->len = strlen(p->path);
         p->is_regex = 1;
@@ -303,6 +360,21 @@ static void parse_hosts(struct gw_conf *cf, const struct gw_node *node, struct g
         char *h = lowercase(a, r->hosts_raw.v[i]);
         size_t len = strlen(h);
         struct gw_route_host *rh = &r->hosts[i];
+        /* "host:PORT" (Kong's host_with_optional_port): the port is the one
+         * the request came in on, matched apart from the Host header. */
+        char *colon = strrchr(h, ':');
+        if (colon && colon > h && !strchr(h, ']') && colon[1]) {
+            char *end;
+            long port = strtol(colon + 1, &end, 10);
+            if (*end || port < 1 || port > 65535 || colon[1] == '+' || colon[1] == '-') {
+                gw_conf_error(cf, elem(list, i), elem_sub(cf, "hosts", list, i),
+                              "invalid port in host '%s'", h);
+                continue;
+            }
+            rh->port = (int)port;
+            *colon = '\0';
+            len = (size_t)(colon - h);
+        }
         rh->host = h;
         rh->len = len;
         const char *star = strchr(h, '*');
@@ -353,6 +425,26 @@ static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *
                           gw_sprintf(a, "headers.%s", hn->pairs[i].key->value),
                           "cannot contain 'host' header, which must be specified in the "
                           "'hosts' attribute");
+        /* "~*regex" values: compiled here as the router will (which only
+         * warns), so that a bad one fails the load instead of leaving the
+         * route silently dead. */
+        for (size_t k = 0; k < r->headers.values[i].n; k++) {
+            const char *v = r->headers.values[i].v[k];
+            if (!v || v[0] != '~' || v[1] != '*') continue;
+            int code;
+            PCRE2_SIZE off;
+            pcre2_code *re = pcre2_compile((PCRE2_SPTR)(v + 2), PCRE2_ZERO_TERMINATED,
+                                           PCRE2_CASELESS, &code, &off, NULL);
+            if (re) {
+                pcre2_code_free(re);
+                continue;
+            }
+            PCRE2_UCHAR msg[120];
+            pcre2_get_error_message(code, msg, sizeof(msg));
+            gw_conf_error(
+                cf, hn->pairs[i].key, gw_sprintf(a, "headers.%s[%zu]", hn->pairs[i].key->value, k),
+                "invalid regex '%s': %s at offset %zu", v + 2, (const char *)msg, (size_t)off);
+        }
     }
     const struct gw_node *pn = gw_node_get(node, "protocols");
     for (size_t i = 0; i < r->protocols.n; i++) {
@@ -382,7 +474,7 @@ static const struct gw_field route_fields[] = {
     {EF(struct route_in, "paths", r.paths_raw, GW_F_STRINGS, GW_NO_ENV, NULL)},
     {EF(struct route_in, "methods", r.methods, GW_F_STRINGS, 0, NULL)},
     {EF(struct route_in, "hosts", r.hosts_raw, GW_F_STRINGS, 0, NULL)},
-    {EF(struct route_in, "headers", r.headers, GW_F_MAP, 0, NULL)},
+    {EF(struct route_in, "headers", r.headers, GW_F_MAP, GW_NO_ENV_TILDE, NULL)},
     {EF(struct route_in, "protocols", r.protocols, GW_F_STRINGS, 0, "[http, https]"), .min = 1},
     {EF(struct route_in, "strip_path", r.strip_path, GW_F_BOOL, 0, "true")},
     {EF(struct route_in, "preserve_host", r.preserve_host, GW_F_BOOL, 0, "false")},

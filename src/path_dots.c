@@ -67,3 +67,48 @@ const char *gw_path_remove_dots(struct gw_arena *a, const char *path)
     out[n] = '\0';
     return out;
 }
+
+/* RFC 3986 2.3: percent-encoding these changes nothing, so decoding them
+ * is always safe. */
+static int unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = (char)(c | 0x20);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+const char *gw_path_normalize(struct gw_arena *a, const char *path)
+{
+    if (path[0] != '/' || (!strchr(path, '%') && !strstr(path, "//")))
+        return gw_path_remove_dots(a, path);
+    size_t len = strlen(path);
+    char *out = gw_alloc(a, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = path[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < len && (hi = hex_value(path[i + 1])) >= 0 &&
+            (lo = hex_value(path[i + 2])) >= 0) {
+            unsigned char d = (unsigned char)(hi * 16 + lo);
+            i += 2;
+            if (!unreserved(d)) { /* kept encoded, in capitals: %2f and %2F are one */
+                out[n++] = '%';
+                out[n++] = "0123456789ABCDEF"[hi];
+                out[n++] = "0123456789ABCDEF"[lo];
+                continue;
+            }
+            c = (char)d;
+        }
+        if (c == '/' && n && out[n - 1] == '/') continue; /* merge slashes */
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return gw_path_remove_dots(a, out);
+}

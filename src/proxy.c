@@ -1067,37 +1067,68 @@ void gw_proxy_continue(struct proxy_request *rq)
  * the request's part; both fold the '//' of a slash on each side (Kong's
  * admin API table: /s with /fv1req is /s/fv1req in v0, /sfv1req in v1).
  */
+/* Kong's path_handling v0 (kong/router/utils.lua get_upstream_uri_v0),
+ * case for case: base is the service's path ("/" when it has none),
+ * postfix what strip_path left of the request path (the route's whole
+ * prefix taken), req the request path. Where the route consumed all of
+ * the path, the upstream path ends with '/' only if the request's did. */
+static const char *join_v0(struct gw_arena *a, const char *base, int strip, const char *postfix,
+                           const char *req)
+{
+    size_t bl = strlen(base), rl = strlen(req);
+    if (base[bl - 1] == '/') {
+        if (!strip) return gw_sprintf(a, "%s%s", base, req + 1);
+        if (*postfix == '\0') {
+            if (bl == 1 || req[rl - 1] == '/') return base;
+            return gw_strndup(a, base, bl - 1);
+        }
+        if (*postfix == '/') return gw_sprintf(a, "%.*s%s", (int)(bl - 1), base, postfix);
+        return gw_sprintf(a, "%s%s", base, postfix);
+    }
+    if (!strip) return strcmp(req, "/") == 0 ? base : gw_sprintf(a, "%s%s", base, req);
+    if (*postfix == '\0') return rl > 1 && req[rl - 1] == '/' ? gw_sprintf(a, "%s/", base) : base;
+    return gw_sprintf(a, *postfix == '/' ? "%s%s" : "%s/%s", base, postfix);
+}
+
 static const char *upstream_url(struct gw_request *r, size_t strip_len)
 {
     const struct gw_service *s = r->service;
-    const char *rest = r->path;
-    if (r->route->strip_path) rest += strip_len;
-    const char *base = s->path && strcmp(s->path, "/") != 0 ? s->path : "";
-    size_t blen = strlen(base);
-    int base_slash = blen > 0 && base[blen - 1] == '/';
     int v1 = r->route->path_handling && strcmp(r->route->path_handling, "v1") == 0;
-    const char *sep = "";
-    if (v1 && *rest == '/') rest++; /* v1 joins the path without its leading '/' */
-    if (*rest == '\0') {
-        if (!blen) rest = "/";
-    } else if (*rest == '/') {
-        if (base_slash) rest++;
-    } else if (!blen || (!v1 && !base_slash)) {
-        sep = "/";
+    const char *joined;
+    if (v1) {
+        const char *rest = r->path;
+        if (r->route->strip_path) rest += strip_len;
+        const char *base = s->path && strcmp(s->path, "/") != 0 ? s->path : "";
+        size_t blen = strlen(base);
+        int base_slash = blen > 0 && base[blen - 1] == '/';
+        const char *sep = "";
+        if (*rest == '/') rest++; /* v1 joins the path without its leading '/' */
+        if (*rest == '\0') {
+            if (!blen) rest = "/";
+        } else if (*rest == '/') {
+            if (base_slash) rest++;
+        } else if (!blen) {
+            sep = "/";
+        }
+        joined = gw_sprintf(r->arena, "%s%s%s", base, sep, rest);
+    } else {
+        /* A route without paths matched the prefix "/" (Kong's router). */
+        size_t strip = r->route->n_paths ? strip_len : 1;
+        joined = join_v0(r->arena, s->path && *s->path ? s->path : "/", r->route->strip_path,
+                         r->path + strip, r->path);
     }
-    const char *parts[] = {
-        s->origin, base, sep, rest, r->query ? "?" : "", r->query ? r->query : ""};
-    size_t lens[6], total = 1;
-    for (int i = 0; i < 6; i++)
+    const char *parts[] = {s->origin, joined, r->query ? "?" : "", r->query ? r->query : ""};
+    size_t lens[4], total = 1;
+    for (int i = 0; i < 4; i++)
         total += lens[i] = strlen(parts[i]);
     char *url = gw_alloc(r->arena, total), *p = url;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 4; i++) {
         memcpy(p, parts[i], lens[i]);
         p += lens[i];
     }
     *p = '\0';
     struct proxy_request *rq = (struct proxy_request *)r;
-    const char *path = gw_strndup(r->arena, url + lens[0], lens[1] + lens[2] + lens[3]);
+    const char *path = joined;
     /* The request's part may still make a dot segment once joined: a route
      * prefix that does not end at a '/' (/public matches /public..), v0's
      * separator, a base path's trailing '/'. Resolve it as the upstream
@@ -1114,7 +1145,7 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
         if (bl && (strncmp(clean, sb, bl) != 0 || (clean[bl] != '/' && clean[bl] != '\0')))
             return NULL;
         path = clean;
-        url = gw_sprintf(r->arena, "%s%s%s%s", s->origin, clean, parts[4], parts[5]);
+        url = gw_sprintf(r->arena, "%s%s%s%s", s->origin, clean, parts[2], parts[3]);
     }
     rq->core_url = url;
     rq->core_path = path;
@@ -1240,13 +1271,14 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     const char *bad = NULL, *clean = NULL;
     if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0))
         bad = "The request target must be an absolute path";
-    else if (!(clean = gw_path_remove_dots(arena, r->path)))
+    else if (!(clean = gw_path_normalize(arena, r->path)))
         bad = "The request path climbs above the root ('..')";
     else
         r->path = clean;
 
     struct gw_route_match m;
-    if (bad || gw_router_match(rq->snap->router, r->method, r->host, r->path, r->headers, &m) < 0) {
+    if (bad || gw_router_match_at(rq->snap->router, r->method, r->host, r->server_port, r->path,
+                                  r->headers, &m) < 0) {
         /* No route: the global plugins only. */
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);

@@ -197,12 +197,14 @@ static int host_matches_one(const struct gw_route_host *h, const char *host, siz
     return host_len > n && host[n] == '.' && strncasecmp(host, s, n) == 0;
 }
 
-static int host_matches(const struct gw_route *r, const char *host)
+static int host_matches(const struct gw_route *r, const char *host, int port)
 {
     if (!host || !*host) return 0;
     size_t host_len = strlen(host);
     for (size_t i = 0; i < r->n_hosts; i++)
-        if (host_matches_one(&r->hosts[i], host, host_len)) return 1;
+        if ((!r->hosts[i].port || r->hosts[i].port == port) &&
+            host_matches_one(&r->hosts[i], host, host_len))
+            return 1;
     return 0;
 }
 
@@ -288,14 +290,14 @@ static int regex_paths_match(const struct router_entry *e, const char *path, siz
 
 /* Cheap criteria first, the regex last. */
 static int entry_matches(const struct gw_router *rt, const struct router_entry *e,
-                         const char *method, const char *host, const char *path, size_t len,
-                         const struct gw_headers *headers, size_t *strip)
+                         const char *method, const char *host, int port, const char *path,
+                         size_t len, const struct gw_headers *headers, size_t *strip)
 {
     const struct gw_route *r = e->route;
     *strip = 0;
     if (e->n_paths && !e->is_regex && !prefix_matches(e, path, len, strip)) return 0;
     if (r->methods.n && !method_matches(r, method)) return 0;
-    if (r->n_hosts && !host_matches(r, host)) return 0;
+    if (r->n_hosts && !host_matches(r, host, port)) return 0;
     if (!headers_match(e, headers, rt->md_pairs)) return 0;
     if (e->n_paths && e->is_regex && !regex_paths_match(e, path, len, rt->md_pairs, strip))
         return 0;
@@ -312,6 +314,12 @@ static uint64_t head_word(const char *s, size_t len)
 
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
                     const char *path, const struct gw_headers *headers, struct gw_route_match *m)
+{
+    return gw_router_match_at(rt, method, host, 0, path, headers, m);
+}
+
+int gw_router_match_at(const struct gw_router *rt, const char *method, const char *host, int port,
+                       const char *path, const struct gw_headers *headers, struct gw_route_match *m)
 {
     if (!rt) return -1;
     /* The query string is not part of the path; an empty path is "/". */
@@ -336,7 +344,7 @@ int gw_router_match(const struct gw_router *rt, const char *method, const char *
         last = it->pos;
         const struct router_entry *e = &rt->entries[it->pos];
         size_t strip;
-        if (entry_matches(rt, e, method, host, path, len, headers, &strip)) {
+        if (entry_matches(rt, e, method, host, port, path, len, headers, &strip)) {
             m->route = e->route;
             m->strip_len = strip < real_len ? strip : real_len;
             return 0;

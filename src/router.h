@@ -31,6 +31,13 @@ struct gw_router *gw_router_build(const struct gw_config *cfg, struct gw_arena *
  * threads at once. */
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
                     const char *path, const struct gw_headers *headers, struct gw_route_match *m);
+/* The same, for a request that came in on listener port `port`: a route
+ * host written with a port ("api.example.com:8443") matches only there, as
+ * Kong's does (http.host == h and net.dst.port == PORT). gw_router_match
+ * is port 0, where such hosts never match. */
+int gw_router_match_at(const struct gw_router *rt, const char *method, const char *host, int port,
+                       const char *path, const struct gw_headers *headers,
+                       struct gw_route_match *m);
 
 /* Number of routes indexed (the config's routes). */
 size_t gw_router_route_count(const struct gw_router *rt);

@@ -118,6 +118,24 @@ static void fail_at(struct builder *b, int line, int col, const char *msg)
     b->failed = 1;
 }
 
+/* "services[0].routes[1].name" for the key being read in the innermost
+ * mapping: the path the schema's messages give, built from the stack. */
+static const char *field_path(struct builder *b, const struct gw_node *key)
+{
+    const char *path = "";
+    for (int d = 0; d < b->depth; d++) {
+        const struct frame *f = &b->stack[d];
+        if (f->node->type == GW_NODE_SEQ) {
+            path = gw_sprintf(b->a, "%s[%zu]", path, f->node->n);
+        } else {
+            const struct gw_node *k = d + 1 == b->depth ? key : f->key;
+            if (!k) break;
+            path = gw_sprintf(b->a, "%s%s%s", path, *path ? "." : "", k->value);
+        }
+    }
+    return path;
+}
+
 static void grow_append(struct builder *b, struct frame *f, struct gw_node *key,
                         struct gw_node *value)
 {
@@ -171,9 +189,11 @@ static void add_node(struct builder *b, struct gw_node *node)
         for (size_t i = 0; i < f->node->n; i++) {
             const struct gw_node *k = f->node->pairs[i].key;
             if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) {
-                char *msg =
-                    gw_sprintf(b->a, "duplicate key '%s' (first at line %d)", key->value, k->line);
-                fail_at(b, key->line, key->col, msg);
+                /* Not fatal: the first value stands and the schema pass
+                 * still runs, so every other error is listed too. */
+                gw_errlist_add(b->errs, "%s:%d:%d: %s: duplicate key '%s' (first at line %d)",
+                               b->file, key->line, key->col, field_path(b, key), key->value,
+                               k->line);
                 f->skip_value = 1;
                 return;
             }
@@ -365,6 +385,13 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
     if (!yaml_parser_initialize(&parser)) {
         fail_at(b, 1, 1, "out of memory");
         return NULL;
+    }
+    /* A UTF-8 byte order mark may start a YAML stream and is not content
+     * (YAML 1.2 5.2). With the encoding forced, libyaml keeps it and counts
+     * it as a column, so every line after the first looked indented. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        text += 3;
+        len -= 3;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);

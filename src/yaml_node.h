@@ -26,7 +26,10 @@ struct gw_errlist;
 /* Parses text (len bytes, need not be NUL-terminated). `file` is copied and
  * used verbatim in every node and error. Returns the root node (a
  * GW_NODE_NULL node at 1:1 for an empty document) or NULL after adding
- * "FILE:LINE:COL: problem" messages to errs. */
+ * "FILE:LINE:COL: problem" messages to errs. A repeated key is an error
+ * ("FILE:LINE:COL: PATH: duplicate key ...") that still returns the tree
+ * (first value kept), so that the caller goes on to report the rest:
+ * callers check errs, not only the result. */
 struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *text, size_t len,
                              struct gw_errlist *errs);
 

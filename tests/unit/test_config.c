@@ -235,7 +235,7 @@ static void test_bad_file(void)
         "13:15: services[1].protocol: expected one of http, https",
         "15:11: routes[0].name: duplicate route name 'r' (first at line 8)",
         "16:14: routes[0].service: unknown service 'missing'",
-        "17:13: routes[0].paths[0]: must start with '/' (or '~' for a regex)",
+        "17:13: routes[0].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
         "22:33: consumers[1].keyauth_credentials[0].key: duplicate key-auth key (also in "
         "consumers[0])",
         "22:39: consumers[1].keyauth_credentials[1].key: required field missing",
@@ -326,7 +326,7 @@ static const struct bad_case bad_cases[] = {
     {"_format_version: \"3.0\"\nroutes:\n  - paths: [\"~/a[\", /b, c]\n",
      {"kong.yml:3:13: routes[0].paths[0]: invalid regex '/a[': missing terminating ] for "
       "character class at offset 3",
-      "kong.yml:3:25: routes[0].paths[2]: must start with '/' (or '~' for a regex)"}},
+      "kong.yml:3:25: routes[0].paths[2]: should start with: / (fixed path) or ~/ (regex path)"}},
     {"", {"kong.yml:1:1: the config is empty"}},
     {"[1]\n", {"kong.yml:1:1: expected a map at the top level"}},
     {"_format_version: \"3.0\"\nservices: {name: a}\n",

@@ -1,7 +1,8 @@
 /*
  * Dot segments of request paths (src/path_dots.c): RFC 3986 §5.2.4 on the
  * path, %2e spellings included, NULL above the root, and the common path
- * returned as it is (no copy).
+ * returned as it is (no copy); and Kong's normalisation before routing
+ * (unreserved characters decoded, encodings in capitals, slashes merged).
  */
 #include "gw_test.h"
 #include "gw_arena.h"
@@ -53,6 +54,21 @@ int main(void)
     CHECK_STR(norm("/%2e%2e/etc/passwd"), "(above root)");
     /* Not an origin-form path: left alone. */
     CHECK_STR(norm("*"), "*");
+
+    /* Kong's normalisation, what the router is given. */
+    const char *clean = "/v1/chat/completions";
+    CHECK(gw_path_normalize(a, clean) == clean);
+    CHECK_STR(gw_path_normalize(a, "/%61dmin/x"), "/admin/x");
+    CHECK_STR(gw_path_normalize(a, "/adm%69n"), "/admin");
+    CHECK_STR(gw_path_normalize(a, "/%41%7a%30-%2E_%7E"), "/Az0-._~");
+    CHECK_STR(gw_path_normalize(a, "//admin//x///"), "/admin/x/");
+    CHECK_STR(gw_path_normalize(a, "/a/%2fb/%3f%20"), "/a/%2Fb/%3F%20");
+    CHECK_STR(gw_path_normalize(a, "/a/%2/b%"), "/a/%2/b%");
+    CHECK_STR(gw_path_normalize(a, "/a/%zz"), "/a/%zz");
+    CHECK_STR(gw_path_normalize(a, "/public/%2e%2E/admin"), "/admin");
+    CHECK_STR(gw_path_normalize(a, "/a//..//b"), "/b");
+    CHECK(gw_path_normalize(a, "//%2e%2e//x") == NULL);
+    CHECK_STR(gw_path_normalize(a, "*"), "*");
     gw_arena_free(a);
     return gw_test_done("path_dots");
 }
