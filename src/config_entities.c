@@ -307,11 +307,13 @@ static void compile_paths(struct gw_conf *cf, const struct gw_node *node, struct
         if (!raw) continue;
         if (gw_conf_legacy_paths(cf) && raw[0] != '~') {
             raw = legacy_path(a, raw);
-            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw) : NULL;
+            const char *why;
+            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw, &why) : NULL;
             if (normal) raw = normal; /* Kong's migration normalises plain paths */
         }
         if (raw[0] != '~') {
-            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw) : raw;
+            const char *why;
+            const char *normal = raw[0] == '/' ? gw_path_normalize(a, raw, &why) : raw;
             if (raw[0] != '/')
                 gw_conf_error(cf, elem(list, i), elem_sub(cf, "paths", list, i),
                               "should start with: / (fixed path) or ~/ (regex path)");

@@ -84,18 +84,30 @@ static int hex_value(char c)
     return -1;
 }
 
-const char *gw_path_normalize(struct gw_arena *a, const char *path)
+const char *gw_path_normalize(struct gw_arena *a, const char *path, const char **why)
 {
-    if (path[0] != '/' || (!strchr(path, '%') && !strstr(path, "//")))
-        return gw_path_remove_dots(a, path);
+    static const char *const above_root = "The request path climbs above the root ('..')";
+    const char *done;
+    if (path[0] != '/' || (!strchr(path, '%') && !strstr(path, "//"))) {
+        if (!(done = gw_path_remove_dots(a, path))) *why = above_root;
+        return done;
+    }
     size_t len = strlen(path);
     char *out = gw_alloc(a, len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = path[i];
-        int hi, lo;
-        if (c == '%' && i + 2 < len && (hi = hex_value(path[i + 1])) >= 0 &&
-            (lo = hex_value(path[i + 2])) >= 0) {
+        int hi = -1, lo = -1;
+        if (c == '%' && i + 2 < len + 1 && (hi = hex_value(path[i + 1])) >= 0)
+            lo = hex_value(path[i + 2]);
+        if (c == '%' && (hi < 0 || lo < 0)) {
+            /* Not an escape (RFC 3986 pct-encoded): refused. Kept, it could
+             * pair with what decoding makes next to it: "/%%361dmin" would
+             * become "/%61dmin", which the upstream reads as /admin. */
+            *why = "The request path has a '%' that is not a %XX escape";
+            return NULL;
+        }
+        if (c == '%') {
             unsigned char d = (unsigned char)(hi * 16 + lo);
             i += 2;
             if (!unreserved(d)) { /* kept encoded, in capitals: %2f and %2F are one */
@@ -110,5 +122,6 @@ const char *gw_path_normalize(struct gw_arena *a, const char *path)
         out[n++] = c;
     }
     out[n] = '\0';
-    return gw_path_remove_dots(a, out);
+    if (!(done = gw_path_remove_dots(a, out))) *why = above_root;
+    return done;
 }

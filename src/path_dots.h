@@ -26,7 +26,9 @@ struct gw_arena;
  * else the resolved path in the arena; NULL when a ".." climbs above the
  * root (the caller answers 400). path is NUL-terminated, starts with '/'. */
 const char *gw_path_remove_dots(struct gw_arena *a, const char *path);
-/* The same contract (path itself when there is nothing to change). */
-const char *gw_path_normalize(struct gw_arena *a, const char *path);
+/* The same contract (path itself when there is nothing to change), and
+ * NULL also for a '%' that does not start a %XX escape; *why says which,
+ * as the 400's message. */
+const char *gw_path_normalize(struct gw_arena *a, const char *path, const char **why);
 
 #endif

@@ -1271,9 +1271,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     const char *bad = NULL, *clean = NULL;
     if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0))
         bad = "The request target must be an absolute path";
-    else if (!(clean = gw_path_normalize(arena, r->path)))
-        bad = "The request path climbs above the root ('..')";
-    else
+    else if ((clean = gw_path_normalize(arena, r->path, &bad))) /* else bad says why */
         r->path = clean;
 
     struct gw_route_match m;

@@ -6,6 +6,7 @@
  * already resolved path comes back as the very same pointer.
  */
 #include <stdint.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,8 @@ static int is_dot(const char *s, size_t n, int want)
     for (size_t i = 0; i < n;) {
         if (s[i] == '.') {
             i++;
-        } else if (i + 3 <= n && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] == 'e' || s[i + 2] == 'E')) {
+        } else if (i + 3 <= n && s[i] == '%' && s[i + 1] == '2' &&
+                   (s[i + 2] == 'e' || s[i + 2] == 'E')) {
             i += 3;
         } else {
             return 0;
@@ -85,8 +87,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (got) {
         REQUIRE(strcmp(got, want) == 0);
         REQUIRE(got[0] == '/');
-        REQUIRE(gw_path_remove_dots(a, got) == got); /* resolved: nothing left to do */
+        REQUIRE(gw_path_remove_dots(a, got) == got);  /* resolved: nothing left to do */
         if (strcmp(got, in) == 0) REQUIRE(got == in); /* no copy when nothing changes */
+    }
+
+    /* Kong's normalisation: its result is a fixed point (normalising it
+     * again changes nothing), has no "//", no %XX of an unreserved
+     * character (the upstream would decode it: a route bypass) and no
+     * lowercase hex in an escape. */
+    const char *why = NULL;
+    const char *norm = gw_path_normalize(a, in, &why);
+    REQUIRE(norm || why);
+    if (norm) {
+        REQUIRE(norm[0] == '/');
+        const char *again = gw_path_normalize(a, norm, &why);
+        REQUIRE(again && strcmp(again, norm) == 0);
+        REQUIRE(!strstr(norm, "//"));
+        for (const char *p = strchr(norm, '%'); p; p = strchr(p + 1, '%')) {
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2])) continue;
+            REQUIRE(!islower((unsigned char)p[1]) && !islower((unsigned char)p[2]));
+            unsigned v = (unsigned)strtoul((char[]){p[1], p[2], 0}, NULL, 16);
+            REQUIRE(!(isalnum((int)v) || v == '-' || v == '.' || v == '_' || v == '~'));
+        }
     }
     gw_arena_free(a);
     free(in);
