@@ -53,6 +53,8 @@ struct gw_route {
     struct gw_strings protocols;
     int strip_path;
     int preserve_host;
+    int request_buffering;  /* read the whole client body before the upstream call */
+    int response_buffering; /* let the upstream run ahead of a slow client (bounded) */
     long regex_priority;
     long https_redirect_status_code;
     const char *path_handling; /* v0 | v1 */

@@ -480,6 +480,10 @@ static const struct gw_field route_fields[] = {
     {EF(struct route_in, "protocols", r.protocols, GW_F_STRINGS, 0, "[http, https]"), .min = 1},
     {EF(struct route_in, "strip_path", r.strip_path, GW_F_BOOL, 0, "true")},
     {EF(struct route_in, "preserve_host", r.preserve_host, GW_F_BOOL, 0, "false")},
+    /* Kong's defaults are true; ours stream with backpressure unless asked
+     * (docs/configuration.md). decK writes both on every route. */
+    {EF(struct route_in, "request_buffering", r.request_buffering, GW_F_BOOL, 0, "false")},
+    {EF(struct route_in, "response_buffering", r.response_buffering, GW_F_BOOL, 0, "false")},
     {EF(struct route_in, "regex_priority", r.regex_priority, GW_F_INT, 0, "0")},
     {EF(struct route_in, "path_handling", r.path_handling, GW_F_STRING, 0, "v0")},
     {EF(struct route_in, "https_redirect_status_code", r.https_redirect_status_code, GW_F_INT, 0,

@@ -7,7 +7,8 @@
  *   → body chunks through response_body hooks to the client as they come
  *   → log hooks and the access log line → the arena goes.
  *
- * Backpressure, both ways: when the client's output is above HIGH_WATER the
+ * Backpressure, both ways: when the client's output is above HIGH_WATER
+ * (BUFFERED_HIGH_WATER on routes with response_buffering) the
  * curl write callback pauses the transfer and gw_proxy_on_drained resumes
  * it; a streamed request body that the client has not sent yet pauses the
  * upload and gw_proxy_on_body resumes it (and the connection stops reading
@@ -43,6 +44,10 @@
 #include "worker.h"
 
 #define HIGH_WATER (256 * 1024)
+/* response_buffering: the upstream may run this far ahead of a slow client,
+ * so that its connection is released sooner (nginx's proxy_buffering spills
+ * to disk; we hold it in memory, bounded). */
+#define BUFFERED_HIGH_WATER (8 * 1024 * 1024)
 /* A request body above this is followed by upload progress (write_timeout). */
 #define LARGE_BODY (64 * 1024)
 #define MAX_BUFFERED_RESPONSE (64L * 1024 * 1024)
@@ -531,7 +536,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
         evbuffer_add(rq->resp, ptr, len);
         return len;
     }
-    if (gw_conn_pending(rq->conn) > HIGH_WATER) {
+    if (gw_conn_pending(rq->conn) >
+        (r->route && r->route->response_buffering ? BUFFERED_HIGH_WATER : HIGH_WATER)) {
         rq->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
@@ -1320,6 +1326,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
          * sending head and body together (strace of the TTFT bench). A
          * larger or chunked body streams while the client sends it. */
         rq->waiting_body = rq->chain.needs_body || rq->snap->consumer_needs_body ||
+                           r->route->request_buffering ||
                            (c->body_length > 0 && c->body_length <= LARGE_BODY);
         gw_conn_want_body(c, !rq->waiting_body);
         if (rq->waiting_body) return;
