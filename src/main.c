@@ -62,6 +62,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         if (!srv->stopping) reload(srv);
         return;
     }
+    if (sig == SIGUSR1 || sig == SIGUSR2) {
+        /* nginx's log reopen and binary upgrade: neither applies (logs go
+         * to stderr), and the default action would kill the process with
+         * no drain. */
+        gw_notice("received %s: ignored (logs go to stderr; SIGHUP reloads, SIGTERM stops)",
+                  sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+        return;
+    }
     if (srv->stopping) return;
     srv->stopping = 1;
     gw_notice("received %s: draining (at most %ds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -136,9 +144,13 @@ int main(int argc, char **argv)
     struct event *sig_hup = evsignal_new(srv.base, SIGHUP, signal_cb, &srv);
     struct event *sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
     struct event *sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
+    struct event *sig_usr1 = evsignal_new(srv.base, SIGUSR1, signal_cb, &srv);
+    struct event *sig_usr2 = evsignal_new(srv.base, SIGUSR2, signal_cb, &srv);
     event_add(sig_hup, NULL);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
+    event_add(sig_usr1, NULL);
+    event_add(sig_usr2, NULL);
 
     /* From here on no event loop writes to stderr itself (gw_log.h). */
     if (gw_log_async_start() < 0) gw_warn("no log writer thread: log lines are written inline");
@@ -168,6 +180,8 @@ int main(int argc, char **argv)
     event_free(sig_hup);
     event_free(sig_term);
     event_free(sig_int);
+    event_free(sig_usr1);
+    event_free(sig_usr2);
     event_base_free(srv.base);
     gw_snapshot_unref(srv.snapshot);
     free(srv.workers);

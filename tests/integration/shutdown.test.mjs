@@ -37,6 +37,22 @@ describe('graceful stop', { skip: binaryMissing() }, () => {
     }
   });
 
+  test('SIGUSR1 and SIGUSR2 are logged and ignored (their default action would kill without a drain)', async () => {
+    const sl = await startSluice({ config: cfg() });
+    try {
+      for (const sig of ['SIGUSR1', 'SIGUSR2']) {
+        const mark = sl.logMark();
+        sl.signal(sig);
+        await sl.waitForLog(new RegExp(`received ${sig}: ignored`), { from: mark });
+      }
+      assert.equal((await request({ port: sl.proxyPort, path: '/up/echo' })).status, 200);
+      sl.signal('SIGTERM');
+      assertCleanExit(await sl.waitExit(10000), sl.stderr());
+    } finally {
+      await sl.kill();
+    }
+  });
+
   test('SIGINT exits 0', async () => {
     const sl = await startSluice({ config: cfg() });
     try {
