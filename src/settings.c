@@ -212,17 +212,6 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
     s->drain_timeout = 30;
     s->client_timeout = 60;
 
-    /* Environment first, flags then override; a flag --proxy-listen replaces
-     * the environment's list rather than adding to it. */
-    for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
-        const char *v = getenv(env_options[i].env);
-        if (v && *v && set_option(s, env_options[i].opt, v) < 0) {
-            fprintf(stderr, "sluice: (from %s)\n", env_options[i].env);
-            return -1;
-        }
-    }
-    size_t env_listeners = s->n_proxy;
-
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
@@ -238,7 +227,27 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"client-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
-    int opt, flag_listeners = 0;
+    /* A flag wins over its SLUICE_* variable, which is then not read at all:
+     * a bad value there must not stop a start that overrides it. A first
+     * pass finds which options the command line sets (quietly: the real
+     * pass below reports). --proxy-listen flags replace the variable's
+     * list rather than add to it. */
+    unsigned char given[128] = {0};
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1)
+        if (opt > 0 && opt < 128) given[opt] = 1;
+    opterr = 1;
+    for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
+        const char *v = getenv(env_options[i].env);
+        if (given[env_options[i].opt] || !v || !*v) continue;
+        if (set_option(s, env_options[i].opt, v) < 0) {
+            fprintf(stderr, "sluice: (from %s)\n", env_options[i].env);
+            return -1;
+        }
+    }
+
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -251,13 +260,6 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         case 'h':
             usage(stdout);
             return 1;
-        case 'L':
-            if (!flag_listeners) {
-                s->n_proxy -= env_listeners;
-                flag_listeners = 1;
-            }
-            if (set_option(s, opt, optarg) < 0) return -1;
-            break;
         case '?':
             usage(stderr);
             return -1;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
-import { binaryMissing, freePort, request, runSluice, sleep, startSluice, tempDir } from './lib/harness.mjs';
+import { REPO, binaryMissing, freePort, request, runSluice, sleep, startSluice, tempDir } from './lib/harness.mjs';
 
 const BAD = [
   '_format_version: "3.0"',
@@ -83,6 +83,16 @@ describe('command line', { skip: binaryMissing() }, () => {
     for (const opt of ['-c', '-t', '--proxy-listen', '--admin-listen', '--workers', '--log-level', '--pid-file']) {
       assert.ok((h.stdout + h.stderr).includes(opt), `-h mentions ${opt}`);
     }
+  });
+
+  test('a flag wins over its SLUICE_* variable, which is then not read (a bad value there is no error)', async () => {
+    const f = path.join(REPO, 'conf/kong.yml');
+    const bad = { SLUICE_WORKERS: 'banana' };
+    const overridden = await runSluice(['-t', '-c', f, '--workers', '2'], { env: bad });
+    assert.equal(overridden.code, 0, overridden.stderr);
+    const alone = await runSluice(['-t', '-c', f], { env: bad });
+    assert.equal(alone.code, 2, alone.stderr);
+    assert.match(alone.stderr, /--workers: expected an integer between 1 and 256, got 'banana'\n.*\(from SLUICE_WORKERS\)/s);
   });
 
   test('an unknown option or a bad value exits non-zero', async () => {
