@@ -92,6 +92,24 @@ static int listed_in_connection(const char *connection, const char *name)
     return 0;
 }
 
+/* Every line of a field as one list (RFC 9110 5.3: "a, b"), or NULL; the
+ * single line itself, uncopied, in the usual case. */
+static const char *field_list(struct gw_arena *a, const struct gw_headers *h, const char *name,
+                              size_t name_len)
+{
+    const char *one = NULL, *all = NULL;
+    const struct gw_header *kv;
+    gw_headers_foreach(kv, h)
+    {
+        if (!gw_header_is(kv, name, name_len)) continue;
+        if (!one)
+            one = kv->value;
+        else
+            all = gw_sprintf(a, "%s, %s", all ? all : one, kv->value);
+    }
+    return all ? all : one;
+}
+
 static double ms_between(uint64_t a, uint64_t b)
 {
     return b > a ? (double)(b - a) / 1000.0 : 0.0;
@@ -223,7 +241,16 @@ static void add_gateway_headers(struct proxy_request *rq)
     struct gw_request *r = &rq->pub;
     struct gw_headers *h = r->response_headers;
     char buf[24];
-    gw_headers_add_ref(h, "Via", 3, "1.1 sluice", 10);
+    /* RFC 9110 7.6.3: the version of the message as it came to us. */
+    long version = CURL_HTTP_VERSION_1_1;
+    if (rq->easy && r->upstream_status)
+        curl_easy_getinfo(rq->easy, CURLINFO_HTTP_VERSION, &version);
+    if (version == CURL_HTTP_VERSION_1_0)
+        gw_headers_add_ref(h, "Via", 3, "1.0 sluice", 10);
+    else if (version == CURL_HTTP_VERSION_2_0)
+        gw_headers_add_ref(h, "Via", 3, "2 sluice", 8);
+    else
+        gw_headers_add_ref(h, "Via", 3, "1.1 sluice", 10);
     gw_headers_add_ref(h, "X-Sluice-Request-Id", 19, r->id, 32);
     if (r->t_upstream_headers) {
         const char *v = gw_u64_text(buf, (r->t_upstream_headers - r->t_upstream_start) / 1000);
@@ -404,7 +431,7 @@ static void on_upstream_headers(struct proxy_request *rq)
 
     /* Hop-by-hop headers are the connection's business, not the client's. */
     struct gw_headers *h = r->response_headers;
-    const char *connection = gw_headers_get(h, "Connection");
+    const char *connection = field_list(r->arena, h, "Connection", 10);
     int strip_length = rq->chain.has_body_filter && !reply_has_no_body(rq);
     struct gw_header **link = &h->first;
     h->tail = &h->first;
@@ -642,6 +669,11 @@ void gw_proxy_shutdown_request(struct proxy_request *rq)
     }
 }
 
+int gw_proxy_transfer_live(const struct proxy_request *rq)
+{
+    return rq->in_multi;
+}
+
 /* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
 static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
                         int conn_primary_port, int conn_local_port)
@@ -707,7 +739,11 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     }
 
     const char *curl_err = curl_easy_strerror(result);
-    if (result == CURLE_COULDNT_CONNECT && !rq->headers_done && rq->body_sent == 0 &&
+    /* retries: after a failed connect, refused or timed out (Kong, nginx's
+     * proxy_next_upstream error timeout), never once the request went out. */
+    int connect_failed = result == CURLE_COULDNT_CONNECT ||
+                         (result == CURLE_OPERATION_TIMEDOUT && !rq->upstream_connected);
+    if (connect_failed && !rq->headers_done && rq->body_sent == 0 &&
         rq->tries < (r->service ? r->service->retries : 0)) {
         rq->tries++;
         gw_debug("request_id=%s retrying upstream connect (%d)", r->id, rq->tries);
@@ -725,8 +761,11 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
         status = 504;
         msg = "The upstream server is timing out";
         break;
-    case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
+        status = 503; /* Kong's balancer answer for a DNS failure */
+        msg = "name resolution failed";
+        break;
+    case CURLE_COULDNT_CONNECT:
         msg = gw_sprintf(r->arena,
                          "An invalid response was received from the upstream server: "
                          "failed to connect (%s)",
@@ -791,18 +830,32 @@ static void add_upstream_header(struct proxy_request *rq, const char *name, cons
     size_t nl = strlen(name), vl = strlen(value);
     char *line = gw_alloc(rq->pub.arena, nl + vl + 3);
     memcpy(line, name, nl);
-    line[nl] = ':';
-    line[nl + 1] = ' ';
-    memcpy(line + nl + 2, value, vl + 1);
+    if (vl == 0) { /* "Name:" alone tells libcurl to remove the field; "Name;" sends it empty */
+        memcpy(line + nl, ";", 2);
+    } else {
+        line[nl] = ':';
+        line[nl + 1] = ' ';
+        memcpy(line + nl + 2, value, vl + 1);
+    }
     append_upstream_line(rq, line);
+}
+
+/* The X-Forwarded-* fields sluice sets itself (Kong's); a client's own are
+ * replaced, any other X-Forwarded-* of the client's goes on as it is. */
+static int forwarded_set_by_us(const char *k)
+{
+    if (strncasecmp(k, "X-Forwarded-", 12) != 0) return 0;
+    k += 12;
+    return strcasecmp(k, "Proto") == 0 || strcasecmp(k, "Host") == 0 ||
+           strcasecmp(k, "Port") == 0 || strcasecmp(k, "Path") == 0 || strcasecmp(k, "Prefix") == 0;
 }
 
 static void build_upstream_headers(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
-    const char *connection = gw_headers_get(r->headers, "Connection");
-    const char *xff = NULL;
-    int has_accept = 0;
+    const char *connection = field_list(r->arena, r->headers, "Connection", 10);
+    const char *xff = field_list(r->arena, r->headers, "X-Forwarded-For", 15);
+    int has_accept = 0, has_type = 0;
     struct gw_header *kv;
     gw_headers_foreach(kv, r->headers)
     {
@@ -811,12 +864,12 @@ static void build_upstream_headers(struct proxy_request *rq)
         if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Content-Length") == 0 ||
             strcasecmp(k, "Expect") == 0)
             continue;
-        if (strcasecmp(k, "X-Forwarded-For") == 0) {
-            xff = kv->value;
+        /* httpoxy (CVE-2016-5385): as Kong, never pass a client's Proxy. */
+        if (strcasecmp(k, "X-Forwarded-For") == 0 || forwarded_set_by_us(k) ||
+            strcasecmp(k, "X-Real-IP") == 0 || strcasecmp(k, "Proxy") == 0)
             continue;
-        }
-        if (strncasecmp(k, "X-Forwarded-", 12) == 0 || strcasecmp(k, "X-Real-IP") == 0) continue;
         if (strcasecmp(k, "Accept") == 0) has_accept = 1;
+        if (strcasecmp(k, "Content-Type") == 0) has_type = 1;
         add_upstream_header(rq, k, kv->value);
     }
     if (r->route && r->route->preserve_host) {
@@ -839,10 +892,17 @@ static void build_upstream_headers(struct proxy_request *rq)
     snprintf(port, sizeof(port), "%d", rq->local_port);
     add_upstream_header(rq, "X-Forwarded-Port", port);
     add_upstream_header(rq, "X-Forwarded-Path", r->path);
-    add_upstream_header(rq, "Via", "1.1 sluice");
-    /* libcurl adds these unless told not to; a proxy must not invent them. */
+    if (rq->forwarded_prefix) add_upstream_header(rq, "X-Forwarded-Prefix", rq->forwarded_prefix);
+    add_upstream_header(rq, "Via", rq->conn && rq->conn->minor == 0 ? "1.0 sluice" : "1.1 sluice");
+    /* libcurl adds these unless told not to; a proxy must not invent them
+     * (its Content-Type for a body is application/x-www-form-urlencoded). */
     if (!has_accept) append_upstream_line(rq, (char *)"Accept:");
     append_upstream_line(rq, (char *)"Expect:");
+    const char *method = r->upstream_method ? r->upstream_method : r->method;
+    int body = r->upstream_body || rq->json_dirty || !rq->body_complete ||
+               evbuffer_get_length(r->body) > 0 || strcmp(method, "POST") == 0 ||
+               strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+    if (!has_type && body) append_upstream_line(rq, (char *)"Content-Type:");
 }
 
 /* What every transfer sets alike, once per easy handle (they are reused). */
@@ -1308,6 +1368,9 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     }
     if (r->service) {
         r->upstream_url = upstream_url(r, m.strip_len);
+        /* Kong: X-Forwarded-Prefix is the matched path prefix, unless "/". */
+        if (r->route->n_paths && m.strip_len > 1)
+            rq->forwarded_prefix = gw_strndup(arena, r->path, m.strip_len);
         if (!r->upstream_url) {
             gw_proxy_core_error(rq, 400, "The request path leaves the service's path ('..')");
             return;
@@ -1326,7 +1389,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
          * sending head and body together (strace of the TTFT bench). A
          * larger or chunked body streams while the client sends it. */
         rq->waiting_body = rq->chain.needs_body || rq->snap->consumer_needs_body ||
-                           r->route->request_buffering ||
+                           r->route->request_buffering || strcmp(r->method, "HEAD") == 0 ||
                            (c->body_length > 0 && c->body_length <= LARGE_BODY);
         gw_conn_want_body(c, !rq->waiting_body);
         if (rq->waiting_body) return;

@@ -65,10 +65,11 @@ struct proxy_request {
     unsigned upload_paused : 1; /* streamed body: curl waits for the client's bytes */
     unsigned first_event : 1;   /* filtered event stream, nothing sent yet (write_cb) */
     curl_off_t uploaded;
-    uint64_t body_sent;       /* streamed body bytes handed to curl */
-    const char *server_addr;  /* gw_request_server_addr's answer, once asked */
-    const char *upstream_bad; /* the upstream's reply cannot be framed for the client */
-    const char *body_bad;     /* the body broke a rule (too large, bad chunking) */
+    uint64_t body_sent;           /* streamed body bytes handed to curl */
+    const char *server_addr;      /* gw_request_server_addr's answer, once asked */
+    const char *forwarded_prefix; /* X-Forwarded-Prefix: the route's matched prefix, or NULL */
+    const char *upstream_bad;     /* the upstream's reply cannot be framed for the client */
+    const char *body_bad;         /* the body broke a rule (too large, bad chunking) */
     int body_bad_status;
 
     char *log_extra; /* " key=value" pairs from plugins */

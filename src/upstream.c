@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -37,9 +38,14 @@ static void check_done(struct gw_worker *w)
  * Upstream sockets. An idle keep-alive connection stays registered for
  * reading ("parked") between transfers instead of being removed and added
  * again: strace showed that pair as two of the ~3 epoll_ctl per request.
- * A parked socket that becomes readable (the upstream closed it, or sent
- * something unasked) is unregistered then; curl notices the dead connection
- * itself when it next checks it. Events are indexed by fd and freed when
+ * A parked socket that becomes readable is unregistered. When it is an
+ * idle connection in curl's cache (the upstream closed it, or sent
+ * something unasked) it is also shut down both ways: libcurl 7.88 takes an
+ * idle socket with pending data for alive, and would hand those unasked
+ * bytes to the next request as its answer (a response desync); shut down,
+ * its liveness poll sees POLLHUP and curl discards the connection. curl
+ * also stops watching the socket of a transfer it paused (a slow client):
+ * that one is left alone. Events are indexed by fd and freed when
  * curl closes the socket (CURLOPT_CLOSESOCKETFUNCTION), before the fd
  * number can be reused.
  */
@@ -47,6 +53,7 @@ struct sock_watch {
     struct event *ev;
     short kind; /* registered interest, 0 if not pending */
     int parked;
+    CURL *easy; /* the last transfer that used it */
 };
 
 static struct sock_watch *sock_watch(struct gw_worker *w, curl_socket_t s)
@@ -65,6 +72,19 @@ static struct sock_watch *sock_watch(struct gw_worker *w, curl_socket_t s)
     return &((struct sock_watch *)w->sock_watch)[s];
 }
 
+/* Is this the connection of a transfer still under way, paused? The easy
+ * handle that last gave the socket up: back in the pool it has no
+ * CURLOPT_PRIVATE (an idle connection); in a request that paused its
+ * transfer, it is that request's. (Handed to another request meanwhile,
+ * the socket is left alone: the old behaviour, never worse.) */
+static int paused_transfer_socket(CURL *easy)
+{
+    if (!easy) return 0;
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    return priv && gw_proxy_transfer_live((struct proxy_request *)priv);
+}
+
 static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
@@ -72,6 +92,7 @@ static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
     if (sw && sw->parked) {
         event_del(sw->ev);
         sw->kind = 0;
+        if (!paused_transfer_socket(sw->easy)) shutdown(fd, SHUT_RDWR);
         return;
     }
     int action =
@@ -108,6 +129,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     struct gw_worker *w = userp;
     struct sock_watch *sw = sock_watch(w, s);
     if (!sw) return -1;
+    sw->easy = easy;
     if (what == CURL_POLL_REMOVE) {
         if (sw->ev) {
             sw->parked = 1;
@@ -280,16 +302,26 @@ static void clear_transfer_options(CURL *e)
     curl_easy_setopt(e, CURLOPT_CURLU, NULL);
 }
 
+/* A handle about to be freed must not stay behind as a socket's user. */
+static void forget_easy(struct gw_worker *w, CURL *easy)
+{
+    struct sock_watch *v = w->sock_watch;
+    for (size_t i = 0; i < w->n_sock_watch; i++)
+        if (v[i].easy == easy) v[i].easy = NULL;
+}
+
 void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
 {
     if (w->n_easy_pool == w->cap_easy_pool) {
         if (w->cap_easy_pool >= 1024) {
+            forget_easy(w, easy);
             curl_easy_cleanup(easy);
             return;
         }
         size_t cap = w->cap_easy_pool ? w->cap_easy_pool * 2 : 16;
         CURL **v = realloc(w->easy_pool, cap * sizeof(*v));
         if (!v) {
+            forget_easy(w, easy);
             curl_easy_cleanup(easy);
             return;
         }

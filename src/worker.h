@@ -116,5 +116,7 @@ int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 /* proxy.c */
 /* A transfer finished (called by upstream.c outside curl callbacks). */
 void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result);
+/* The request's transfer is in the multi handle (running or paused). */
+int gw_proxy_transfer_live(const struct proxy_request *rq);
 
 #endif

@@ -86,16 +86,23 @@ describe('request_buffering and response_buffering', { skip: binaryMissing() }, 
     assert.ok(arrivals.get('b1') >= buffered.lastAt, `buffered: upstream saw it ${buffered.lastAt - arrivals.get('b1')} ms before the last byte`);
   });
 
-  // Opens a GET for a 24 MiB body and reads nothing for 1.5 s; returns how
-  // much the upstream got written meanwhile.
+  // Opens a GET for a 24 MiB body and reads nothing; returns how much the
+  // upstream got written before it was held back.
   async function stalledRead(path, tag) {
     const s = net.connect(sl.proxyPort, '127.0.0.1');
     s.on('error', () => {});
     await new Promise((r) => s.once('connect', r));
     s.pause();
     s.write(`GET ${path}?tag=${tag} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    await sleep(1500);
-    const n = written.get(tag) ?? 0;
+    // Until the upstream is held back: no progress for 500 ms (6 s at most,
+    // for a loaded machine).
+    let n = -1;
+    for (const t0 = Date.now(); Date.now() - t0 < 6000;) {
+      await sleep(500);
+      const now = written.get(tag) ?? 0;
+      if (now === n && now > 0) break;
+      n = now;
+    }
     s.destroy();
     return n;
   }
