@@ -674,6 +674,13 @@ int gw_proxy_transfer_live(const struct proxy_request *rq)
     return rq->in_multi;
 }
 
+/* read_timeout is the longest silence: a head or a chunk that trickles in
+ * is not silence, though curl calls us back only per whole line or chunk. */
+void gw_proxy_upstream_readable(struct proxy_request *rq)
+{
+    rq->last_progress_us = gw_now_us();
+}
+
 /* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
 static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
                         int conn_primary_port, int conn_local_port)

@@ -95,6 +95,13 @@ static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
         if (!paused_transfer_socket(sw->easy)) shutdown(fd, SHUT_RDWR);
         return;
     }
+    if ((what & EV_READ) && sw && sw->easy) {
+        /* Bytes came: that is progress for read_timeout, though curl calls
+         * back only per whole header line or decoded body chunk. */
+        char *priv = NULL;
+        curl_easy_getinfo(sw->easy, CURLINFO_PRIVATE, &priv);
+        if (priv) gw_proxy_upstream_readable((struct proxy_request *)priv);
+    }
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;

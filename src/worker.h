@@ -118,5 +118,7 @@ int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result);
 /* The request's transfer is in the multi handle (running or paused). */
 int gw_proxy_transfer_live(const struct proxy_request *rq);
+/* The transfer's socket is readable (upstream.c, before curl reads it). */
+void gw_proxy_upstream_readable(struct proxy_request *rq);
 
 #endif

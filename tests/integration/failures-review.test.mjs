@@ -210,6 +210,14 @@ describe('failure handling under review', { skip: binaryMissing() }, () => {
     assert.ok(r.ms > 1000, `the trickle took ${r.ms} ms, more than read_timeout (500)`);
   });
 
+  test('read_timeout is the silence between reads: a head trickled a byte every 60 ms (read_timeout 500) arrives', async () => {
+    // libcurl calls back per whole header line only: progress is counted
+    // when the socket has bytes (upstream.c), or this was a 504 at 500 ms.
+    const r = await request({ port: sl.proxyPort, path: '/head-trickle', timeoutMs: 10000 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, 'ok');
+  });
+
   test('an event stream with gaps shorter than read_timeout passes whole, event by event', async () => {
     const r = await getUntilEnd(sl.proxyPort, '/sse');
     assert.equal(r.end, 'end');
