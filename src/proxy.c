@@ -478,6 +478,9 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
         long code = 0;
         curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
         if (code >= 100 && code < 200) return len;
+        /* RFC 9110 8.6: a 204 carries no Content-Length; one from the
+         * upstream is dropped rather than passed on. */
+        if (code == 204) gw_headers_remove(rq->pub.response_headers, "Content-Length");
         if (check_upstream_length(rq->pub.response_headers, &rq->upstream_bad) < 0) {
             rq->pub.upstream_status = (int)code; /* for the log line */
             return 0; /* curl ends the transfer: CURLE_WRITE_ERROR, 502 */
