@@ -1148,22 +1148,34 @@ void gw_proxy_continue(struct proxy_request *rq)
  * postfix what strip_path left of the request path (the route's whole
  * prefix taken), req the request path. Where the route consumed all of
  * the path, the upstream path ends with '/' only if the request's did. */
+/* x[0..xn) then y then z, in the arena (no printf on the request path). */
+static const char *concat3(struct gw_arena *a, const char *x, size_t xn, const char *y,
+                           const char *z)
+{
+    size_t yn = strlen(y), zn = strlen(z);
+    char *out = gw_alloc(a, xn + yn + zn + 1);
+    memcpy(out, x, xn);
+    memcpy(out + xn, y, yn);
+    memcpy(out + xn + yn, z, zn + 1);
+    return out;
+}
+
 static const char *join_v0(struct gw_arena *a, const char *base, int strip, const char *postfix,
                            const char *req)
 {
     size_t bl = strlen(base), rl = strlen(req);
     if (base[bl - 1] == '/') {
-        if (!strip) return gw_sprintf(a, "%s%s", base, req + 1);
+        if (!strip) return req[1] ? concat3(a, base, bl, req + 1, "") : base;
         if (*postfix == '\0') {
             if (bl == 1 || req[rl - 1] == '/') return base;
             return gw_strndup(a, base, bl - 1);
         }
-        if (*postfix == '/') return gw_sprintf(a, "%.*s%s", (int)(bl - 1), base, postfix);
-        return gw_sprintf(a, "%s%s", base, postfix);
+        return concat3(a, base, *postfix == '/' ? bl - 1 : bl, postfix, "");
     }
-    if (!strip) return strcmp(req, "/") == 0 ? base : gw_sprintf(a, "%s%s", base, req);
-    if (*postfix == '\0') return rl > 1 && req[rl - 1] == '/' ? gw_sprintf(a, "%s/", base) : base;
-    return gw_sprintf(a, *postfix == '/' ? "%s%s" : "%s/%s", base, postfix);
+    if (!strip) return strcmp(req, "/") == 0 ? base : concat3(a, base, bl, req, "");
+    if (*postfix == '\0')
+        return rl > 1 && req[rl - 1] == '/' ? concat3(a, base, bl, "/", "") : base;
+    return concat3(a, base, bl, *postfix == '/' ? "" : "/", postfix);
 }
 
 static const char *upstream_url(struct gw_request *r, size_t strip_len)
@@ -1186,7 +1198,7 @@ static const char *upstream_url(struct gw_request *r, size_t strip_len)
         } else if (!blen) {
             sep = "/";
         }
-        joined = gw_sprintf(r->arena, "%s%s%s", base, sep, rest);
+        joined = concat3(r->arena, base, strlen(base), sep, rest);
     } else {
         /* A route without paths matched the prefix "/" (Kong's router). */
         size_t strip = r->route->n_paths ? strip_len : 1;
