@@ -52,7 +52,9 @@ function startRawUpstream() {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-describe('the upstream\'s Content-Length, as the client gets it', { skip: binaryMissing() }, () => {
+// One raw upstream and one sluice routing /up to it, for a describe block;
+// sl() is the running sluice once its before hook has run.
+function rawSetup() {
   let up, sl;
   before(async () => {
     up = await startRawUpstream();
@@ -62,6 +64,13 @@ describe('the upstream\'s Content-Length, as the client gets it', { skip: binary
     await sl?.stop();
     await new Promise((r) => up?.close(r));
   });
+  return { sl: () => sl };
+}
+
+describe('the upstream\'s Content-Length, as the client gets it', { skip: binaryMissing() }, () => {
+  const { sl: get } = rawSetup();
+  let sl;
+  before(() => (sl = get()));
 
   test('chunked + Content-Length: the length is dropped, and the connection stays usable', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -119,15 +128,9 @@ describe('the upstream\'s Content-Length, as the client gets it', { skip: binary
 // Header lines libcurl hands over as they came: the proxy must not pass on
 // what would make the client's head malformed, nor cut a folded value.
 describe('the upstream\'s header lines', { skip: binaryMissing() }, () => {
-  let up, sl;
-  before(async () => {
-    up = await startRawUpstream();
-    sl = await startSluice({ workers: 1, config: { services: [service('raw', `http://127.0.0.1:${up.address().port}`, [{ name: 'raw', paths: ['/up'], strip_path: false }])] } });
-  });
-  after(async () => {
-    await sl?.stop();
-    await new Promise((r) => up?.close(r));
-  });
+  const { sl: get } = rawSetup();
+  let sl;
+  before(() => (sl = get()));
 
   test('obs-fold: the continuation lines join the value with a space (RFC 9112 5.2)', async () => {
     const r = await request({ port: sl.proxyPort, path: '/up/folded', timeoutMs: 3000 });
