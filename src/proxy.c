@@ -781,6 +781,16 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
                          "failed to connect (%s)",
                          curl_err);
         break;
+    case CURLE_OUT_OF_MEMORY:
+        /* libcurl 7.88 says this when a response head passes its size
+         * limit (about 100 KB per header); nothing else here runs out. */
+        msg = rq->headers_done ? gw_sprintf(r->arena,
+                                            "An invalid response was received from "
+                                            "the upstream server: %s",
+                                            curl_err)
+                               : "An invalid response was received from the upstream server: "
+                                 "response head too large";
+        break;
     case CURLE_WRITE_ERROR:
         if (rq->upstream_bad)
             msg = gw_sprintf(r->arena,

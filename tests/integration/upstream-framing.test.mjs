@@ -27,6 +27,7 @@ const REPLIES = {
   '/cl-not-a-number': 'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
   '/cl-negative': 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok',
   '/plain': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain',
+  '/huge-head': `HTTP/1.1 200 OK\r\nX-Huge: ${'h'.repeat(150 * 1024)}\r\nContent-Length: 2\r\n\r\nok`,
   '/no-content': 'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-After: 1\r\n\r\n',
   '/folded': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\tc: d\r\nX-After: 1\r\n\r\nok',
   '/bad-lines': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX Space: 1\r\nX-Ctl: a\x01b\r\nX-Cr: a\rb\r\nX(paren): 1\r\nX-Good: yes\r\n\r\nok',
@@ -109,6 +110,13 @@ describe('the upstream\'s Content-Length, as the client gets it', { skip: binary
       if (path !== '/cl-negative') assert.match(line, /status=502 upstream_status=200 /);
     });
   }
+
+  test('a response head over libcurl\'s limit: 502 that says so (libcurl reports "Out of memory")', async () => {
+    const r = await request({ port: sl.proxyPort, path: '/up/huge-head', timeoutMs: 3000 });
+    assertErrorBody(r, 502, /^An invalid response was received from the upstream server: response head too large$/);
+    const next = await request({ port: sl.proxyPort, path: '/up/plain', timeoutMs: 3000 });
+    assert.equal(next.text, 'plain');
+  });
 
   test('a 204 goes on without the Content-Length its upstream gave it (RFC 9110 8.6)', async () => {
     const raw = (await rawRequest({ port: sl.proxyPort, data: 'GET /up/no-content HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' })).toString('latin1');
