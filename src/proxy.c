@@ -900,14 +900,9 @@ static void build_upstream_headers(struct proxy_request *rq)
                         xff ? gw_sprintf(r->arena, "%s, %s", xff, r->client_ip) : r->client_ip);
     add_upstream_header(rq, "X-Real-IP", r->client_ip);
     add_upstream_header(rq, "X-Forwarded-Proto", r->tls ? "https" : "http");
-    const char *host = gw_headers_get(r->headers, "Host");
-    if (host) {
-        /* Without the port: that goes in X-Forwarded-Port. */
-        const char *end = host[0] == '[' ? strchr(host, ']') : NULL;
-        const char *colon = strrchr(end ? end : host, ':');
-        add_upstream_header(rq, "X-Forwarded-Host",
-                            colon ? gw_strndup(r->arena, host, (size_t)(colon - host)) : host);
-    }
+    /* The client's host, lowercased and without the port (that goes in
+     * X-Forwarded-Port), as Kong's $host. */
+    if (*r->host) add_upstream_header(rq, "X-Forwarded-Host", r->host);
     char port[8];
     snprintf(port, sizeof(port), "%d", rq->local_port);
     add_upstream_header(rq, "X-Forwarded-Port", port);

@@ -241,8 +241,8 @@ describe('forwarding under review', { skip: binaryMissing() }, () => {
     }
   });
 
-  test('preserve_host: the Host as sent (case, port, IPv6 literal), X-Forwarded-Host without the port', async () => {
-    for (const [host, xfh] of [['API.Example.TEST:8443', 'API.Example.TEST'], ['[::1]:8443', '[::1]'], ['[::1]', '[::1]'], ['plain.example', 'plain.example']]) {
+  test('preserve_host: the Host as sent (case, port, IPv6 literal); X-Forwarded-Host without the port, lowercased (Kong\'s $host)', async () => {
+    for (const [host, xfh] of [['API.Example.TEST:8443', 'api.example.test'], ['[::1]:8443', '[::1]'], ['[::1]', '[::1]'], ['plain.example', 'plain.example']]) {
       const { got } = await exchange(`GET /ph/h HTTP/1.1\r\nHost: ${host}\r\n${CLOSE}\r\n`);
       assert.deepEqual(all(got[0].fields, 'host'), [host]);
       assert.equal(one(got[0].fields, 'x-forwarded-host'), xfh);
