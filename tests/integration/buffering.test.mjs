@@ -107,11 +107,12 @@ describe('request_buffering and response_buffering', { skip: binaryMissing() }, 
     return n;
   }
 
-  test('response_buffering: true lets the upstream run ~8 MiB further ahead of a client that does not read', async () => {
+  test('response_buffering: true lets the upstream run several MiB further ahead of a client that does not read', async () => {
     const streamed = await stalledRead('/big-streamed', 'r1');
     const buffered = await stalledRead('/big-buffered', 'r2');
-    // Kernel socket buffers count the same in both; the difference is ours.
-    assert.ok(buffered - streamed >= 6 * 1024 * 1024, `buffered ${buffered} vs streamed ${streamed} bytes written upstream`);
+    // Kernel socket buffers (loopback autotuning: several MB, not the same
+    // for every connection) count in both; the 8 MiB read-ahead is ours.
+    assert.ok(buffered - streamed >= 4 * 1024 * 1024, `buffered ${buffered} vs streamed ${streamed} bytes written upstream`);
     assert.ok(buffered < BIG, `bounded: ${buffered} of ${BIG}`);
   });
 
