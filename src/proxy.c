@@ -751,8 +751,10 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     const char *curl_err = curl_easy_strerror(result);
     /* retries: after a failed connect, refused or timed out (Kong, nginx's
      * proxy_next_upstream error timeout), never once the request went out. */
-    int connect_failed = result == CURLE_COULDNT_CONNECT ||
-                         (result == CURLE_OPERATION_TIMEDOUT && !rq->upstream_connected);
+    int connect_failed =
+        result == CURLE_COULDNT_CONNECT ||
+        ((result == CURLE_OPERATION_TIMEDOUT || result == CURLE_SSL_CONNECT_ERROR) &&
+         !rq->upstream_connected);
     if (connect_failed && !rq->headers_done && rq->body_sent == 0 &&
         rq->tries < (r->service ? r->service->retries : 0)) {
         rq->tries++;
@@ -931,6 +933,11 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, connected_cb);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* A burst to an HTTPS upstream with no connection yet waits for the
+     * first one to say whether it speaks h2, then multiplexes on it, instead
+     * of a TLS handshake per request (RFC 9113 9.1: one connection per
+     * host and port). Plain http:// is HTTP/1.1 here: nothing to wait for. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* No proxy from the environment: curl would getenv() several variables
      * per request, and a gateway's egress must not change with them. */
