@@ -1,8 +1,9 @@
 /*
  * Small helpers for the request path, where printf's format parsing costs
  * more than the work: decimal text of an integer (latency headers,
- * Content-Length, JSON integers, rate-limiting's keys and headers) and a
- * string hash (FNV-1a) for the small tables of the core and plugins.
+ * Content-Length, JSON integers, rate-limiting's keys and headers), the
+ * value of a hex digit (chunk sizes, %XX escapes) and a string hash
+ * (FNV-1a) for the small tables of the core and plugins.
  */
 #ifndef GW_NUM_TEXT_H
 #define GW_NUM_TEXT_H
@@ -20,6 +21,15 @@ static inline char *gw_u64_text(char buf[24], uint64_t v)
         v /= 10;
     } while (v);
     return p;
+}
+
+/* 0-15 for a hex digit in either case, -1 for anything else. */
+static inline int gw_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 0x20; /* ASCII lower case; leaves non-letters outside a-f */
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
 }
 
 /* FNV-1a of s[0..n). */

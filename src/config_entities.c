@@ -14,6 +14,7 @@
 #include "config_entities.h"
 #include "gw_arena.h"
 #include "gw_log.h"
+#include "gw_num_text.h"
 #include "path_dots.h"
 
 /* Like GW_FIELD, for members of the public struct inside a wrapper. */
@@ -250,13 +251,6 @@ static void free_regex_cb(void *data)
     pcre2_code_free(data);
 }
 
-static int hexdigit(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
 /* Kong 3 reads the paths of a 1.1 / 2.1 file as its migration rewrites
  * them (kong/db/migrations/migrate_path_280_300.lua): a path of only
  * [A-Za-z0-9._~/%-] is a plain prefix; any other is a regex, "~" added,
@@ -271,7 +265,8 @@ static const char *legacy_path(struct gw_arena *a, const char *raw)
     *o++ = '~';
     for (const char *p = raw; *p; p++) {
         int hi, lo;
-        if (*p == '%' && (hi = hexdigit(p[1])) >= 0 && (lo = hexdigit(p[2])) >= 0) {
+        if (*p == '%' && (hi = gw_hex_digit((unsigned char)p[1])) >= 0 &&
+            (lo = gw_hex_digit((unsigned char)p[2])) >= 0) {
             unsigned char c = (unsigned char)(hi * 16 + lo);
             if (!c || strchr("!#$%&'()*+,/:;=?@[]", c)) { /* reserved: stays encoded */
                 *o++ = '%';

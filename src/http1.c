@@ -6,6 +6,8 @@
  */
 #include "http1.h"
 
+#include "gw_num_text.h"
+
 #include <limits.h>
 #include <string.h>
 
@@ -195,14 +197,6 @@ enum {
     CH_DONE,
 };
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20; /* ASCII lower case; leaves non-letters outside a-f */
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /*
  * One byte at a time except for chunk data, which moves with one memmove
  * per call and chunk. The output never overtakes the input (framing bytes
@@ -223,7 +217,7 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
         switch (d->state) {
         case CH_SIZE_FIRST:
         case CH_SIZE:
-            if ((x = hex_digit(c)) >= 0) {
+            if ((x = gw_hex_digit(c)) >= 0) {
                 if (d->remaining > (CHUNKED_MAX_SIZE - (uint64_t)x) / 16) {
                     rc = GW_H1_ERROR;
                     break;

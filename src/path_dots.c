@@ -2,6 +2,7 @@
 #include <strings.h>
 
 #include "gw_arena.h"
+#include "gw_num_text.h"
 #include "path_dots.h"
 
 /* "." is 1, ".." is 2, anything else 0; a dot may be written %2e or %2E. */
@@ -76,14 +77,6 @@ static int unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (char)(c | 0x20);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 const char *gw_path_normalize(struct gw_arena *a, const char *path, const char **why)
 {
     static const char *const above_root = "The request path climbs above the root ('..')";
@@ -98,8 +91,8 @@ const char *gw_path_normalize(struct gw_arena *a, const char *path, const char *
     for (size_t i = 0; i < len; i++) {
         char c = path[i];
         int hi = -1, lo = -1;
-        if (c == '%' && i + 2 < len + 1 && (hi = hex_value(path[i + 1])) >= 0)
-            lo = hex_value(path[i + 2]);
+        if (c == '%' && i + 2 <= len && (hi = gw_hex_digit((unsigned char)path[i + 1])) >= 0)
+            lo = gw_hex_digit((unsigned char)path[i + 2]);
         if (c == '%' && (hi < 0 || lo < 0)) {
             /* Not an escape (RFC 3986 pct-encoded): refused. Kept, it could
              * pair with what decoding makes next to it: "/%%361dmin" would

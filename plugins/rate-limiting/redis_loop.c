@@ -47,15 +47,6 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     redisAsyncHandleWrite(e->ac); /* may free e: nothing after it */
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct loop_events *e = arg;
-    e->writing = 1;
-    redisAsyncHandleWrite(e->ac); /* may free e: nothing after it */
-}
-
 static void add_read(void *data)
 {
     struct loop_events *e = data;
@@ -112,7 +103,7 @@ int rl_redis_attach(redisAsyncContext *ac, struct event_base *base)
     e->ac = ac;
     event_assign(&e->rev, base, ac->c.fd, EV_READ | EV_PERSIST, on_readable, e);
     event_assign(&e->wev, base, ac->c.fd, EV_WRITE, on_writable, e);
-    event_assign(&e->flush, base, -1, 0, on_flush, e);
+    event_assign(&e->flush, base, -1, 0, on_writable, e); /* the deferred flush: the same write */
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;
