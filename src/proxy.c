@@ -28,6 +28,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/ssl.h>
 
 #include "gw_arena.h"
 #include "gw_log.h"
@@ -684,11 +685,39 @@ void gw_proxy_upstream_readable(struct proxy_request *rq)
     rq->last_progress_us = gw_now_us();
 }
 
-/* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go. */
+/* Whether the transfer's connection negotiated HTTP/2 (ALPN "h2"). */
+static int on_h2(CURL *e)
+{
+    struct curl_tlssessioninfo *tls = NULL;
+    if (curl_easy_getinfo(e, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || !tls ||
+        tls->backend != CURLSSLBACKEND_OPENSSL || !tls->internals)
+        return 0;
+    const unsigned char *alpn = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(tls->internals, &alpn, &len);
+    return len == 2 && memcmp(alpn, "h2", 2) == 0;
+}
+
+/* CURLOPT_PREREQFUNCTION: the connection is up, the request about to go.
+ * Called again within one transfer only when libcurl resends the request
+ * by itself: a reused HTTP/1.1 connection ended without a byte of answer.
+ * That upstream may have read the request and acted on it, so a request
+ * that is not idempotent is not sent twice (RFC 9110 9.2.2: "A proxy MUST
+ * NOT automatically retry non-idempotent requests"; nginx and Kong do not).
+ * HTTP/2 says more: a stream refused (REFUSED_STREAM, or past a GOAWAY's
+ * last stream) was not processed (RFC 9113 8.7), and is what libcurl
+ * resends there, so a POST that met one on h2 may go again. */
 static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
                         int conn_primary_port, int conn_local_port)
 {
     struct proxy_request *rq = arg;
+    if (rq->send_once) {
+        if (rq->upstream_connected) {
+            rq->resend_refused = 1;
+            return CURL_PREREQFUNC_ABORT;
+        }
+        if (on_h2(rq->easy)) rq->send_once = 0;
+    }
     rq->upstream_connected = 1;
     rq->last_progress_us = gw_now_us();
     return CURL_PREREQFUNC_OK;
@@ -769,6 +798,13 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
     int status = 502;
     const char *msg;
     switch (result) {
+    case CURLE_ABORTED_BY_CALLBACK:
+        if (!rq->resend_refused) goto other;
+        msg = gw_sprintf(r->arena,
+                         "An invalid response was received from the upstream server: "
+                         "it closed the connection without answering (%s is not sent twice)",
+                         r->upstream_method ? r->upstream_method : r->method);
+        break;
     case CURLE_OPERATION_TIMEDOUT:
         status = 504;
         msg = "The upstream server is timing out";
@@ -802,6 +838,7 @@ void gw_proxy_upstream_done(struct proxy_request *rq, CURLcode result)
             msg = "The upstream response was too large to process";
         break;
     default:
+    other:
         msg = gw_sprintf(r->arena, "An invalid response was received from the upstream server: %s",
                          curl_err);
     }
@@ -978,6 +1015,15 @@ static void set_url(struct proxy_request *rq, CURL *e)
     curl_easy_setopt(e, CURLOPT_URL, r->upstream_url);
 }
 
+/* RFC 9110 9.2.2; a method it does not name is taken as not idempotent. */
+static int is_idempotent(const char *method)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        if (strcmp(method, idempotent[i]) == 0) return 1;
+    return 0;
+}
+
 static int setup_transfer(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
@@ -1057,6 +1103,8 @@ static int setup_transfer(struct proxy_request *rq)
     }
     rq->headers_done = 0;
     rq->upstream_connected = 0;
+    rq->send_once = !is_idempotent(method);
+    rq->resend_refused = 0;
     rq->last_progress_us = gw_now_us();
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;

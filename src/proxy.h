@@ -58,12 +58,14 @@ struct proxy_request {
     unsigned finished : 1;
     unsigned in_multi : 1;
     unsigned upstream_connected : 1;
-    unsigned closing : 1;       /* a broken stream: close once the output has left */
-    unsigned upload_done : 1;   /* the request body has left: read_timeout applies */
-    unsigned body_complete : 1; /* the whole request body is in pub.body */
-    unsigned waiting_body : 1;  /* a plugin needs the body: access waits for it */
-    unsigned upload_paused : 1; /* streamed body: curl waits for the client's bytes */
-    unsigned first_event : 1;   /* filtered event stream, nothing sent yet (write_cb) */
+    unsigned send_once : 1;      /* not idempotent: curl must not send it again */
+    unsigned resend_refused : 1; /* curl wanted to, connected_cb said no */
+    unsigned closing : 1;        /* a broken stream: close once the output has left */
+    unsigned upload_done : 1;    /* the request body has left: read_timeout applies */
+    unsigned body_complete : 1;  /* the whole request body is in pub.body */
+    unsigned waiting_body : 1;   /* a plugin needs the body: access waits for it */
+    unsigned upload_paused : 1;  /* streamed body: curl waits for the client's bytes */
+    unsigned first_event : 1;    /* filtered event stream, nothing sent yet (write_cb) */
     curl_off_t uploaded;
     uint64_t body_sent;           /* streamed body bytes handed to curl */
     const char *server_addr;      /* gw_request_server_addr's answer, once asked */

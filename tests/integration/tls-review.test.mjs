@@ -35,7 +35,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // What the upstream saw, per request.
 const seen = [];
 let h2Sessions = 0, h2StreamsMax = 0, h2Active = 0, pushResult = null;
-let refusedOnce = false, coldSessions = 0, resetConns = 0;
+let refusedOnce = false, refusedPostOnce = false, refusedPosts = 0, coldSessions = 0, resetConns = 0;
 let limitedSessions = 0, goawaySessions = 0, wrongHits = 0, stallConns = 0;
 
 function h2handler(req, res) {
@@ -77,6 +77,12 @@ function h2handler(req, res) {
     res.writeEarlyHints({ link: '</a.css>; rel=preload' });
     res.writeHead(200, { 'x-final': 'yes' });
     res.end('final');
+  } else if (url === '/refused-post') {
+    refusedPosts++;
+    if (!refusedPostOnce) { refusedPostOnce = true; req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => res.end(`second-try:${req.method}:${body}`));
   } else if (url === '/refused') {
     if (!refusedOnce) { refusedOnce = true; req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
     res.end('second-try');
@@ -390,6 +396,16 @@ test('an h2 REFUSED_STREAM (RFC 9113 §8.7: not processed) is retried', { skip }
   const r = await request({ port: sluice.proxyPort, path: '/h2nv/refused' });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.text, 'second-try');
+});
+
+// Unlike a kept-alive HTTP/1.1 connection that closes without an answer
+// (retry-idempotency.test.mjs), a refused stream says the request was not
+// processed: even a POST may go again.
+test('a POST whose h2 stream is refused (REFUSED_STREAM) is sent again', { skip }, async () => {
+  const r = await request({ port: sluice.proxyPort, path: '/h2nv/refused-post', method: 'POST', body: '{"n":1}' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, 'second-try:POST:{"n":1}');
+  assert.equal(refusedPosts, 2);
 });
 
 test('request bodies reach an h2 upstream intact: 3 MB with a length, 1 MB chunked as it arrives', { skip }, async () => {
