@@ -530,6 +530,8 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
         const char *body = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
         const char *err = NULL;
         cJSON *out = ctx->call.provider->parse_response(&ctx->call, r->status, body, len, &err);
+        if (out && r->status >= 200 && r->status <= 299)
+            gw_llm_embeddings_to_base64(&ctx->call, out);
         if (out && conf->model_name_header && ctx->call.response_model && r->status >= 200 &&
             r->status <= 299) {
             /* The whole reply is known before the headers leave: name the

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 
 #include "gw_arena.h"
 #include "gw_json.h"
@@ -616,7 +617,36 @@ int gw_llm_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstrea
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     c->include_usage =
         c->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    const char *enc = gw_json_str(body, "encoding_format");
+    c->embed_base64 = c->route == GW_LLM_EMBEDDINGS && enc && strcmp(enc, "base64") == 0;
     return c->provider->build_request(c, body, up, err);
+}
+
+void gw_llm_embeddings_to_base64(const struct gw_llm_call *c, cJSON *reply)
+{
+    if (!c->embed_base64) return;
+    cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "data"))
+    {
+        const cJSON *vec = cJSON_GetObjectItemCaseSensitive(item, "embedding");
+        if (!cJSON_IsArray(vec)) continue; /* already base64, or nothing */
+        int n = cJSON_GetArraySize(vec);
+        unsigned char *raw = gw_alloc(c->arena, (size_t)n * 4 + 1);
+        unsigned char *p = raw;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, vec)
+        {
+            if (!cJSON_IsNumber(x)) return; /* not a vector: leave the reply as it is */
+            float f = (float)x->valuedouble;
+            uint32_t bits;
+            memcpy(&bits, &f, 4);
+            for (int i = 0; i < 4; i++)
+                *p++ = (unsigned char)(bits >> (8 * i));
+        }
+        char *b64 = gw_alloc(c->arena, ((size_t)n * 4 + 2) / 3 * 4 + 1);
+        EVP_EncodeBlock((unsigned char *)b64, raw, n * 4);
+        cJSON_ReplaceItemInObjectCaseSensitive(item, "embedding", cJSON_CreateString(b64));
+    }
 }
 
 int gw_llm_data_uri(struct gw_arena *a, const char *url, const char **media_type, const char **data)

@@ -71,6 +71,7 @@ struct gw_llm_call {
     int stream;        /* client asked for a stream */
     int include_usage; /* client sent stream_options.include_usage */
     int usage_native;  /* OpenAI format, GW_LLM_USAGE_NATIVE: the usage chunk is ours to make */
+    int embed_base64;  /* embeddings: the client sent encoding_format "base64" */
 
     /* Filled by parse_response / stream_frame. */
     struct gw_llm_usage usage;
@@ -134,6 +135,12 @@ struct gw_llm_provider {
     int (*stream_frame)(struct gw_llm_call *c, const char *event, const char *data, size_t len,
                         struct evbuffer *out);
 };
+
+/* Embeddings a client asked for as base64 (what the OpenAI SDKs ask by
+ * default) but got as arrays of numbers (Ollama's native API, servers that
+ * ignore encoding_format): each becomes OpenAI's base64 of little-endian
+ * float32, in place. No-op unless c->embed_base64. */
+void gw_llm_embeddings_to_base64(const struct gw_llm_call *c, cJSON *reply);
 
 /* The provider table. */
 const struct gw_llm_provider *gw_llm_provider_find(const char *name);

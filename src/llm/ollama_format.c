@@ -149,6 +149,7 @@ int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
         }
     } else if (c->route == GW_LLM_EMBEDDINGS) {
         copy_item(req, "input", body, "input");
+        copy_item(req, "dimensions", body, "dimensions");
     }
     if (rc < 0) {
         cJSON_Delete(req);

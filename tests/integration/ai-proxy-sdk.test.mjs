@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 
 import { startFake } from '../fake/server.mjs';
+import { embeddingVector } from '../fake/text.mjs';
 import { binaryMissing, runSluice, startSluice, tempDir } from './lib/harness.mjs';
 import { accessLog, aiRoute, marker, receivedWith } from './lib/ai-helpers.mjs';
 import { writeFileSync } from 'node:fs';
@@ -75,6 +76,7 @@ describe('openai SDK against ai-proxy', { skip: binaryMissing() }, () => {
             aiRoute('gpt', '/gpt', chat('openai', 'gpt-4o', '/v1/chat/completions')),
             aiRoute('ollama', '/ollama', chat('mistral', 'mistral:7b', '/api/chat', { model: { provider: 'mistral', name: 'mistral:7b', options: { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' } } })),
             aiRoute('emb', '/emb', { route_type: 'llm/v1/embeddings', model: { provider: 'openai', name: 'text-embedding-3-small', options: { upstream_url: `${F}/v1/embeddings` } } }),
+            aiRoute('emb-ollama', '/emb-ollama', { route_type: 'llm/v1/embeddings', model: { provider: 'llama2', name: 'nomic-embed-text', options: { upstream_url: `${F}/api/embed`, llama2_format: 'ollama' } } }),
           ],
         }, {
           name: 'ai-slow', url: F, read_timeout: 1000, routes: [aiRoute('slow', '/slow', chat('anthropic', CLAUDE, '/v1/messages'))],
@@ -182,6 +184,34 @@ describe('openai SDK against ai-proxy', { skip: binaryMissing() }, () => {
     // The SDK asks for base64 by default and decodes it: the vectors must survive.
     const f = await sdk(sl, '/emb').embeddings.create({ model: 'text-embedding-3-small', input: 'alpha', dimensions: 6, encoding_format: 'float' });
     for (let i = 0; i < 6; i++) assert.ok(Math.abs(f.data[0].embedding[i] - e.data[0].embedding[i]) < 1e-6);
+  });
+
+  // The SDK sends encoding_format "base64" unless told otherwise and decodes
+  // the strings as float32: an upstream that can only send numbers (Ollama's
+  // /api/embed) or ignores the option must still give the SDK the vectors.
+  const f32 = (v) => v.map(Math.fround);
+  test('embeddings from Ollama\'s native API: base64 (the SDK default) and float both give the vectors', async () => {
+    const m = marker('emb');
+    const inputs = [`alpha ${m}`, `beta gamma ${m}`];
+    const e = await sdk(sl, '/emb-ollama').embeddings.create({ model: 'nomic-embed-text', input: inputs, dimensions: 6 });
+    assert.equal(e.object, 'list');
+    assert.deepEqual(e.data.map((d) => d.index), [0, 1]);
+    assert.deepEqual(e.data.map((d) => Array.from(d.embedding)), inputs.map((t) => f32(embeddingVector(t, 6))));
+    assert.equal(e.usage.prompt_tokens, e.usage.total_tokens);
+    assert.ok(e.usage.prompt_tokens >= 4);
+    const rec = await receivedWith(fake, `alpha ${m}`);
+    assert.equal(rec.path, '/api/embed');
+    assert.deepEqual(rec.json.input, inputs);
+    assert.equal(rec.json.dimensions, 6, 'dimensions passed on to Ollama');
+    assert.equal(rec.json.encoding_format, undefined, 'no OpenAI-only field sent to Ollama');
+    const f = await sdk(sl, '/emb-ollama').embeddings.create({ model: 'nomic-embed-text', input: inputs[0], dimensions: 6, encoding_format: 'float' });
+    assert.deepEqual(f.data[0].embedding, embeddingVector(inputs[0], 6), 'floats untouched when floats were asked for');
+  });
+
+  test('embeddings from a compatible server that ignores encoding_format: the SDK still gets the vectors', async () => {
+    const e = await sdk(sl, '/emb').embeddings.create({ model: 'text-embedding-3-small', input: ['alpha', 'beta'], dimensions: 5 },
+      { headers: { 'x-fake-floats-only': '1' } });
+    assert.deepEqual(e.data.map((d) => Array.from(d.embedding)), [f32(embeddingVector('alpha', 5)), f32(embeddingVector('beta', 5))]);
   });
 
   for (const route of ['/claude', '/gpt']) {

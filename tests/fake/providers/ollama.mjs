@@ -2,7 +2,7 @@
 // default (as Ollama does unless "stream": false), tool calls with object
 // arguments, and {"error": "..."} bodies.
 import { json } from '../emit.mjs';
-import { contentText, countTokens, pickTool, replyText, toolArguments, truncateWords, wordPieces } from '../text.mjs';
+import { contentText, countTokens, embeddingVector, pickTool, replyText, toolArguments, truncateWords, wordPieces } from '../text.mjs';
 
 export function ollamaError(status, message) {
   return json(status, { error: message || `fake ollama error ${status}` });
@@ -84,7 +84,29 @@ function generateApi(ctx) {
   return { status: 200, headers: NDJSON, frames };
 }
 
-const ROUTES = { '/api/chat': chatApi, '/api/generate': generateApi };
+// POST /api/embed: {model, input: string | string[], truncate, dimensions,
+// keep_alive, options} -> {model, embeddings: number[][], total_duration,
+// load_duration, prompt_eval_count}; always floats (no encoding option).
+function embedApi(ctx) {
+  const bad = parse(ctx);
+  if (bad) return bad;
+  const body = ctx.json;
+  const inputs = Array.isArray(body.input) ? body.input : [body.input];
+  if (body.input === undefined || inputs.some((x) => typeof x !== 'string')) {
+    return ollamaError(400, 'invalid input type');
+  }
+  const dims = Math.max(1, Math.min(Number(body.dimensions) || 8, 4096));
+  const promptTokens = inputs.reduce((n, t) => n + countTokens(t), 0);
+  return json(200, {
+    model: body.model,
+    embeddings: inputs.map((t) => embeddingVector(t, dims)),
+    total_duration: 1000000 * (promptTokens + 1),
+    load_duration: 100000,
+    prompt_eval_count: promptTokens,
+  });
+}
+
+const ROUTES = { '/api/chat': chatApi, '/api/generate': generateApi, '/api/embed': embedApi };
 
 export const ollama = {
   name: 'ollama',

@@ -206,7 +206,9 @@ function embeddings(ctx, modelOverride) {
     tokens += Array.isArray(inp) ? inp.length : countTokens(text);
     const vec = embeddingVector(text, dims);
     let embedding = vec;
-    if (body.encoding_format === 'base64') {
+    // x-fake-floats-only: a compatible server that ignores encoding_format
+    // (as older llama.cpp and Ollama /v1 builds did) and sends numbers.
+    if (body.encoding_format === 'base64' && !ctx.headers['x-fake-floats-only']) {
       const buf = Buffer.alloc(vec.length * 4);
       vec.forEach((v, i) => buf.writeFloatLE(v, i * 4));
       embedding = buf.toString('base64');
