@@ -74,7 +74,14 @@ enum gw_field_type {
     GW_F_RECORDS, /* struct gw_records */
     GW_F_MAP,     /* struct gw_string_map; values may be a scalar or a list */
     GW_F_CUSTOM,  /* parse() does the work */
+    GW_F_INERT,   /* a Kong field for a feature sluice lacks: see below */
 };
+
+/* GW_F_INERT: a field of Kong's schema whose feature sluice does not have
+ * (Bedrock's region, GCP service accounts...). A Kong file or a decK dump
+ * carries such fields at their defaults, and must load: null, `def` or one
+ * of `choices` is accepted and stored nowhere (offset unused); any other
+ * value is refused with `why`, never silently ignored. */
 
 /* Field flags */
 #define GW_REQUIRED 0x1u     /* missing or null is an error */
@@ -97,6 +104,7 @@ struct gw_field {
     const struct gw_schema *record; /* GW_F_RECORD, GW_F_RECORDS */
     /* GW_F_CUSTOM: read node into dst (= obj + offset); report with gw_conf_error. */
     int (*parse)(struct gw_conf *cf, const struct gw_node *n, void *dst);
+    const char *why; /* GW_F_INERT: the error for a value that asks for the feature */
 };
 
 struct gw_schema {

@@ -417,6 +417,18 @@ static int read_records(struct gw_conf *cf, const struct gw_field *f, const stru
     return rc;
 }
 
+/* An inert field's value that leaves its feature off: its Kong default
+ * (a boolean default by value, so `False` is `false`) or a listed one. */
+static int inert_accepts(const struct gw_field *f, const struct gw_node *n, int kind, int b)
+{
+    if (n->type != GW_NODE_SCALAR) return 0;
+    if (f->def && kind == 1) return strcmp(f->def, b ? "true" : "false") == 0;
+    if (f->def && strcmp(n->value, f->def) == 0) return 1;
+    for (int i = 0; f->choices && f->choices[i]; i++)
+        if (strcmp(n->value, f->choices[i]) == 0) return 1;
+    return 0;
+}
+
 static int read_value(struct gw_conf *cf, const struct gw_field *f, const struct gw_node *n,
                       void *dst)
 {
@@ -485,6 +497,11 @@ static int read_value(struct gw_conf *cf, const struct gw_field *f, const struct
         return read_map(cf, f, n, dst);
     case GW_F_CUSTOM:
         return f->parse ? f->parse(cf, n, dst) : 0;
+    case GW_F_INERT:
+        if (inert_accepts(f, n, kind, b)) return 0;
+        gw_conf_error(cf, n, NULL, "not supported: %s",
+                      f->why ? f->why : "sluice has no such feature");
+        return -1;
     }
     return -1;
 }

@@ -45,6 +45,53 @@ static int parse_opt_num(struct gw_conf *cf, const struct gw_node *n, void *dst)
         .offset = offsetof(struct ai_proxy_options, llm.member), .flags = 0                        \
     }
 
+/* Kong's fields for providers and credentials sluice does not have (yet):
+ * accepted at their defaults so that Kong's files and decK dumps load,
+ * refused with a reason as soon as they ask for the feature (gw_schema.h). */
+#define INERT(name_, def_, why_)                                                                   \
+    {                                                                                              \
+        .name = name_, .type = GW_F_INERT, .def = def_, .why = why_                                \
+    }
+#define INERT_RECORD(name_, schema_)                                                               \
+    {                                                                                              \
+        .name = name_, .type = GW_F_RECORD, .record = &schema_                                     \
+    }
+#define NO_PROVIDER(p) "for the " p " provider, which sluice does not have yet"
+
+static const struct gw_field gemini_fields[] = {
+    INERT("api_endpoint", NULL, NO_PROVIDER("gemini")),
+    INERT("project_id", NULL, NO_PROVIDER("gemini")),
+    INERT("location_id", NULL, NO_PROVIDER("gemini")),
+    {0},
+};
+static const struct gw_schema gemini_schema = {.name = "gemini", .fields = gemini_fields};
+
+static const struct gw_field bedrock_fields[] = {
+    INERT("aws_region", NULL, NO_PROVIDER("bedrock")),
+    INERT("aws_assume_role_arn", NULL, NO_PROVIDER("bedrock")),
+    INERT("aws_role_session_name", NULL, NO_PROVIDER("bedrock")),
+    INERT("aws_sts_endpoint_url", NULL, NO_PROVIDER("bedrock")),
+    INERT("embeddings_normalize", "false", NO_PROVIDER("bedrock")),
+    INERT("performance_config_latency", NULL, NO_PROVIDER("bedrock")),
+    {0},
+};
+static const struct gw_schema bedrock_schema = {.name = "bedrock", .fields = bedrock_fields};
+
+static const struct gw_field huggingface_fields[] = {
+    INERT("use_cache", NULL, NO_PROVIDER("huggingface")),
+    INERT("wait_for_model", NULL, NO_PROVIDER("huggingface")),
+    {0},
+};
+static const struct gw_schema huggingface_schema = {.name = "huggingface",
+                                                    .fields = huggingface_fields};
+
+static const struct gw_field cohere_fields[] = {
+    INERT("embedding_input_type", "classification", NO_PROVIDER("cohere")),
+    INERT("wait_for_model", NULL, NO_PROVIDER("cohere")),
+    {0},
+};
+static const struct gw_schema cohere_schema = {.name = "cohere", .fields = cohere_fields};
+
 static const struct gw_field options_fields[] = {
     OPT_NUM(max_tokens),
     OPT_NUM(temperature),
@@ -60,6 +107,10 @@ static const struct gw_field options_fields[] = {
     OPT_STR(azure_deployment_id),
     {GW_FIELD(struct ai_proxy_options, llama2_format, GW_F_STRING, 0, NULL)},
     {GW_FIELD(struct ai_proxy_options, mistral_format, GW_F_STRING, 0, NULL)},
+    INERT_RECORD("gemini", gemini_schema),
+    INERT_RECORD("bedrock", bedrock_schema),
+    INERT_RECORD("huggingface", huggingface_schema),
+    INERT_RECORD("cohere", cohere_schema),
     {0},
 };
 static const struct gw_schema options_schema = {
@@ -82,6 +133,20 @@ static const struct gw_field auth_fields[] = {
     {GW_FIELD(struct ai_proxy_auth, param_value, GW_F_STRING, GW_SECRET, NULL)},
     {GW_FIELD(struct ai_proxy_auth, param_location, GW_F_STRING, 0, NULL)},
     {GW_FIELD(struct ai_proxy_auth, allow_override, GW_F_BOOL, 0, "false")},
+    INERT("gcp_use_service_account", "false",
+          "GCP service accounts are for the gemini provider, which sluice does not have yet"),
+    INERT("gcp_service_account_json", NULL,
+          "GCP service accounts are for the gemini provider, which sluice does not have yet"),
+    INERT("aws_access_key_id", NULL, "AWS credentials are " NO_PROVIDER("bedrock")),
+    INERT("aws_secret_access_key", NULL, "AWS credentials are " NO_PROVIDER("bedrock")),
+    INERT("azure_use_managed_identity", "false",
+          "no Azure managed identity in sluice: give the key with header_name: api-key"),
+    INERT("azure_client_id", NULL,
+          "no Azure managed identity in sluice: give the key with header_name: api-key"),
+    INERT("azure_client_secret", NULL,
+          "no Azure managed identity in sluice: give the key with header_name: api-key"),
+    INERT("azure_tenant_id", NULL,
+          "no Azure managed identity in sluice: give the key with header_name: api-key"),
     {0},
 };
 static const struct gw_schema auth_schema = {
@@ -107,6 +172,15 @@ static const struct gw_field ai_proxy_fields[] = {
     {GW_FIELD(struct ai_proxy_conf, max_request_body_size, GW_F_INT, 0, "8192"), .min = 1,
      .max = 1024.0 * 1024 * 1024},
     {GW_FIELD(struct ai_proxy_conf, model_name_header, GW_F_BOOL, 0, "true")},
+    INERT("llm_format", "openai",
+          "clients speak the OpenAI API here (Kong's native bedrock and gemini formats are not "
+          "available)"),
+    /* Kong Enterprise: what the route generates; route_type says it here. */
+    {.name = "genai_category",
+     .type = GW_F_INERT,
+     .def = "text/generation",
+     .choices = (const char *const[]){"text/embeddings", NULL},
+     .why = "only text/generation and text/embeddings (as route_type says)"},
     {0},
 };
 
