@@ -79,8 +79,8 @@ enum gw_field_type {
 
 /* GW_F_INERT: a field of Kong's schema whose feature sluice does not have
  * (Bedrock's region, GCP service accounts...). A Kong file or a decK dump
- * carries such fields at their defaults, and must load: null, `def` or one
- * of `choices` is accepted and stored nowhere (offset unused); any other
+ * carries such fields at their defaults, and must load: null, [] or {},
+ * `def` or one of `choices` is accepted and stored nowhere (offset unused); any other
  * value is refused with `why`, never silently ignored. */
 
 /* Field flags */

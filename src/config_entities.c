@@ -50,11 +50,15 @@ static int id_check_parse(struct gw_conf *cf, const struct gw_node *n, void *dst
     return id_parse(cf, n, &ignored);
 }
 
-static int unsupported_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
-{
-    gw_conf_error(cf, n, NULL, "not supported by sluice");
-    return -1;
-}
+/* Kong fields for features sluice lacks: null loads, a value is refused
+ * with the reason (GW_F_INERT in gw_schema.h). */
+#define INERT(fname, why_)                                                                         \
+    {                                                                                              \
+        .name = (fname), .type = GW_F_INERT, .why = (why_)                                         \
+    }
+#define UPSTREAM_TLS_WHY                                                                           \
+    "HTTPS upstreams are verified against the system's CA bundle; per-service CA certificates, "   \
+    "client certificates and verify depth are not available yet"
 
 static int given(const struct gw_node *map, const char *key)
 {
@@ -220,6 +224,9 @@ static const struct gw_field service_fields[] = {
     {EF(struct service_in, "tls_verify", s.tls_verify, GW_F_BOOL, 0, "true")},
     {EF(struct service_in, "enabled", s.enabled, GW_F_BOOL, 0, "true")},
     {EF(struct service_in, "tags", s.tags, GW_F_STRINGS, 0, NULL)},
+    INERT("tls_verify_depth", UPSTREAM_TLS_WHY),
+    INERT("ca_certificates", UPSTREAM_TLS_WHY),
+    INERT("client_certificate", UPSTREAM_TLS_WHY),
     {EF(struct service_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
     {EF(struct service_in, "routes", routes, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct service_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
@@ -484,6 +491,9 @@ static const struct gw_field route_fields[] = {
     {EF(struct route_in, "https_redirect_status_code", r.https_redirect_status_code, GW_F_INT, 0,
         "426")},
     {EF(struct route_in, "tags", r.tags, GW_F_STRINGS, 0, NULL)},
+    INERT("snis", "TLS listeners are not implemented yet"),
+    INERT("sources", "stream (tcp, tls, udp) routes are not supported"),
+    INERT("destinations", "stream (tcp, tls, udp) routes are not supported"),
     {EF(struct route_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
     {EF(struct route_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct route_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
@@ -548,7 +558,7 @@ static const struct gw_field plugin_fields[] = {
     {EF(struct plugin_in, "route", route_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct plugin_in, "consumer", consumer_ref, GW_F_CUSTOM, 0, NULL),
      .parse = keep_node_parse},
-    {EF(struct plugin_in, "ordering", ordering, GW_F_CUSTOM, 0, NULL), .parse = unsupported_parse},
+    INERT("ordering", "plugins run in the order of their priority (no dynamic ordering)"),
     {0},
 };
 

@@ -30,7 +30,7 @@ struct consumer_in {
 struct plugin_in {
     struct gw_plugin_instance p;
     const char *name, *id, *path;
-    const struct gw_node *config, *service_ref, *route_ref, *consumer_ref, *ordering;
+    const struct gw_node *config, *service_ref, *route_ref, *consumer_ref;
     struct gw_strings tags;
 };
 

@@ -421,7 +421,7 @@ static int read_records(struct gw_conf *cf, const struct gw_field *f, const stru
  * (a boolean default by value, so `False` is `false`) or a listed one. */
 static int inert_accepts(const struct gw_field *f, const struct gw_node *n, int kind, int b)
 {
-    if (n->type != GW_NODE_SCALAR) return 0;
+    if (n->type != GW_NODE_SCALAR) return n->n == 0; /* [] or {}: nothing asked */
     if (f->def && kind == 1) return strcmp(f->def, b ? "true" : "false") == 0;
     if (f->def && strcmp(n->value, f->def) == 0) return 1;
     for (int i = 0; f->choices && f->choices[i]; i++)

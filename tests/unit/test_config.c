@@ -309,7 +309,20 @@ static const struct bad_case bad_cases[] = {
      "  - name: correlation-id\n    ordering: {before: {access: [x]}}\n",
      {"kong.yml:8:5: plugins[0]: plugin 'correlation-id' is already configured for the same "
       "service/route/consumer at services[0].plugins[0] (line 6)",
-      "kong.yml:11:15: plugins[1].ordering: not supported by sluice"}},
+      "kong.yml:11:15: plugins[1].ordering: not supported: plugins run in the order of their "
+      "priority (no dynamic ordering)"}},
+    /* Kong fields for features sluice lacks, given a value: refused with why. */
+    {"_format_version: \"3.0\"\nservices:\n  - name: s\n    url: https://h\n"
+     "    tls_verify_depth: 3\n    ca_certificates: [4e3ad2e4-0bc4-4638-8e34-c84a417ba39b]\n"
+     "    routes:\n      - {name: r, paths: [/], snis: [a.example]}\n",
+     {"kong.yml:5:23: services[0].tls_verify_depth: not supported: HTTPS upstreams are verified "
+      "against the system's CA bundle; per-service CA certificates, client certificates and "
+      "verify depth are not available yet",
+      "kong.yml:6:22: services[0].ca_certificates: not supported: HTTPS upstreams are verified "
+      "against the system's CA bundle; per-service CA certificates, client certificates and "
+      "verify depth are not available yet",
+      "kong.yml:8:37: services[0].routes[0].snis: not supported: TLS listeners are not "
+      "implemented yet"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    plugins:\n"
      "      - {name: correlation-id, service: s, route: nope, consumer: nobody}\n",
      {"kong.yml:6:41: services[0].plugins[0].service: not allowed in a plugin nested under a "
@@ -385,6 +398,19 @@ static void test_small_good(void)
         CHECK_STR(cfg->services[1]->origin, "http://h.example:80");
         CHECK_STR(cfg->services[1]->base_path, "");
     }
+    gw_config_free(cfg);
+    gw_errlist_free(&errs);
+
+    /* Kong fields for features sluice lacks load while they ask for nothing
+     * (null, as decK writes them, or empty). */
+    yaml =
+        "_format_version: \"3.0\"\nservices:\n"
+        "  - name: s\n    url: https://h\n    tls_verify_depth: null\n"
+        "    ca_certificates: []\n    client_certificate: null\n"
+        "    routes:\n      - {name: r, paths: [/], snis: null, sources: [], destinations: null}\n";
+    cfg = load(yaml, &errs);
+    CHECK(cfg != NULL);
+    if (!cfg && errs.n) fprintf(stderr, "unexpected: %s\n", errs.v[0]);
     gw_config_free(cfg);
     gw_errlist_free(&errs);
 
