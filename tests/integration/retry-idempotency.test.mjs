@@ -93,6 +93,16 @@ describe('no automatic retry of non-idempotent requests (RFC 9110 9.2.2)', { ski
     assert.match(line, /request_id=[0-9a-f]{32}/);
   });
 
+  test('a streamed POST body (over 64 KiB) is not sent twice either', async () => {
+    await start();
+    const body = 'x'.repeat(200 * 1024);
+    const r = await warmThen('POST', body);
+    assertErrorBody(r, 502, /upstream/i);
+    const posts = up.seen.filter((s) => s.path === '/act');
+    assert.equal(posts.length, 1);
+    assert.equal(posts[0].body.length, body.length);
+  });
+
   test('a PATCH is not sent twice either', async () => {
     await start();
     const r = await warmThen('PATCH', '{"a":1}');
