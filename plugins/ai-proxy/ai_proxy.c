@@ -463,6 +463,13 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
         }
         return GW_OK;
     }
+    /* The OpenAI SDKs read a reply's id from x-request-id (request_id,
+     * _request_id, APIError.requestID). Anthropic calls it request-id;
+     * providers without one (Ollama, TGI) get sluice's, as in the log line. */
+    if (!gw_headers_get(h, "X-Request-Id")) {
+        const char *rid = gw_headers_get(h, "Request-Id");
+        gw_headers_add(h, "X-Request-Id", rid ? rid : r->id);
+    }
     gw_headers_remove(h, "Content-Length");
     gw_headers_remove(h, "Content-Encoding");
     const char *uct = gw_headers_get(h, "Content-Type");

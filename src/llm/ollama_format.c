@@ -155,6 +155,11 @@ int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
         cJSON_Delete(req);
         return -1;
     }
+    if (c->route == GW_LLM_CHAT) {
+        /* Ollama's /api/chat takes OpenAI's names for these (top level). */
+        copy_item(req, "logprobs", body, "logprobs");
+        copy_item(req, "top_logprobs", body, "top_logprobs");
+    }
     if (c->route != GW_LLM_EMBEDDINGS) {
         cJSON_AddBoolToObject(req, "stream", c->stream);
         cJSON *opts = cJSON_AddObjectToObject(req, "options");
@@ -240,6 +245,17 @@ static cJSON *ollama_tool_calls(struct gw_llm_call *c, const cJSON *calls, int w
     return out;
 }
 
+/* Ollama's logprobs (asked with logprobs / top_logprobs) are a list of
+ * {token, logprob, bytes, top_logprobs}, OpenAI's ChatCompletionTokenLogprob
+ * already: they become the choice's logprobs.content. */
+static void add_logprobs(cJSON *choice, const cJSON *reply)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(reply, "logprobs");
+    if (!cJSON_IsArray(lp)) return;
+    cJSON *o = cJSON_AddObjectToObject(choice, "logprobs");
+    cJSON_AddItemToObject(o, "content", cJSON_Duplicate(lp, 1));
+}
+
 cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
                            const char **err)
 {
@@ -298,6 +314,7 @@ cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, 
         } else {
             cJSON_AddStringToObject(m, "content", content ? content : "");
         }
+        add_logprobs(ch, j);
     } else {
         const char *text = gw_json_str(j, "response");
         if (!text) goto bad;
@@ -348,6 +365,7 @@ int gw_llm_ollama_stream_frame(struct gw_llm_call *c, const char *event, const c
             if (text && *text) cJSON_AddStringToObject(delta, "content", text);
             if (cJSON_GetArraySize(calls) > 0)
                 cJSON_AddItemToObject(delta, "tool_calls", ollama_tool_calls(c, calls, 1));
+            add_logprobs(choice, j);
         }
         gw_llm_emit_json(out, ch);
         cJSON_Delete(ch);

@@ -23,6 +23,33 @@ static int mistral_validate(enum gw_llm_route route, const struct gw_llm_options
     return 0;
 }
 
+/* OpenAI names that api.mistral.ai spells its own way; it refuses the
+ * OpenAI spelling (422 extra_forbidden) rather than ignore it. */
+static const char *const mistral_names[][2] = {
+    {"max_completion_tokens", "max_tokens"}, /* chat: only max_tokens */
+    {"seed", "random_seed"},
+    {"dimensions", "output_dimension"}, /* embeddings */
+};
+
+/* body with the OpenAI names Mistral spells differently renamed (a copy),
+ * or NULL when there are none. When both spellings are given, Mistral's
+ * own wins and the OpenAI one is dropped. */
+static cJSON *mistral_rename(const cJSON *body)
+{
+    cJSON *copy = NULL;
+    for (size_t i = 0; i < sizeof(mistral_names) / sizeof(mistral_names[0]); i++) {
+        const char *from = mistral_names[i][0], *to = mistral_names[i][1];
+        if (!cJSON_HasObjectItem(body, from)) continue;
+        if (!copy) copy = cJSON_Duplicate(body, 1);
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(copy, from);
+        if (cJSON_HasObjectItem(copy, to))
+            cJSON_Delete(v);
+        else
+            cJSON_AddItemToObject(copy, to, v);
+    }
+    return copy;
+}
+
 static int mistral_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_upstream *up,
                          const char **err)
 {
@@ -32,9 +59,12 @@ static int mistral_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm
     }
     up->url = gw_llm_url(c, "https://api.mistral.ai",
                          c->route == GW_LLM_EMBEDDINGS ? "/v1/embeddings" : "/v1/chat/completions");
+    cJSON *renamed = mistral_rename(body);
     /* api.mistral.ai refuses stream_options (422 extra_forbidden) and puts
      * usage on its last chunk anyway. */
-    return gw_llm_openai_build_body(c, body, up, GW_LLM_USAGE_NATIVE, err);
+    int rc = gw_llm_openai_build_body(c, renamed ? renamed : body, up, GW_LLM_USAGE_NATIVE, err);
+    cJSON_Delete(renamed);
+    return rc;
 }
 
 static cJSON *mistral_parse(struct gw_llm_call *c, int status, const char *body, size_t len,
