@@ -126,11 +126,12 @@ struct loader {
     struct gw_config *cfg;
     struct vec services, routes, consumers, plugins, pending; /* *_in, pending_plugin */
     struct name_index service_names, route_names, consumer_names, consumer_ids;
+    struct name_index service_uuids, route_uuids, consumer_uuids; /* Kong's `id`s */
 };
 
-static const char *const top_level_keys[] = {"_format_version", "_comment", "_transform",
-                                             "_workspace",      "services", "routes",
-                                             "consumers",       "plugins",  NULL};
+static const char *const top_level_keys[] = {"_format_version", "_comment", "_ignore", "_transform",
+                                             "_workspace",      "services", "routes",  "consumers",
+                                             "plugins",         NULL};
 
 /* Kong entities a kong.yml may hold that sluice does not implement. */
 static const char *const unsupported_keys[] = {
@@ -183,40 +184,48 @@ static void defer_plugins(struct loader *L, const struct gw_node *list, struct g
     }
 }
 
+/* References are by name, or by id as `kong config db_export` writes
+ * them (Kong looks up both). */
 static struct service_in *find_service(struct loader *L, const char *name)
 {
-    return name_find(&L->service_names, name);
+    struct service_in *s = name_find(&L->service_names, name);
+    return s ? s : name_find(&L->service_uuids, name);
 }
 
 static struct route_in *find_route(struct loader *L, const char *name)
 {
-    return name_find(&L->route_names, name);
+    struct route_in *r = name_find(&L->route_names, name);
+    return r ? r : name_find(&L->route_uuids, name);
 }
 
-/* By username, else by custom_id. */
+/* By username, else by custom_id, else by id. */
 static struct consumer_in *find_consumer(struct loader *L, const char *name)
 {
     struct consumer_in *c = name_find(&L->consumer_names, name);
-    return c ? c : name_find(&L->consumer_ids, name);
+    if (!c) c = name_find(&L->consumer_ids, name);
+    return c ? c : name_find(&L->consumer_uuids, name);
 }
 
-/* `service: NAME` or `service: {name: NAME}`: returns NAME, or NULL after
- * an error. */
+/* `service: NAME-OR-ID`, `service: {name: NAME}` or `service: {id: ID}`:
+ * returns the name or id, or NULL after an error. */
 static const char *ref_name(struct loader *L, const struct gw_node *ref, const char *field)
 {
     const struct gw_node *n = ref;
     if (ref->type == GW_NODE_MAP) {
         for (size_t i = 0; i < ref->n; i++)
-            if (strcmp(ref->pairs[i].key->value, "name") != 0) {
+            if (strcmp(ref->pairs[i].key->value, "name") != 0 &&
+                strcmp(ref->pairs[i].key->value, "id") != 0) {
                 gw_conf_error(L->cf, ref->pairs[i].key,
                               gw_sprintf(L->a, "%s.%s", field, ref->pairs[i].key->value),
-                              "unknown field (refer by name)");
+                              "unknown field (refer by name or id)");
                 return NULL;
             }
         n = gw_node_get(ref, "name");
+        if (!n) n = gw_node_get(ref, "id");
     }
     if (!n || n->type != GW_NODE_SCALAR) {
-        gw_conf_error(L->cf, n ? n : ref, field, "expected a name or {name: NAME}");
+        gw_conf_error(L->cf, n ? n : ref, field,
+                      "expected a name, an id, {name: NAME} or {id: ID}");
         return NULL;
     }
     return n->value;
@@ -252,6 +261,7 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
     gw_conf_pop(L->cf);
     vec_push(L->a, &L->routes, ri);
     name_add(L->a, &L->route_names, ri->r.name, ri);
+    name_add(L->a, &L->route_uuids, ri->id, ri);
 }
 
 static void read_services(struct loader *L, const struct gw_node *list)
@@ -272,6 +282,7 @@ static void read_services(struct loader *L, const struct gw_node *list)
         }
         vec_push(L->a, &L->services, si);
         name_add(L->a, &L->service_names, si->s.name, si);
+        name_add(L->a, &L->service_uuids, si->id, si);
         if (si->routes && si->routes->type != GW_NODE_SEQ)
             gw_conf_error(L->cf, si->routes, "routes", "expected a list");
         else
@@ -327,6 +338,7 @@ static void read_consumers(struct loader *L, const struct gw_node *list)
         vec_push(L->a, &L->consumers, ci);
         name_add(L->a, &L->consumer_names, ci->c.username, ci);
         name_add(L->a, &L->consumer_ids, ci->c.custom_id, ci);
+        name_add(L->a, &L->consumer_uuids, ci->id, ci);
         check_keys(L, ci, node);
         defer_plugins(L, ci->plugins, NULL, NULL, &ci->c);
         gw_conf_pop(L->cf);

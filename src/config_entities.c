@@ -16,6 +16,7 @@
 #include "gw_log.h"
 #include "gw_num_text.h"
 #include "path_dots.h"
+#include "yaml_node.h"
 
 /* Like GW_FIELD, for members of the public struct inside a wrapper. */
 #define EF(st, fname, member, ftype, flags_, def_)                                                 \
@@ -42,6 +43,43 @@ static int id_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
     *(const char **)dst = n->value;
     return 0;
 }
+
+/* Kong's created_at / updated_at (db_export writes them): integers,
+ * checked, not stored. */
+static int timestamp_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    long l;
+    if (gw_node_plain_type(n, NULL, &l, NULL) != 2 || l < 0) {
+        gw_conf_error(cf, n, NULL, "expected a timestamp (seconds, an integer)");
+        return -1;
+    }
+    return 0;
+}
+
+/* `_comment` (a string) and `_ignore` (a list of anything): Kong's
+ * declarative notes on any entity, kept nowhere. */
+static int comment_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    if (n->type == GW_NODE_SCALAR) return 0;
+    gw_conf_error(cf, n, NULL, "expected a string");
+    return -1;
+}
+
+static int ignore_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    if (n->type == GW_NODE_SEQ) return 0;
+    gw_conf_error(cf, n, NULL, "expected a list");
+    return -1;
+}
+
+/* Fields every entity record accepts and ignores. */
+/* clang-format off */
+#define KONG_META_FIELDS                                                   \
+    {.name = "created_at", .type = GW_F_CUSTOM, .parse = timestamp_parse}, \
+    {.name = "updated_at", .type = GW_F_CUSTOM, .parse = timestamp_parse}, \
+    {.name = "_comment", .type = GW_F_CUSTOM, .parse = comment_parse},     \
+    {.name = "_ignore", .type = GW_F_CUSTOM, .parse = ignore_parse}
+/* clang-format on */
 
 /* An `id` where the struct has no room for one: checked, not stored. */
 static int id_check_parse(struct gw_conf *cf, const struct gw_node *n, void *dst)
@@ -228,6 +266,7 @@ static const struct gw_field service_fields[] = {
     INERT("ca_certificates", UPSTREAM_TLS_WHY),
     INERT("client_certificate", UPSTREAM_TLS_WHY),
     {EF(struct service_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
     {EF(struct service_in, "routes", routes, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct service_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {0},
@@ -495,6 +534,7 @@ static const struct gw_field route_fields[] = {
     INERT("sources", "stream (tcp, tls, udp) routes are not supported"),
     INERT("destinations", "stream (tcp, tls, udp) routes are not supported"),
     {EF(struct route_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
     {EF(struct route_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct route_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {0},
@@ -512,6 +552,7 @@ static const struct gw_field credential_fields[] = {
      .min = 1},
     {EF(struct gw_keyauth_credential, "tags", tags, GW_F_STRINGS, 0, NULL)},
     {.name = "id", .type = GW_F_CUSTOM, .parse = id_check_parse},
+    KONG_META_FIELDS,
     {0},
 };
 
@@ -535,6 +576,7 @@ static const struct gw_field consumer_fields[] = {
      .record = &credential_schema},
     {EF(struct consumer_in, "tags", c.tags, GW_F_STRINGS, 0, NULL)},
     {EF(struct consumer_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
     {EF(struct consumer_in, "plugins", plugins, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {0},
 };
@@ -554,6 +596,7 @@ static const struct gw_field plugin_fields[] = {
     {EF(struct plugin_in, "protocols", p.protocols, GW_F_STRINGS, 0, NULL)},
     {EF(struct plugin_in, "tags", tags, GW_F_STRINGS, 0, NULL)},
     {EF(struct plugin_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
     {EF(struct plugin_in, "service", service_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct plugin_in, "route", route_ref, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
     {EF(struct plugin_in, "consumer", consumer_ref, GW_F_CUSTOM, 0, NULL),

@@ -10,12 +10,14 @@
  * plugin's scope, the identifier and the period's start, so it changes by
  * itself when the period does and needs no reset.
  */
+#include <ctype.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "gw_num_text.h"
 #include "rate_limiting.h"
 
 enum rl_limit_by { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH, BY_GROUP };
@@ -46,7 +48,7 @@ static const struct gw_field redis_fields[] = {
     {GW_FIELD(struct rl_redis_conf, host, GW_F_STRING, 0, NULL), .min = 1, .max = 255},
     {GW_FIELD(struct rl_redis_conf, port, GW_F_INT, 0, "6379"), .min = 1, .max = 65535},
     {GW_FIELD(struct rl_redis_conf, username, GW_F_STRING, 0, NULL), .min = 1, .max = 256},
-    {GW_FIELD(struct rl_redis_conf, password, GW_F_STRING, GW_SECRET, NULL), .min = 1, .max = 1024},
+    {GW_FIELD(struct rl_redis_conf, password, GW_F_STRING, GW_SECRET, NULL), .max = 1024},
     {GW_FIELD(struct rl_redis_conf, database, GW_F_INT, 0, "0"), .min = 0, .max = 1000000},
     {GW_FIELD(struct rl_redis_conf, timeout, GW_F_INT, 0, "2000"), .min = 1, .max = 3600000},
     {GW_FIELD(struct rl_redis_conf, ssl, GW_F_BOOL, 0, "false")},
@@ -88,7 +90,7 @@ static const struct gw_field rl_fields[] = {
     {GW_FIELD(struct rl_conf, fault_tolerant, GW_F_BOOL, 0, "true")},
     {GW_FIELD(struct rl_conf, hide_client_headers, GW_F_BOOL, 0, "false")},
     {GW_FIELD(struct rl_conf, error_code, GW_F_INT, 0, "429"), .min = 100, .max = 599},
-    {GW_FIELD(struct rl_conf, error_message, GW_F_STRING, 0, "API rate limit exceeded"),
+    {GW_FIELD(struct rl_conf, error_message, GW_F_STRING, 0, "API rate limit exceeded"), .min = 1,
      .max = 4096},
     {GW_FIELD(struct rl_conf, sync_rate, GW_F_NUMBER, 0, "-1")},
     {GW_FIELD(struct rl_conf, redis, GW_F_RECORD, 0, "{}"), .record = &redis_schema},
@@ -104,41 +106,81 @@ static const struct gw_field rl_fields[] = {
     {0},
 };
 
-/* Kong's flat redis_* fields win over the `redis` record, as its
- * shorthands do. Ranges are checked here since the flat fields have none. */
+/* Kong's flat redis_* fields and the `redis` record they became. */
+static const struct legacy_field {
+    const char *flat, *member;
+    enum gw_field_type type;
+    size_t offset;
+} legacy_fields[] = {
+#define LEGACY(m, t)                                                                               \
+    {                                                                                              \
+        "redis_" #m, #m, t, offsetof(struct rl_redis_conf, m)                                      \
+    }
+    LEGACY(host, GW_F_STRING),     LEGACY(port, GW_F_INT),        LEGACY(username, GW_F_STRING),
+    LEGACY(password, GW_F_STRING), LEGACY(database, GW_F_INT),    LEGACY(timeout, GW_F_INT),
+    LEGACY(ssl, GW_F_BOOL),        LEGACY(ssl_verify, GW_F_BOOL), LEGACY(server_name, GW_F_STRING),
+#undef LEGACY
+};
+
+static int legacy_same(const struct legacy_field *f, const void *a, const void *b)
+{
+    switch (f->type) {
+    case GW_F_STRING: {
+        const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+        return (!x && !y) || (x && y && strcmp(x, y) == 0);
+    }
+    case GW_F_INT:
+        return *(const long *)a == *(const long *)b;
+    default:
+        return *(const int *)a == *(const int *)b;
+    }
+}
+
+/* Folds the flat redis_* fields into `redis`, as Kong's shorthands do: a
+ * null one is skipped, one the record also gives must agree with it
+ * (Kong: "both deprecated and new field are used but their values
+ * mismatch"). Ranges are checked here since the flat fields have none. */
 static int fold_legacy(struct gw_conf *cf, const struct gw_node *n, struct rl_conf *conf)
 {
-    const struct rl_redis_conf *l = &conf->legacy;
-    struct rl_redis_conf *r = &conf->redis;
+    const struct gw_node *rn = gw_node_get(n, "redis");
     int rc = 0;
+    for (size_t i = 0; i < sizeof(legacy_fields) / sizeof(legacy_fields[0]); i++) {
+        const struct legacy_field *f = &legacy_fields[i];
+        const struct gw_node *v = gw_node_get(n, f->flat);
+        if (!v || v->type == GW_NODE_NULL) continue;
+        const void *from = (const char *)&conf->legacy + f->offset;
+        void *to = (char *)&conf->redis + f->offset;
+        const struct gw_node *rv =
+            rn && rn->type == GW_NODE_MAP ? gw_node_get(rn, f->member) : NULL;
+        if (rv && rv->type != GW_NODE_NULL && !legacy_same(f, from, to)) {
+            gw_conf_error(cf, v, f->flat, "and redis.%s are both given and differ", f->member);
+            rc = -1;
+            continue;
+        }
+        memcpy(to, from,
+               f->type == GW_F_STRING ? sizeof(char *)
+               : f->type == GW_F_INT  ? sizeof(long)
+                                      : sizeof(int));
+    }
+    const struct rl_redis_conf *r = &conf->redis;
     const struct gw_node *v;
-    if (gw_node_get(n, "redis_host")) r->host = l->host;
-    if ((v = gw_node_get(n, "redis_port"))) {
-        if (l->port < 1 || l->port > 65535) {
-            gw_conf_error(cf, v, "redis_port", "must be between 1 and 65535");
-            rc = -1;
-        }
-        r->port = l->port;
+    if ((v = gw_node_get(n, "redis_port")) && v->type != GW_NODE_NULL &&
+        (r->port < 1 || r->port > 65535)) {
+        gw_conf_error(cf, v, "redis_port", "must be between 1 and 65535");
+        rc = -1;
     }
-    if (gw_node_get(n, "redis_username")) r->username = l->username;
-    if (gw_node_get(n, "redis_password")) r->password = l->password;
-    if ((v = gw_node_get(n, "redis_database"))) {
-        if (l->database < 0) {
-            gw_conf_error(cf, v, "redis_database", "must be 0 or more");
-            rc = -1;
-        }
-        r->database = l->database;
+    if ((v = gw_node_get(n, "redis_database")) && v->type != GW_NODE_NULL && r->database < 0) {
+        gw_conf_error(cf, v, "redis_database", "must be 0 or more");
+        rc = -1;
     }
-    if ((v = gw_node_get(n, "redis_timeout"))) {
-        if (l->timeout < 1) {
-            gw_conf_error(cf, v, "redis_timeout", "must be 1 or more (milliseconds)");
-            rc = -1;
-        }
-        r->timeout = l->timeout;
+    if ((v = gw_node_get(n, "redis_timeout")) && v->type != GW_NODE_NULL && r->timeout < 1) {
+        gw_conf_error(cf, v, "redis_timeout", "must be 1 or more (milliseconds)");
+        rc = -1;
     }
-    if (gw_node_get(n, "redis_ssl")) r->ssl = l->ssl;
-    if (gw_node_get(n, "redis_ssl_verify")) r->ssl_verify = l->ssl_verify;
-    if (gw_node_get(n, "redis_server_name")) r->server_name = l->server_name;
+    /* Kong sends AUTH only for a password that is present: "" (an unset
+     * ${REDIS_PASSWORD}, say) means none, never AUTH "". */
+    if (conf->redis.password && !*conf->redis.password) conf->redis.password = NULL;
+    if (conf->redis.username && !*conf->redis.username) conf->redis.username = NULL;
     return rc;
 }
 
@@ -169,6 +211,33 @@ static const char *scope_name(struct gw_conf *cf, const char *name, const char *
 {
     if (name) return name;
     return gw_sprintf(gw_conf_arena(cf), "%s#%zu", kind, index);
+}
+
+/* Kong's header_name rule for this plugin: ^[a-zA-Z0-9-_]+$. */
+static int header_name_ok(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_') return 0;
+    return 1;
+}
+
+/* Kong's typedefs.path: starts with '/', no empty segment, RFC 3986
+ * characters only, every '%' an escape. NULL when it is one. */
+static const char *kong_path_error(const char *p)
+{
+    if (*p != '/') return "must start with '/'";
+    if (strstr(p, "//")) return "must not have empty segments";
+    for (const char *c = p; *c; c++) {
+        if (*c == '%') {
+            if (gw_hex_digit(c[1]) < 0 || gw_hex_digit(c[2]) < 0)
+                return "invalid url-encoded value (a '%' not followed by two hex digits)";
+            c += 2;
+        } else if (!isalnum((unsigned char)*c) && !strchr("-._~/:@!$&'()*+,;=", *c)) {
+            return "characters outside of the reserved list of RFC 3986 found";
+        }
+    }
+    return NULL;
 }
 
 static int rl_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
@@ -202,6 +271,16 @@ static int rl_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
                           period_names[b], conf->limit[b], period_names[a], conf->limit[a]);
             rc = -1;
         }
+    }
+    if (conf->header_name && !header_name_ok(conf->header_name)) {
+        gw_conf_error(cf, gw_node_get(n, "header_name"), "header_name",
+                      "must be a header name: letters, digits, '-' and '_'");
+        rc = -1;
+    }
+    const char *why;
+    if (conf->path && (why = kong_path_error(conf->path))) {
+        gw_conf_error(cf, gw_node_get(n, "path"), "path", "%s", why);
+        rc = -1;
     }
     if (conf->limit_by == BY_HEADER && !conf->header_name) {
         gw_conf_error(cf, n, "header_name", "required when limit_by is header");
