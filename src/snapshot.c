@@ -47,13 +47,18 @@ static int specificity(const struct gw_plugin_instance *pi, const struct gw_rout
     return 1;
 }
 
-/* A plugin with `protocols` runs only for requests that came in on one of
- * them (every request is plain http until TLS listeners exist). */
+/* Kong reads a plugin's `protocols` as a choice of subsystem: one of the
+ * HTTP family (http, https, grpc, grpcs, ws, wss) and the plugin runs for
+ * every request the route lets in (plugins_iterator.lua,
+ * should_process_plugin); only a stream-only list (tcp, tls, udp...) keeps
+ * it off. Which scheme a request may use is the route's `protocols`. */
 static int runs_for_http(const struct gw_plugin_instance *pi)
 {
+    static const char *const http_family[] = {"http", "https", "grpc", "grpcs", "ws", "wss"};
     if (!pi->protocols.n) return 1;
     for (size_t i = 0; i < pi->protocols.n; i++)
-        if (strcmp(pi->protocols.v[i], "http") == 0) return 1;
+        for (size_t k = 0; k < sizeof(http_family) / sizeof(http_family[0]); k++)
+            if (strcmp(pi->protocols.v[i], http_family[k]) == 0) return 1;
     return 0;
 }
 

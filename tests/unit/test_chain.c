@@ -64,6 +64,12 @@ static const char *scoping_yaml = "_format_version: \"3.0\"\n"
                                   "    - name: correlation-id\n"
                                   "      protocols: [https]\n"
                                   "      config: {header_name: https-only}\n"
+                                  "  - name: r-stream-plugin\n"
+                                  "    paths: [/f]\n"
+                                  "    plugins:\n"
+                                  "    - name: correlation-id\n"
+                                  "      protocols: [tcp, tls]\n"
+                                  "      config: {header_name: stream-only}\n"
                                   "- name: s2\n"
                                   "  url: http://127.0.0.1:2\n"
                                   "  routes:\n"
@@ -94,6 +100,7 @@ static void test_scoping(void)
     const struct gw_route *rc = route_named(cfg, "r-disabled");
     const struct gw_route *rd = route_named(cfg, "r-global-scope");
     const struct gw_route *re = route_named(cfg, "r-https-plugin");
+    const struct gw_route *rf = route_named(cfg, "r-stream-plugin");
     const struct gw_consumer *alice = cfg->consumers[0];
 
     gw_chain_resolve(cfg, ra, ra->service, NULL, a, &c);
@@ -104,8 +111,11 @@ static void test_scoping(void)
     /* A disabled route instance falls back to the next most specific one. */
     gw_chain_resolve(cfg, rc, rc->service, NULL, a, &c);
     CHECK_STR(correlation_header(&c), "from-service");
-    /* An instance for https only does not run for (plain http) requests. */
+    /* protocols picks the subsystem, as in Kong: an instance for https
+     * runs for every request its route lets in; a stream-only one never. */
     gw_chain_resolve(cfg, re, re->service, NULL, a, &c);
+    CHECK_STR(correlation_header(&c), "https-only");
+    gw_chain_resolve(cfg, rf, rf->service, NULL, a, &c);
     CHECK_STR(correlation_header(&c), "from-service");
     gw_chain_resolve(cfg, rd, rd->service, NULL, a, &c);
     CHECK_STR(correlation_header(&c), "from-global");
