@@ -13,13 +13,13 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
   assertErrorBody, binaryMissing, configText, listenLocal, request, runSluice, startSluice, tempDir,
 } from './lib/harness.mjs';
+import { evalOk, startFakeRedis } from './lib/fake-redis.mjs';
 
 const skip = binaryMissing();
 const RUN = `${process.pid}-${Date.now().toString(36)}`;
@@ -247,67 +247,14 @@ describe('Kong\'s own defaults and dumps load (sluice -t)', { skip }, () => {
   });
 });
 
-// ---------------------------------------------------------------- fake Redis
-
-// One RESP command from the front of buf: {args, used}, or null if incomplete.
-function parseCommand(buf) {
-  let pos = 0;
-  const line = () => {
-    const end = buf.indexOf('\r\n', pos);
-    if (end < 0) return null;
-    const s = buf.toString('latin1', pos, end);
-    pos = end + 2;
-    return s;
-  };
-  const head = line();
-  if (head === null) return null;
-  const n = Number(head.slice(1));
-  const args = [];
-  for (let i = 0; i < n; i++) {
-    const l = line();
-    if (l === null) return null;
-    const len = Number(l.slice(1));
-    if (buf.length < pos + len + 2) return null;
-    args.push(buf.toString('utf8', pos, pos + len));
-    pos += len + 2;
-  }
-  return { args, used: pos };
-}
-
 // A Redis without a password, as far as sluice can tell: AUTH gets the real
 // server's error, SELECT +OK, the check script "nothing at its limit".
-async function startPasswordlessRedis() {
-  const commands = [];
-  const sockets = new Set();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (let c; (c = parseCommand(buf));) {
-        buf = buf.subarray(c.used);
-        commands.push(c.args);
-        const cmd = c.args[0].toUpperCase();
-        if (cmd === 'AUTH') sock.write('-ERR AUTH <password> called without any password configured for the default user\r\n');
-        else if (cmd === 'EVAL') {
-          const n = Number(c.args[2]);
-          sock.write(`*${n + 1}\r\n` + ':0\r\n'.repeat(n + 1));
-        } else sock.write('+OK\r\n');
-      }
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    commands,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+const startPasswordlessRedis = () => startFakeRedis((args, sock) => {
+  const cmd = args[0].toUpperCase();
+  if (cmd === 'AUTH') sock.write('-ERR AUTH <password> called without any password configured for the default user\r\n');
+  else if (cmd === 'EVAL') sock.write(evalOk(args));
+  else sock.write('+OK\r\n');
+});
 
 describe('rate-limiting: an empty Redis password', { skip }, () => {
   // Kong's flat redis_password also has len_min = 0 and maps to redis.password;
@@ -333,7 +280,7 @@ describe('rate-limiting: an empty Redis password', { skip }, () => {
         },
       });
       const r = await request({ port: sl.proxyPort, path: '/pw' });
-      assert.deepEqual(redis.commands.filter((c) => c[0].toUpperCase() === 'AUTH'), [], 'no AUTH for an empty password');
+      assert.deepEqual(redis.commands.filter((c) => c.args[0].toUpperCase() === 'AUTH'), [], 'no AUTH for an empty password');
       assert.equal(r.status, 200, `status (body ${r.text})`);
       assert.equal(r.headers['x-ratelimit-remaining-minute'], '1');
     } finally {

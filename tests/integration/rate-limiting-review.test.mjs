@@ -13,84 +13,13 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
+import { evalOk, startFakeRedis } from './lib/fake-redis.mjs';
 import { assertErrorBody, binaryMissing, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
 
 const REDIS_PORT = process.env.SLUICE_TEST_REDIS_PORT ? Number(process.env.SLUICE_TEST_REDIS_PORT) : null;
 const NO_REDIS = !REDIS_PORT && 'no redis (set SLUICE_TEST_REDIS_PORT)';
 const RUN = `${process.pid}-${Date.now().toString(36)}`;
 const uniq = (name) => `${name}-${RUN}`;
-
-// ------------------------------------------------------------ fake redis
-
-// One RESP command (an array of bulk strings) from the front of buf, or null.
-function parseCommand(buf) {
-  let pos = 0;
-  const line = () => {
-    const end = buf.indexOf('\r\n', pos);
-    if (end < 0) return null;
-    const s = buf.toString('latin1', pos, end);
-    pos = end + 2;
-    return s;
-  };
-  const head = line();
-  if (head === null) return null;
-  if (head[0] !== '*') throw new Error(`fake redis: unexpected ${head}`);
-  const n = Number(head.slice(1));
-  const args = [];
-  for (let i = 0; i < n; i++) {
-    const l = line();
-    if (l === null) return null;
-    const len = Number(l.slice(1));
-    if (buf.length < pos + len + 2) return null;
-    args.push(buf.toString('utf8', pos, pos + len));
-    pos += len + 2;
-  }
-  return { args, used: pos };
-}
-
-// A reply to the check script: nothing at its limit, every counter at 0.
-const evalOk = (args) => {
-  const n = Number(args[2]);
-  return `*${n + 1}\r\n` + ':0\r\n'.repeat(n + 1);
-};
-
-// handler(args, sock, connIndex, cmdIndex) answers each command: it writes
-// on sock itself (now, later or never). Every command is recorded.
-async function startFakeRedis(handler) {
-  const commands = [];
-  const sockets = new Set();
-  let connCount = 0;
-  const server = net.createServer((sock) => {
-    const connIndex = connCount++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const c = parseCommand(buf);
-        if (!c) break;
-        buf = buf.subarray(c.used);
-        commands.push({ conn: connIndex, args: c.args });
-        handler(c.args, sock, connIndex, commands.length - 1);
-      }
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    commands,
-    get connections() {
-      return connCount;
-    },
-    evals: () => commands.filter((c) => c.args[0] === 'EVAL'),
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 // A request whose client goes away once sluice has it (before the answer).
 function abortedRequest(port, path) {
