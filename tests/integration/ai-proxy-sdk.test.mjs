@@ -15,7 +15,7 @@ import OpenAI from 'openai';
 import { startFake } from '../fake/server.mjs';
 import { embeddingVector } from '../fake/text.mjs';
 import { binaryMissing, runSluice, startSluice, tempDir } from './lib/harness.mjs';
-import { accessLog, aiRoute, marker, receivedWith } from './lib/ai-helpers.mjs';
+import { accessLog, aiRoute, marker, receivedWith, thrown } from './lib/ai-helpers.mjs';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -50,16 +50,6 @@ function exampleAtFake(fakeUrl) {
 }
 
 const sdk = (sl, route, apiKey = 'sk-sdk-client') => new OpenAI({ apiKey, baseURL: `${sl.proxyUrl}${route}`, timeout: 10000, maxRetries: 0 });
-
-// Runs fn and returns the error it threw (fails if none).
-async function thrown(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected an error');
-}
 
 describe('openai SDK against ai-proxy', { skip: binaryMissing() }, () => {
   let fake;

@@ -27,7 +27,7 @@ import OpenAI from 'openai';
 
 import { startFake } from '../fake/server.mjs';
 import { binaryMissing, listenLocal, startSluice } from './lib/harness.mjs';
-import { aiRoute, marker, receivedWith, waitClosed } from './lib/ai-helpers.mjs';
+import { aiRoute, marker, receivedWith, thrown, waitClosed } from './lib/ai-helpers.mjs';
 
 const CLAUDE = 'claude-3-5-sonnet-20241022';
 const WEATHER = {
@@ -42,15 +42,6 @@ const PERSON_SCHEMA = {
   name: 'person', strict: true,
   schema: { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'], additionalProperties: false },
 };
-
-async function thrown(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected an error');
-}
 
 // --- scripted upstream -------------------------------------------------------
 // handler(req, body, rec) -> { status, headers, body } | { status, headers, frames: [...] }

@@ -197,3 +197,13 @@ export async function waitClosed(fake, rec, timeoutMs = 5000) {
   while (rec.state === 'open' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   return rec.state;
 }
+
+// Runs fn and returns the error it threw (fails if none).
+export async function thrown(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  assert.fail('expected an error');
+}
