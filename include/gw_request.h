@@ -141,6 +141,10 @@ int gw_respond_openai_error(struct gw_request *r, int status, const char *type, 
  * "" once the connection is gone. */
 const char *gw_request_server_addr(struct gw_request *r);
 
+/* A capture of the regex path that routed this request (Kong's
+ * uri_captures: by group name, or by number), or NULL. */
+const char *gw_request_uri_capture(struct gw_request *r, const char *name);
+
 /* A suspended access phase (it returned GW_AGAIN) continues with GW_OK (next
  * plugin) or GW_DONE (it answered). A suspended request is never freed, even
  * when the client goes away, until it is resumed. */

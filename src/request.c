@@ -19,6 +19,7 @@
 #include "gw_plugin.h"
 #include "llm/llm.h"
 #include "proxy.h"
+#include "router.h"
 #include "worker.h"
 
 uint64_t gw_now_us(void)
@@ -249,4 +250,9 @@ const char *gw_request_server_addr(struct gw_request *r)
     }
     rq->server_addr = gw_strdup(r->arena, buf);
     return rq->server_addr;
+}
+
+const char *gw_request_uri_capture(struct gw_request *r, const char *name)
+{
+    return r->route ? gw_route_capture(r->route, r->path, name, r->arena) : NULL;
 }

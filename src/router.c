@@ -547,3 +547,27 @@ size_t gw_router_route_count(const struct gw_router *rt)
 {
     return rt ? rt->n_routes : 0;
 }
+
+const char *gw_route_capture(const struct gw_route *route, const char *path, const char *name,
+                             struct gw_arena *a)
+{
+    size_t len = strlen(path);
+    char *end;
+    long num = strtol(name, &end, 10);
+    int by_number = *name && *end == '\0' && num >= 0;
+    for (size_t i = 0; i < route->n_paths; i++) {
+        const struct gw_route_path *p = &route->paths[i];
+        if (!p->is_regex) continue;
+        const pcre2_code *re = p->regex;
+        uint32_t pairs = regex_pairs(re);
+        if (regex_match_at_start(re, path, len, pairs) < 0) continue;
+        pcre2_match_data *md = thread_match_data(pairs);
+        int n = by_number ? (num < (long)pairs ? (int)num : -1)
+                          : pcre2_substring_number_from_name(re, (PCRE2_SPTR)name);
+        if (n < 0) continue;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        if (ov[2 * n] == PCRE2_UNSET) continue;
+        return gw_strndup(a, path + ov[2 * n], ov[2 * n + 1] - ov[2 * n]);
+    }
+    return NULL;
+}

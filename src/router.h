@@ -39,6 +39,13 @@ int gw_router_match_at(const struct gw_router *rt, const char *method, const cha
                        const char *path, const struct gw_headers *headers,
                        struct gw_route_match *m);
 
+/* Kong's uri_captures: the capture `name` (a group name, or its number;
+ * 0 is the whole match) of the first of route's regex paths that matches
+ * path, copied into a; NULL when none matches or the group took no part. */
+struct gw_arena;
+const char *gw_route_capture(const struct gw_route *route, const char *path, const char *name,
+                             struct gw_arena *a);
+
 /* Number of routes indexed (the config's routes). */
 size_t gw_router_route_count(const struct gw_router *rt);
 

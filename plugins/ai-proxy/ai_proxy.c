@@ -311,22 +311,26 @@ static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *con
     ctx->opt = conf->model.options.llm;
     *model = conf->model.name;
     if (!conf->templated) return 0;
-    const char **fields[] = {model,
-                             &ctx->opt.upstream_url,
-                             &ctx->opt.upstream_path,
-                             &ctx->opt.azure_instance,
-                             &ctx->opt.azure_deployment_id,
-                             &ctx->opt.azure_api_version,
-                             &ctx->opt.anthropic_version};
+    const struct {
+        const char **field;
+        enum ai_tpl_kind kind;
+    } fields[] = {
+        {model, AI_TPL_TEXT},
+        {&ctx->opt.upstream_url, AI_TPL_URL},
+        {&ctx->opt.upstream_path, AI_TPL_URL},
+        {&ctx->opt.azure_instance, AI_TPL_LABEL},
+        {&ctx->opt.azure_deployment_id, AI_TPL_URL},
+        {&ctx->opt.azure_api_version, AI_TPL_URL},
+        {&ctx->opt.anthropic_version, AI_TPL_TEXT},
+    };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const char *missing = NULL;
-        const char *v = ai_proxy_expand(r, *fields[i], &missing);
-        if (!v && missing) {
-            gw_respond_openai_error(r, 400, "invalid_request_error",
-                                    "%s is required by this route's configuration", missing);
+        const char *err = NULL;
+        const char *v = ai_proxy_expand(r, *fields[i].field, fields[i].kind, &err);
+        if (!v && err) {
+            gw_respond_openai_error(r, 400, "invalid_request_error", "%s", err);
             return -1;
         }
-        *fields[i] = v;
+        *fields[i].field = v;
     }
     return 0;
 }

@@ -47,10 +47,19 @@ struct ai_proxy_conf {
     int templated; /* model.name or an option holds $(headers.X) / $(query_params.X) */
 };
 
-/* Expands $(headers.NAME) and $(query_params.NAME) in s. Returns s itself
- * when it has no template, NULL with *missing set when a referenced header
- * or parameter is absent. */
-const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **missing);
+/* Where a template's value lands, which decides what it may hold. */
+enum ai_tpl_kind {
+    AI_TPL_TEXT,  /* model name, a header value: as it is */
+    AI_TPL_URL,   /* a piece of the upstream URL: one segment, percent-encoded */
+    AI_TPL_LABEL, /* azure_instance: one DNS label of the provider's host */
+};
+
+/* Expands $(headers.NAME), $(query_params.NAME) and $(uri_captures.NAME)
+ * in s. Returns s itself when it has no template, NULL with *err (a
+ * client error: the caller answers 400) when a referenced value is absent
+ * or cannot stand where it goes. */
+const char *ai_proxy_expand(struct gw_request *r, const char *s, enum ai_tpl_kind kind,
+                            const char **err);
 int ai_proxy_has_template(const char *s);
 /* Value of a query parameter of the client's request (in the arena), or NULL. */
 const char *ai_proxy_query_param(struct gw_request *r, const char *name);

@@ -1,7 +1,8 @@
 /*
- * Kong's request templates in model names and options: `$(headers.X)` and
- * `$(query_params.X)` let one route serve the model (or Azure deployment)
- * the client names, within what the operator wrote around it.
+ * Kong's request templates in model names and options: `$(headers.X)`,
+ * `$(query_params.X)` and `$(uri_captures.X)` let one route serve the model
+ * (or Azure deployment) the client names, within what the operator wrote
+ * around it.
  */
 #include <string.h>
 #include <sys/queue.h>
@@ -27,7 +28,42 @@ const char *ai_proxy_query_param(struct gw_request *r, const char *name)
     return copy;
 }
 
-const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **missing)
+/* A value bound for the upstream URL stays the one segment the operator
+ * wrote it in: every byte but RFC 3986's unreserved is percent-encoded (so
+ * no '/', '?', '#' or '%' of its own), and a dot segment, which curl and
+ * servers resolve, is refused. An azure_instance is the first label of
+ * the provider's host name: letters, digits and '-', nothing else. */
+static const char *place_value(struct gw_request *r, struct evbuffer *out, const char *ref,
+                               const char *v, enum ai_tpl_kind kind)
+{
+    if (kind == AI_TPL_TEXT) {
+        evbuffer_add(out, v, strlen(v));
+        return NULL;
+    }
+    if (kind == AI_TPL_LABEL) {
+        size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+        if (n == 0 || v[n] != '\0' || n > 63)
+            return gw_sprintf(r->arena, "%s must be a host name label (letters, digits, '-')", ref);
+        evbuffer_add(out, v, n);
+        return NULL;
+    }
+    if (!*v || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+        return gw_sprintf(r->arena, "%s cannot be empty, '.' or '..' in the upstream URL", ref);
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '.' || *c == '_' || *c == '~') {
+            evbuffer_add(out, c, 1);
+        } else {
+            char e[3] = {'%', hex[*c >> 4], hex[*c & 15]};
+            evbuffer_add(out, e, 3);
+        }
+    }
+    return NULL;
+}
+
+const char *ai_proxy_expand(struct gw_request *r, const char *s, enum ai_tpl_kind kind,
+                            const char **err)
 {
     if (!ai_proxy_has_template(s)) return s;
     struct evbuffer *out = evbuffer_new();
@@ -47,11 +83,13 @@ const char *ai_proxy_expand(struct gw_request *r, const char *s, const char **mi
             v = gw_headers_get(r->headers, ref + 8);
         else if (strncmp(ref, "query_params.", 13) == 0)
             v = ai_proxy_query_param(r, ref + 13);
+        else if (strncmp(ref, "uri_captures.", 13) == 0)
+            v = gw_request_uri_capture(r, ref + 13);
         if (!v) {
-            *missing = ref;
+            *err = gw_sprintf(r->arena, "%s is required by this route's configuration", ref);
             goto done;
         }
-        evbuffer_add(out, v, strlen(v));
+        if ((*err = place_value(r, out, ref, v, kind))) goto done;
         p = close + 1;
     }
     size_t n = evbuffer_get_length(out);

@@ -35,47 +35,71 @@ static void req_free(struct fake_req *f)
 static void test_templates(void)
 {
     struct fake_req f;
-    req_init(&f, "dep=my%20dep&v=2024-02-01&empty=");
+    req_init(&f, "dep=my%20dep&v=2024-02-01&empty=&up=..%2F..%2Fadmin%3Fx%3D1%23&dots=..&host=evil."
+                 "example%3A1%2F%23");
     gw_headers_add(&f.h, "X-Model", "gpt-4o-mini");
-    const char *missing = NULL;
+    const char *err = NULL;
+    const enum ai_tpl_kind T = AI_TPL_TEXT, U = AI_TPL_URL, L = AI_TPL_LABEL;
 
     CHECK(!ai_proxy_has_template("gpt-4o"));
     CHECK(!ai_proxy_has_template(NULL));
     CHECK(ai_proxy_has_template("$(headers.x)"));
     const char *plain = "gpt-4o";
-    CHECK(ai_proxy_expand(&f.r, plain, &missing) == plain);
-    CHECK(ai_proxy_expand(&f.r, NULL, &missing) == NULL);
-    CHECK(missing == NULL);
+    CHECK(ai_proxy_expand(&f.r, plain, T, &err) == plain);
+    CHECK(ai_proxy_expand(&f.r, NULL, T, &err) == NULL);
+    CHECK(err == NULL);
 
     /* Header names are case-insensitive, as in HTTP. */
-    CHECK_STR(ai_proxy_expand(&f.r, "$(headers.x-model)", &missing), "gpt-4o-mini");
-    CHECK_STR(ai_proxy_expand(&f.r, "pre-$(headers.X-MODEL)-post", &missing),
+    CHECK_STR(ai_proxy_expand(&f.r, "$(headers.x-model)", T, &err), "gpt-4o-mini");
+    CHECK_STR(ai_proxy_expand(&f.r, "pre-$(headers.X-MODEL)-post", T, &err),
               "pre-gpt-4o-mini-post");
     /* Query parameters are decoded; several templates in one string. */
-    CHECK_STR(ai_proxy_expand(&f.r, "/d/$(query_params.dep)?v=$(query_params.v)", &missing),
+    CHECK_STR(ai_proxy_expand(&f.r, "/d/$(query_params.dep)?v=$(query_params.v)", T, &err),
               "/d/my dep?v=2024-02-01");
-    CHECK_STR(ai_proxy_expand(&f.r, "[$(query_params.empty)]", &missing), "[]");
+    CHECK_STR(ai_proxy_expand(&f.r, "[$(query_params.empty)]", T, &err), "[]");
+
+    /* In the upstream URL a value is one segment: re-encoded, so that it
+     * cannot add segments, a query or a fragment; dot segments refused. */
+    CHECK_STR(ai_proxy_expand(&f.r, "http://u/d/$(query_params.dep)/chat", U, &err),
+              "http://u/d/my%20dep/chat");
+    CHECK_STR(ai_proxy_expand(&f.r, "http://u/d/$(query_params.up)/chat", U, &err),
+              "http://u/d/..%2F..%2Fadmin%3Fx%3D1%23/chat");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "http://u/d/$(query_params.dots)/chat", U, &err) == NULL);
+    CHECK_STR(err, "query_params.dots cannot be empty, '.' or '..' in the upstream URL");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "http://u/d/$(query_params.empty)", U, &err) == NULL);
+    CHECK(err != NULL);
+    /* An Azure instance is one host name label. */
+    CHECK_STR(ai_proxy_expand(&f.r, "$(headers.x-model)", L, &err), "gpt-4o-mini");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(query_params.host)", L, &err) == NULL);
+    CHECK_STR(err, "query_params.host must be a host name label (letters, digits, '-')");
 
     /* Absent header or parameter: NULL and its name. */
-    CHECK(ai_proxy_expand(&f.r, "$(headers.x-absent)", &missing) == NULL);
-    CHECK_STR(missing, "headers.x-absent");
-    missing = NULL;
-    CHECK(ai_proxy_expand(&f.r, "a$(query_params.nope)", &missing) == NULL);
-    CHECK_STR(missing, "query_params.nope");
-    /* An unknown source is never silently empty. */
-    missing = NULL;
-    CHECK(ai_proxy_expand(&f.r, "$(env.HOME)", &missing) == NULL);
-    CHECK_STR(missing, "env.HOME");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(headers.x-absent)", T, &err) == NULL);
+    CHECK_STR(err, "headers.x-absent is required by this route's configuration");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "a$(query_params.nope)", T, &err) == NULL);
+    CHECK_STR(err, "query_params.nope is required by this route's configuration");
+    /* An unknown source is never silently empty; no route, no captures. */
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(env.HOME)", T, &err) == NULL);
+    CHECK_STR(err, "env.HOME is required by this route's configuration");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(uri_captures.dep)", T, &err) == NULL);
+    CHECK_STR(err, "uri_captures.dep is required by this route's configuration");
     /* An unclosed template is literal text. */
-    missing = NULL;
-    CHECK_STR(ai_proxy_expand(&f.r, "x$(headers.x-model", &missing), "x$(headers.x-model");
+    err = NULL;
+    CHECK_STR(ai_proxy_expand(&f.r, "x$(headers.x-model", T, &err), "x$(headers.x-model");
     req_free(&f);
 
     /* No query string at all. */
     req_init(&f, NULL);
-    missing = NULL;
-    CHECK(ai_proxy_expand(&f.r, "$(query_params.dep)", &missing) == NULL);
-    CHECK_STR(missing, "query_params.dep");
+    err = NULL;
+    CHECK(ai_proxy_expand(&f.r, "$(query_params.dep)", T, &err) == NULL);
+    CHECK_STR(err, "query_params.dep is required by this route's configuration");
     req_free(&f);
 }
 
