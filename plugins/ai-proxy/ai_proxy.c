@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ai_proxy.h"
@@ -292,11 +293,25 @@ struct ai_proxy_ctx {
     struct evbuffer *out;     /* translated frames, moved into each chunk */
     struct evbuffer *payload; /* log_payloads on a stream: what the client got */
     struct gw_request *r;
+    int stats_done; /* record_stats ran */
 };
 
 static void evbuffer_free_cb(void *p)
 {
     evbuffer_free(p);
+}
+
+/* log_payloads: a log line, not an archive. Bodies past this are cut, and
+ * say so (a whole 5 MB embeddings reply would not fit the log queue, and
+ * the line, with its tokens, would be lost). */
+#define PAYLOAD_MAX (256u * 1024)
+static const char *payload_copy(struct gw_arena *a, const char *body, size_t len)
+{
+    if (len <= PAYLOAD_MAX) return gw_strndup(a, body, len);
+    char *s = gw_alloc(a, PAYLOAD_MAX + 64);
+    memcpy(s, body, PAYLOAD_MAX);
+    snprintf(s + PAYLOAD_MAX, 64, "...[cut: %zu bytes in all]", len);
+    return s;
 }
 
 static int bad_request(struct gw_request *r, const char *msg)
@@ -419,7 +434,7 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     s->log_payloads = conf->logging.log_payloads;
     if (conf->logging.log_payloads) {
         const char *raw = gw_request_body(r, &len);
-        s->request_payload = raw ? gw_strndup(r->arena, raw, len) : NULL;
+        s->request_payload = raw ? payload_copy(r->arena, raw, len) : NULL;
     }
     return GW_OK;
 }
@@ -453,7 +468,12 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
         /* preserve: the reply goes out untouched, but is read for usage. A
          * streamed reply is recognised by its type, not by the request's
          * `stream` (Ollama's native API streams unless told not to). */
-        if (r->status < 200 || r->status > 299) return GW_OK;
+        if (r->status < 200 || r->status > 299) {
+            /* Read whole, as on translated routes: its body is logged. */
+            r->buffer_response = 1;
+            ctx->buffered = 1;
+            return GW_OK;
+        }
         const char *ct = gw_headers_get(h, "Content-Type");
         int sse = ct && strstr(ct, "text/event-stream") != NULL;
         int ndjson = ct && strstr(ct, "ndjson") != NULL;
@@ -507,6 +527,7 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
 
 static void record_stats(struct gw_request *r, struct ai_proxy_ctx *ctx)
 {
+    ctx->stats_done = 1;
     struct gw_ai_stats *s = &r->ai;
     const struct gw_llm_call *c = &ctx->call;
     s->response_model = c->response_model ? c->response_model : c->model;
@@ -518,6 +539,14 @@ static void record_stats(struct gw_request *r, struct ai_proxy_ctx *ctx)
     if (r->t_upstream_start) s->llm_latency_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
 }
 
+/* Time to first token: when the first frame worth a chunk to the client
+ * came through (bytes alone are not a token: an SSE comment, a ping). */
+static void note_first_token(struct gw_request *r, struct ai_proxy_ctx *ctx)
+{
+    if (r->ai.ttft_ms < 0 && r->t_upstream_start && evbuffer_get_length(ctx->out) > 0)
+        r->ai.ttft_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
+}
+
 static int frame_cb(void *arg, const char *event, const char *data, size_t len)
 {
     struct ai_proxy_ctx *ctx = arg;
@@ -525,15 +554,14 @@ static int frame_cb(void *arg, const char *event, const char *data, size_t len)
 }
 
 /* log_payloads on a stream: the translated frames as the client got them,
- * up to STREAM_PAYLOAD_MAX bytes (a log line, not an archive). */
-#define STREAM_PAYLOAD_MAX (256u * 1024)
+ * up to PAYLOAD_MAX bytes. */
 static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, int last)
 {
     if (!ctx->payload) return;
     size_t have = evbuffer_get_length(ctx->payload);
     size_t n = evbuffer_get_length(ctx->out);
-    if (have < STREAM_PAYLOAD_MAX && n) {
-        size_t take = n < STREAM_PAYLOAD_MAX - have ? n : STREAM_PAYLOAD_MAX - have;
+    if (have < PAYLOAD_MAX && n) {
+        size_t take = n < PAYLOAD_MAX - have ? n : PAYLOAD_MAX - have;
         struct evbuffer_iovec v[8];
         int nv = evbuffer_peek(ctx->out, (ev_ssize_t)take, NULL, v, 8);
         for (int i = 0; i < nv && i < 8 && take; i++) {
@@ -564,22 +592,21 @@ static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct 
         const char *err = NULL;
         cJSON_Delete(ctx->call.provider->parse_response(&ctx->call, r->status, body, len, &err));
         record_stats(r, ctx);
-        if (r->ai.log_payloads && body) r->ai.response_payload = gw_strndup(r->arena, body, len);
+        if (r->ai.log_payloads && body) r->ai.response_payload = payload_copy(r->arena, body, len);
         return GW_OK;
     }
     if (!ctx->out) return GW_OK;
     if (len) {
-        if (r->ai.ttft_ms < 0 && r->t_upstream_start)
-            r->ai.ttft_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
         const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
         if (!ctx->call.done_sent && !ctx->call.errored)
             gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        note_first_token(r, ctx);
         if (ctx->payload || r->ai.log_payloads) {
             if (!ctx->payload) {
                 ctx->payload = evbuffer_new();
                 gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
             }
-            if (evbuffer_get_length(ctx->payload) + len <= STREAM_PAYLOAD_MAX)
+            if (evbuffer_get_length(ctx->payload) + len <= PAYLOAD_MAX)
                 evbuffer_add(ctx->payload, p, len);
         }
         evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
@@ -637,7 +664,7 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
             evbuffer_add_buffer(chunk, sse);
             evbuffer_free(sse);
             record_stats(r, ctx);
-            if (r->ai.log_payloads) r->ai.response_payload = s;
+            if (r->ai.log_payloads) r->ai.response_payload = payload_copy(r->arena, s, n);
             return GW_OK;
         }
         if (!out && ctx->json_stream) {
@@ -657,16 +684,15 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
         evbuffer_drain(chunk, len);
         evbuffer_add(chunk, s, n); /* copied: the reply may outlive the arena */
         record_stats(r, ctx);
-        if (r->ai.log_payloads) r->ai.response_payload = s;
+        if (r->ai.log_payloads) r->ai.response_payload = payload_copy(r->arena, s, n);
         return GW_OK;
     }
     if (!ctx->out) return GW_OK;
     size_t len = evbuffer_get_length(chunk);
     if (len) {
-        if (r->ai.ttft_ms < 0 && r->t_upstream_start)
-            r->ai.ttft_ms = (double)(gw_now_us() - r->t_upstream_start) / 1e3;
         const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
         if (!ctx->call.done_sent) gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        note_first_token(r, ctx);
         evbuffer_drain(chunk, len);
     }
     if (last) {
@@ -691,8 +717,14 @@ static void ai_proxy_log(struct gw_request *r, const void *conf_, void *ctx_)
     struct ai_proxy_ctx *ctx = ctx_;
     const struct gw_ai_stats *s = &r->ai;
     if (!ctx->active) return;
+    /* A request that ended without its last body chunk (the client left,
+     * a timeout, an error answered by the core) still has what the
+     * provider reported so far, and the time the call took. */
+    if (!ctx->stats_done) record_stats(r, ctx);
     if (s->log_statistics) {
+        const struct gw_llm_options *o = &ctx->opt;
         gw_request_log_field(r, "ai.provider", "%s", s->provider);
+        gw_request_log_field(r, "ai.request_model", "%s", s->request_model ? s->request_model : "");
         gw_request_log_field(r, "ai.model", "%s",
                              s->response_model  ? s->response_model
                              : s->request_model ? s->request_model
@@ -700,8 +732,12 @@ static void ai_proxy_log(struct gw_request *r, const void *conf_, void *ctx_)
         gw_request_log_field(r, "ai.prompt_tokens", "%ld", s->prompt_tokens);
         gw_request_log_field(r, "ai.completion_tokens", "%ld", s->completion_tokens);
         gw_request_log_field(r, "ai.total_tokens", "%ld", s->total_tokens);
-        gw_request_log_field(r, "ai.cost", "%.6f", s->cost);
-        gw_request_log_field(r, "ai.llm_latency_ms", "%.1f", s->llm_latency_ms);
+        /* Exact, not rounded: a cheap model's request costs micro-dollars.
+         * Left out when no price is configured ("not priced" is not "free"). */
+        if (o->input_cost.set || o->output_cost.set)
+            gw_request_log_field(r, "ai.cost", "%.12g", s->cost);
+        if (r->t_upstream_start)
+            gw_request_log_field(r, "ai.llm_latency_ms", "%.1f", s->llm_latency_ms);
         if (s->ttft_ms >= 0) gw_request_log_field(r, "ai.ttft_ms", "%.1f", s->ttft_ms);
     }
     if (s->log_payloads) {

@@ -69,6 +69,14 @@ int gw_json_num(const cJSON *obj, const char *key, double *out)
     return 1;
 }
 
+int gw_json_tokens(const cJSON *obj, const char *key, double *out)
+{
+    double v;
+    if (!gw_json_num(obj, key, &v) || v < 0 || v > 1e12) return 0;
+    *out = v;
+    return 1;
+}
+
 /* cJSON prints every number with sprintf("%1.15g") and reads it back with
  * sscanf to check the round trip: callgrind put that at ~10% of the
  * instructions of an ai-proxy request (six numbers a request). Integers
@@ -527,14 +535,14 @@ void gw_llm_usage_from_openai(struct gw_llm_call *c, const cJSON *usage)
     double v;
     if (!cJSON_IsObject(usage)) return;
     int any = 0;
-    if (gw_json_num(usage, "prompt_tokens", &v)) c->usage.prompt = (long)v, any = 1;
-    if (gw_json_num(usage, "completion_tokens", &v)) c->usage.completion = (long)v, any = 1;
-    if (gw_json_num(usage, "total_tokens", &v))
+    if (gw_json_tokens(usage, "prompt_tokens", &v)) c->usage.prompt = (long)v, any = 1;
+    if (gw_json_tokens(usage, "completion_tokens", &v)) c->usage.completion = (long)v, any = 1;
+    if (gw_json_tokens(usage, "total_tokens", &v))
         c->usage.total = (long)v, any = 1;
     else
         c->usage.total = c->usage.prompt + c->usage.completion;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-    if (gw_json_num(d, "cached_tokens", &v)) c->usage.cached = (long)v;
+    if (gw_json_tokens(d, "cached_tokens", &v)) c->usage.cached = (long)v;
     if (any) c->usage.present = 1;
 }
 

@@ -255,6 +255,10 @@ const char *gw_llm_finish_reason(const char *provider_reason);
 /* Number / string / bool accessors that tolerate wrong types. */
 const char *gw_json_str(const cJSON *obj, const char *key);
 int gw_json_num(const cJSON *obj, const char *key, double *out);
+/* A token count: a number from 0 to 1e12 (anything else from a provider,
+ * negative or absurd, is taken as not reported: it would poison costs and
+ * budgets). Returns 1 and sets *out, or 0. */
+int gw_json_tokens(const cJSON *obj, const char *key, double *out);
 /* Serialises json into the arena (unformatted). */
 char *gw_json_print(struct gw_arena *a, const cJSON *json, size_t *len);
 /* Parses body (not necessarily NUL-terminated); NULL if not JSON. */

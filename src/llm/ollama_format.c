@@ -207,8 +207,8 @@ int gw_llm_ollama_build_body(struct gw_llm_call *c, const cJSON *body, struct gw
 static void ollama_usage(struct gw_llm_call *c, const cJSON *j)
 {
     double p = 0, q = 0;
-    int hp = gw_json_num(j, "prompt_eval_count", &p);
-    int hq = gw_json_num(j, "eval_count", &q);
+    int hp = gw_json_tokens(j, "prompt_eval_count", &p);
+    int hq = gw_json_tokens(j, "eval_count", &q);
     if (!hp && !hq) return;
     c->usage.present = 1;
     c->usage.prompt = (long)p;

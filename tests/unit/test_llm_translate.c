@@ -1016,8 +1016,26 @@ static void test_single_choice_and_tgi_params(void)
     gw_arena_free(a);
 }
 
+/* Token counts a provider cannot mean (negative, absurd) are not counts. */
+static void test_absurd_usage(void)
+{
+    struct gw_llm_call c;
+    memset(&c, 0, sizeof(c));
+    cJSON *u = cJSON_Parse("{\"prompt_tokens\":-5,\"completion_tokens\":1e20}");
+    gw_llm_usage_from_openai(&c, u);
+    CHECK_INT(c.usage.present, 0);
+    CHECK(c.usage.prompt == 0 && c.usage.completion == 0 && c.usage.total == 0);
+    cJSON_Delete(u);
+    u = cJSON_Parse("{\"prompt_tokens\":7,\"completion_tokens\":3}");
+    gw_llm_usage_from_openai(&c, u);
+    CHECK_INT(c.usage.present, 1);
+    CHECK(c.usage.prompt == 7 && c.usage.completion == 3 && c.usage.total == 10);
+    cJSON_Delete(u);
+}
+
 int main(void)
 {
+    test_absurd_usage();
     test_requests();
     test_option_precedence();
     test_anthropic_tools_and_images();

@@ -491,15 +491,15 @@ static void read_usage(struct gw_llm_call *c, const cJSON *u)
     if (!cJSON_IsObject(u)) return;
     int any = 0;
     long prompt = c->usage.prompt;
-    if (gw_json_num(u, "input_tokens", &v)) {
+    if (gw_json_tokens(u, "input_tokens", &v)) {
         prompt = (long)v;
         any = 1;
         double cr = 0, cw = 0;
-        if (gw_json_num(u, "cache_read_input_tokens", &cr)) c->usage.cached = (long)cr;
-        gw_json_num(u, "cache_creation_input_tokens", &cw);
+        if (gw_json_tokens(u, "cache_read_input_tokens", &cr)) c->usage.cached = (long)cr;
+        gw_json_tokens(u, "cache_creation_input_tokens", &cw);
         prompt += (long)cr + (long)cw;
     }
-    if (gw_json_num(u, "output_tokens", &v)) {
+    if (gw_json_tokens(u, "output_tokens", &v)) {
         c->usage.completion = (long)v;
         any = 1;
     }

@@ -237,7 +237,7 @@ static cJSON *raw_parse(struct gw_llm_call *c, int status, const char *body, siz
     gw_llm_usage_from_openai(
         c, cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(j) ? j : item, "usage"));
     double gen;
-    if (!c->usage.present && gw_json_num(details, "generated_tokens", &gen)) {
+    if (!c->usage.present && gw_json_tokens(details, "generated_tokens", &gen)) {
         c->usage.present = 1;
         c->usage.completion = (long)gen;
         c->usage.total = c->usage.prompt + c->usage.completion;
@@ -324,8 +324,8 @@ static int raw_stream_frame(struct gw_llm_call *c, const char *data, size_t len,
             raw_emit_text(c, out, strip_prompt(c, gen));
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "details");
         double v;
-        if (gw_json_num(d, "generated_tokens", &v)) c->usage.completion = (long)v;
-        if (gw_json_num(d, "input_length", &v)) c->usage.prompt = (long)v;
+        if (gw_json_tokens(d, "generated_tokens", &v)) c->usage.completion = (long)v;
+        if (gw_json_tokens(d, "input_length", &v)) c->usage.prompt = (long)v;
         c->usage.present = 1;
         gw_llm_emit_finish(c, out, gw_llm_finish_reason(gw_json_str(d, "finish_reason")));
     }
