@@ -350,6 +350,49 @@ static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *con
     return 0;
 }
 
+/* A body that claims to be JSON (by its type or its first byte) is held
+ * to it even on preserve: one that does not parse strictly (a repeated
+ * "model", trailing bytes) could carry what the configured model or a
+ * guard refused, read differently by the provider. */
+static int json_like(struct gw_request *r, size_t len)
+{
+    const char *ct = gw_headers_get(r->headers, "Content-Type");
+    if (ct && strstr(ct, "json")) return 1;
+    size_t n = len < 64 ? len : 64;
+    unsigned char head[64];
+    evbuffer_copyout(r->body, head, n);
+    size_t i = 0;
+    while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+        i++;
+    return i < n && (head[i] == '{' || head[i] == '[');
+}
+
+/* url with its path replaced by path (its query, an auth parameter or
+ * Azure's api-version, kept). */
+static const char *with_path(struct gw_arena *a, const char *url, const char *path)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t origin = strcspn(host, "/?#") + (size_t)(host - url);
+    const char *query = strchr(url + origin, '?');
+    return gw_sprintf(a, "%.*s%s%s", (int)origin, url, path, query ? query : "");
+}
+
+/* preserve, as Kong: the provider's host (or upstream_url's) with the
+ * client's own path unless upstream_path is set, the client's method, and
+ * the client's body byte for byte (unless the credential goes in it). */
+static void preserve_request(struct gw_request *r, const struct ai_proxy_conf *conf,
+                             struct ai_proxy_ctx *ctx, const struct gw_llm_upstream *up)
+{
+    r->upstream_url = ctx->opt.upstream_path ? up->url : with_path(r->arena, up->url, r->path);
+    r->upstream_method = r->method;
+    if (conf->auth.location == AI_PARAM_BODY) {
+        r->upstream_body = up->body;
+        r->upstream_body_len = up->body_len;
+        gw_headers_remove(r->headers, "Content-Length");
+    }
+}
+
 static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
 {
     const struct ai_proxy_conf *conf = conf_;
@@ -362,11 +405,17 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
                                        "request body is larger than the %ld bytes allowed",
                                        conf->max_request_body_size);
     const char *err = NULL;
-    cJSON *body = gw_request_json(r, &err);
+    cJSON *body = len ? gw_request_json(r, &err) : NULL;
+    /* preserve passes any request through, as Kong's does (a GET of the
+     * model list, a multipart upload): only a JSON body is looked into. */
+    if (route == GW_LLM_PRESERVE && !cJSON_IsObject(body) && !json_like(r, len)) {
+        body = cJSON_CreateObject();
+        gw_arena_cleanup(r->arena, (gw_cleanup_fn)cJSON_Delete, body);
+    }
     if (!cJSON_IsObject(body))
-        return gw_respond_openai_error(r, 400, "invalid_request_error",
-                                       "request body is not a JSON object%s%s", err ? ": " : "",
-                                       err ? err : "");
+        return gw_respond_openai_error(r, 400, "invalid_request_error", "request body is %s%s%s",
+                                       len ? "not a JSON object" : "empty, expected a JSON object",
+                                       err ? ": " : "", err ? err : "");
     /* Kong's identify_request: a body that is both a chat and a completion
      * is refused, not guessed at (a guard that checked one could let the
      * other through to the provider). */
@@ -405,13 +454,17 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     if (gw_llm_build(&ctx->call, body, &up, &err) < 0) return bad_request(r, err);
     ai_proxy_apply_auth(r, &conf->auth, p, &up);
 
-    r->upstream_url = up.url;
-    r->upstream_method = up.method;
-    r->upstream_body = up.body;
-    r->upstream_body_len = up.body_len;
     struct gw_headers *h = r->headers;
-    gw_headers_remove(h, "Content-Length");
-    gw_headers_set(h, "Content-Type", "application/json");
+    if (route == GW_LLM_PRESERVE) {
+        preserve_request(r, conf, ctx, &up);
+    } else {
+        r->upstream_url = up.url;
+        r->upstream_method = up.method;
+        r->upstream_body = up.body;
+        r->upstream_body_len = up.body_len;
+        gw_headers_remove(h, "Content-Length");
+        gw_headers_set(h, "Content-Type", "application/json");
+    }
     /* Replies are parsed: no compressed encodings. */
     gw_headers_remove(h, "Accept-Encoding");
     for (size_t i = 0; i < up.n_headers; i++) {

@@ -205,7 +205,7 @@ describe('ai-proxy streaming through the daemon', { skip: binaryMissing() }, () 
       aiRoute('mistral-ollama', '/mistral-ollama', chat('mistral', 'mistral:7b', { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' }, stats)),
       aiRoute('llama-ollama', '/llama-ollama', chat('llama2', 'llama2:7b', { upstream_url: `${F}/api/chat`, llama2_format: 'ollama' })),
       aiRoute('llama-ollama-gen', '/llama-ollama-gen', { route_type: 'llm/v1/completions', model: { provider: 'llama2', name: 'llama2:7b', options: { upstream_url: `${F}/api/generate`, llama2_format: 'ollama' } } }),
-      aiRoute('preserve', '/preserve', { route_type: 'preserve', model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
+      aiRoute('preserve', '/preserve', { route_type: 'preserve', model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages`, upstream_path: '/v1/messages' } }, logging: { log_statistics: true, log_payloads: true } }),
       aiRoute('logged', '/logged', chat('anthropic', CLAUDE, { upstream_url: `${F}/v1/messages` }, { logging: { log_statistics: true, log_payloads: true } })),
     ];
     for (const [prov, p] of [['anthropic', '/anthropic-error-event'], ['anthropic', '/anthropic-no-stop'], ['anthropic', '/anthropic-json'], ['openai', '/openai-error-frame'], ['openai', '/openai-json']]) {

@@ -109,10 +109,10 @@ function routes(F, C, refused) {
     aiRoute('mistral-embeddings', '/mistral-embeddings', { route_type: 'llm/v1/embeddings', model: { provider: 'mistral', name: 'mistral-embed', options: { upstream_url: `${F}/v1/embeddings` } } }),
 
     // preserve: bodies untouched both ways, usage still read.
-    aiRoute('preserve-openai', '/preserve-openai', { route_type: 'preserve', model: { provider: 'openai', options: { upstream_url: `${F}/v1/chat/completions`, input_cost: 1000000 } }, ...stats }),
+    aiRoute('preserve-openai', '/preserve-openai', { route_type: 'preserve', model: { provider: 'openai', options: { upstream_url: `${F}/v1/chat/completions`, upstream_path: '/v1/chat/completions', input_cost: 1000000 } }, ...stats }),
     aiRoute('preserve-anthropic', '/preserve-anthropic', { route_type: 'preserve', auth: { header_name: 'x-api-key', header_value: SECRETS.anthropic },
-      model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages` } }, logging: { log_statistics: true, log_payloads: true } }),
-    aiRoute('preserve-ollama', '/preserve-ollama', { route_type: 'preserve', model: { provider: 'mistral', options: { upstream_url: `${F}/api/chat`, mistral_format: 'ollama' } }, ...stats }),
+      model: { provider: 'anthropic', options: { upstream_url: `${F}/v1/messages`, upstream_path: '/v1/messages' } }, logging: { log_statistics: true, log_payloads: true } }),
+    aiRoute('preserve-ollama', '/preserve-ollama', { route_type: 'preserve', model: { provider: 'mistral', options: { upstream_url: `${F}/api/chat`, upstream_path: '/api/chat', mistral_format: 'ollama' } }, ...stats }),
 
     // llama2, three formats.
     aiRoute('llama-raw', '/llama-raw', chat('llama2', 'llama-2-7b-chat', { upstream_url: `${F}/llama2/raw`, llama2_format: 'raw', max_tokens: 64, temperature: 0.3, top_k: 40 })),
