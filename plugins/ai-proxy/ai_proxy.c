@@ -431,6 +431,16 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
 
     const char *model;
     if (resolve_options(r, conf, ctx, &model) < 0) return GW_DONE;
+    /* Azure clients (the AzureOpenAI SDKs) name their api-version in the
+     * query; Kong's driver uses it before the configured one. */
+    if (strcmp(conf->provider->name, "azure") == 0) {
+        const char *v = ai_proxy_query_param(r, "api-version");
+        if (v && *v) {
+            const char *enc = ai_proxy_url_value(r, v);
+            if (!enc) return bad_request(r, "api-version is not a valid version");
+            ctx->opt.azure_api_version = enc;
+        }
+    }
     const char *client_model = gw_json_str(body, "model");
     if (model && client_model && strcmp(model, client_model) != 0)
         return gw_respond_openai_error(r, 400, "invalid_request_error",

@@ -61,6 +61,8 @@ enum ai_tpl_kind {
 const char *ai_proxy_expand(struct gw_request *r, const char *s, enum ai_tpl_kind kind,
                             const char **err);
 int ai_proxy_has_template(const char *s);
+/* v made one segment of the upstream URL (AI_TPL_URL's rules), or NULL. */
+const char *ai_proxy_url_value(struct gw_request *r, const char *v);
 /* Value of a query parameter of the client's request (in the arena), or NULL. */
 const char *ai_proxy_query_param(struct gw_request *r, const char *name);
 

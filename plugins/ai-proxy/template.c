@@ -62,6 +62,21 @@ static const char *place_value(struct gw_request *r, struct evbuffer *out, const
     return NULL;
 }
 
+const char *ai_proxy_url_value(struct gw_request *r, const char *v)
+{
+    struct evbuffer *out = evbuffer_new();
+    const char *res = NULL;
+    if (!place_value(r, out, "", v, AI_TPL_URL)) {
+        size_t n = evbuffer_get_length(out);
+        char *s = gw_alloc(r->arena, n + 1);
+        evbuffer_remove(out, s, n);
+        s[n] = '\0';
+        res = s;
+    }
+    evbuffer_free(out);
+    return res;
+}
+
 const char *ai_proxy_expand(struct gw_request *r, const char *s, enum ai_tpl_kind kind,
                             const char **err)
 {

@@ -437,7 +437,6 @@ describe('ai-proxy preserve, auth and templates (review)', { skip: binaryMissing
   // kong.request.get_query_arg("api-version") or model.options.azure_api_version.
   // The AzureOpenAI SDK always sends ?api-version=.
   test('azure: the client\'s ?api-version= is used when it gives one (Kong), the default otherwise', {
-    todo: 'BUG: the Azure client\'s api-version is dropped; sluice always sends 2023-05-15 (or the configured one)',
   }, async () => {
     let n = R.requests.length;
     let r = await postJson(port, '/azure-default', { messages: [] }, { headers: { authorization: `Bearer ${SECRET.client}` } });

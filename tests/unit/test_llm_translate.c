@@ -96,6 +96,13 @@ static void test_requests(void)
                       "chat/completions?api-version=2023-05-15");
     cJSON_Delete(got);
     cJSON_Delete(want);
+    /* upstream_path names the operation after the deployment (Kong's
+     * azure driver), it does not replace the deployment's path. */
+    o.upstream_path = "/chat/completions";
+    cJSON_Delete(build("azure", GW_LLM_CHAT, &o, "gpt-4", chat, &up, a));
+    CHECK_STR(up.url, "https://my-inst.openai.azure.com/openai/deployments/gpt4-dep/"
+                      "chat/completions?api-version=2023-05-15");
+    o.upstream_path = NULL;
     got = build("azure", GW_LLM_COMPLETIONS, &o, "gpt-3.5-turbo-instruct", comp, &up, a);
     want = fixture_json("unit/expected-requests/azure/llm-v1-completions.json");
     CHECK(json_same(got, want, "azure completions request"));

@@ -48,9 +48,12 @@ static int azure_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_u
         const char *op = c->route == GW_LLM_COMPLETIONS  ? "completions"
                          : c->route == GW_LLM_EMBEDDINGS ? "embeddings"
                                                          : "chat/completions";
+        /* As Kong's azure driver: upstream_path goes after the deployment
+         * (it names the operation), not in place of it. */
         const char *path =
             o->upstream_path && *o->upstream_path
-                ? o->upstream_path
+                ? gw_sprintf(c->arena, "/openai/deployments/%s%s", o->azure_deployment_id,
+                             o->upstream_path)
                 : gw_sprintf(c->arena, "/openai/deployments/%s/%s", o->azure_deployment_id, op);
         up->url = gw_sprintf(c->arena, "https://%s.openai.azure.com%s%capi-version=%s",
                              o->azure_instance, path, strchr(path, '?') ? '&' : '?', ver);
