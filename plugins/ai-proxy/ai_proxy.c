@@ -356,6 +356,7 @@ static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *con
  * guard refused, read differently by the provider. */
 static int json_like(struct gw_request *r, size_t len)
 {
+    if (!len) return 0; /* nothing to read differently */
     const char *ct = gw_headers_get(r->headers, "Content-Type");
     if (ct && strstr(ct, "json")) return 1;
     size_t n = len < 64 ? len : 64;
