@@ -654,7 +654,12 @@ static int parse_head(struct gw_conn *c)
     int n = gw_h1_parse_head(p, avail, &h, MAX_HEADERS);
     if (n == GW_H1_PARTIAL) {
         if (avail >= MAX_HEAD) {
-            reply_error(c, 431, "Request header fields too large");
+            /* Still inside the request line: the target is what is too long
+             * (RFC 9112 3: 414), else the fields are (431). */
+            if (!memchr(p, '\n', MAX_HEAD))
+                reply_error(c, 414, "URI Too Long");
+            else
+                reply_error(c, 431, "Request header fields too large");
             return 1;
         }
         return 0;
@@ -672,7 +677,15 @@ static int parse_head(struct gw_conn *c)
         const struct gw_h1_header *f = &hdrs[i];
         switch (f->name_len) {
         case 4:
-            if (gw_h1_name_is(f, "Host")) hosts++;
+            if (gw_h1_name_is(f, "Host")) {
+                /* RFC 9110 7.2: an invalid Host value is a 400, never a
+                 * route key or a Host forwarded with preserve_host. */
+                if (!gw_h1_valid_host(f->value, f->value_len)) {
+                    reply_error(c, 400, "invalid Host header");
+                    return 1;
+                }
+                hosts++;
+            }
             break;
         case 6:
             if (gw_h1_name_is(f, "Expect")) {
@@ -716,7 +729,7 @@ static int parse_head(struct gw_conn *c)
         reply_error(c, 400, "chunked Transfer-Encoding in an HTTP/1.0 request");
         return 1;
     }
-    if (h.minor == 1 && hosts != 1) {
+    if (hosts > 1 || (h.minor == 1 && hosts == 0)) {
         reply_error(c, 400, hosts ? "more than one Host header" : "missing Host header");
         return 1;
     }

@@ -198,12 +198,56 @@ enum {
 };
 
 /*
+ * Every line of the chunked framing ends with CRLF (RFC 9112 7.1); the
+ * leniency of 2.2 (a bare LF) is for the start line and header fields only.
+ * A proxy in front that reads chunk lines to CRLF and one that also ends
+ * them at LF disagree on where a body ends: that is a smuggling vector,
+ * so a bare LF here is an error.
+ *
  * One byte at a time except for chunk data, which moves with one memmove
  * per call and chunk. The output never overtakes the input (framing bytes
  * are only dropped), so decoding in place is safe. Extension and trailer
  * bytes share one budget so that a client cannot keep the decoder busy on
  * framing that carries no data.
  */
+/* RFC 3986 reg-name characters besides ALPHA and DIGIT (unreserved and
+ * sub-delims; '%' starts an escape). */
+static int reg_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=", c));
+}
+
+int gw_h1_valid_host(const char *v, size_t n)
+{
+    size_t i = 0;
+    if (n && v[0] == '[') { /* IP-literal */
+        for (i = 1; i < n && v[i] != ']'; i++)
+            if (gw_hex_digit((unsigned char)v[i]) < 0 && v[i] != ':' && v[i] != '.') return 0;
+        if (i == n || i == 1) return 0;
+        i++;
+    } else {
+        while (i < n && v[i] != ':') {
+            if (v[i] == '%') {
+                if (i + 2 >= n || gw_hex_digit((unsigned char)v[i + 1]) < 0 ||
+                    gw_hex_digit((unsigned char)v[i + 2]) < 0)
+                    return 0;
+                i += 3;
+            } else if (reg_name_char((unsigned char)v[i])) {
+                i++;
+            } else {
+                return 0;
+            }
+        }
+        if (i == 0 && n) return 0; /* ":80" */
+    }
+    if (i == n) return 1;
+    if (v[i] != ':') return 0;
+    for (i++; i < n; i++)
+        if (v[i] < '0' || v[i] > '9') return 0;
+    return 1;
+}
+
 int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t *data_len,
                          size_t *consumed)
 {
@@ -232,10 +276,8 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
                 d->state = CH_SIZE_WS;
             } else if (c == '\r') {
                 d->state = CH_SIZE_LF;
-            } else if (c == '\n') {
-                d->state = d->remaining ? CH_DATA : CH_TRAILER_START;
             } else {
-                rc = GW_H1_ERROR;
+                rc = GW_H1_ERROR; /* a bare LF too: see the comment above */
             }
             in++;
             break;
@@ -251,7 +293,7 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
             if (c == '\r')
                 d->state = CH_SIZE_LF;
             else if (c == '\n')
-                d->state = d->remaining ? CH_DATA : CH_TRAILER_START;
+                rc = GW_H1_ERROR;
             else if (++d->ext_len > CHUNKED_MAX_EXT)
                 rc = GW_H1_ERROR;
             in++;
@@ -274,8 +316,6 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
         case CH_DATA_END:
             if (c == '\r')
                 d->state = CH_DATA_LF;
-            else if (c == '\n')
-                d->state = CH_SIZE_FIRST;
             else
                 rc = GW_H1_ERROR;
             in++;
@@ -289,8 +329,7 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
             if (c == '\r') {
                 d->state = CH_LAST_LF;
             } else if (c == '\n') {
-                d->state = CH_DONE;
-                rc = 1;
+                rc = GW_H1_ERROR;
             } else {
                 d->state = CH_TRAILER;
                 if (++d->ext_len > CHUNKED_MAX_EXT) rc = GW_H1_ERROR;
@@ -301,7 +340,7 @@ int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t 
             if (c == '\r')
                 d->state = CH_TRAILER_LF;
             else if (c == '\n')
-                d->state = CH_TRAILER_START;
+                rc = GW_H1_ERROR;
             else if (++d->ext_len > CHUNKED_MAX_EXT)
                 rc = GW_H1_ERROR;
             in++;

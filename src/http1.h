@@ -62,6 +62,13 @@ struct gw_h1_chunked {
     size_t ext_len;     /* bytes of chunk extensions / trailers seen: bounded */
 };
 
+/* A Host field value, or an absolute-form target's authority, as RFC 9110
+ * 7.2 wants it: uri-host [":" port] (reg-name, IPv4 or an IP literal in
+ * brackets; no userinfo, path, query, fragment or spaces). "" is valid
+ * (a Host for a target without authority); callers that need a host
+ * check for that themselves. */
+int gw_h1_valid_host(const char *v, size_t n);
+
 /*
  * Decodes the chunked body bytes in buf[0..len) in place. On return the
  * first *data_len bytes of buf are body data, in order, and *consumed says

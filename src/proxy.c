@@ -1372,6 +1372,14 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
         tlen = (size_t)(end - p);
         target = p;
     }
+    /* origin-form starts with '/' (RFC 9112 3.2.1): "?x", "#f" and
+     * OPTIONS's asterisk-form are refused, as nginx (and so Kong) does; an
+     * absolute-form authority must be a host (no userinfo, not empty). */
+    const char *bad = NULL;
+    if (authority && (alen == 0 || !gw_h1_valid_host(authority, alen)))
+        bad = "invalid authority in the request target";
+    else if (!authority && (tlen == 0 || target[0] != '/'))
+        bad = "The request target must be an absolute path";
     /* A fragment is not part of a request target (RFC 9112 §3.2); a client
      * that sends one anyway has it ignored, as nginx does. */
     const char *hash = memchr(target, '#', tlen);
@@ -1416,10 +1424,8 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
      * segments resolved (path_dots.h says why); the log keeps r->uri.
      * Only origin-form targets (absolute-form was reduced to it above): a
      * relative one would be joined to a service path unchecked. */
-    const char *bad = NULL, *clean = NULL;
-    if (r->path[0] != '/' && !(strcmp(r->path, "*") == 0 && strcmp(r->method, "OPTIONS") == 0))
-        bad = "The request target must be an absolute path";
-    else if ((clean = gw_path_normalize(arena, r->path, &bad))) /* else bad says why */
+    const char *clean = NULL;
+    if (!bad && (clean = gw_path_normalize(arena, r->path, &bad))) /* else bad says why */
         r->path = clean;
 
     struct gw_route_match m;

@@ -341,15 +341,40 @@ static void check_chunked_error(const char *in, size_t n, int line)
 
 #define CHECK_CHUNKED_ERROR(s) check_chunked_error(s, sizeof(s) - 1, __LINE__)
 
+/* Every chunked framing line ends with CRLF: a bare LF anywhere is a
+ * desync between proxies that read lines differently. */
+static void test_chunked_bare_lf(void)
+{
+    CHECK_CHUNKED_ERROR("4\nwxyz\r\n0\r\n\r\n");
+    CHECK_CHUNKED_ERROR("4;ext\nwxyz\r\n0\r\n\r\n");
+    CHECK_CHUNKED_ERROR("4\r\nwxyz\n0\r\n\r\n");
+    CHECK_CHUNKED_ERROR("4\r\nwxyz\r\n0\r\n\n");
+    CHECK_CHUNKED_ERROR("1\r\n!\r\n0\r\nTrailer: lf\n\r\n");
+}
+
+static void test_valid_host(void)
+{
+    static const char *const good[] = {
+        "",          "a",         "example.com", "EXAMPLE.com:8080", "h:", "127.0.0.1:80", "[::1]",
+        "[::1]:443", "a-b_c~d.e", "%41b",        "x!$&'()*+,;=y"};
+    static const char *const bad[] = {"evil.com/x", "a b",  "user:pw@h", "h:80:80", "h:port",
+                                      ":80",        "[::1", "[]",        "[::1]x",  "h#f",
+                                      "h?q",        "%4",   "%zz",       "h\\x",    "[g::1]"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        CHECK(gw_h1_valid_host(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (gw_h1_valid_host(bad[i], strlen(bad[i]))) fprintf(stderr, "accepted: %s\n", bad[i]);
+        CHECK(!gw_h1_valid_host(bad[i], strlen(bad[i])));
+    }
+}
+
 static void test_chunked(void)
 {
     CHECK_CHUNKED("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world");
     CHECK_CHUNKED("0\r\n\r\n", "");
-    CHECK_CHUNKED("4\nwxyz\n0\n\n", "wxyz");                 /* bare LF throughout */
     CHECK_CHUNKED("4\r\n\r\n\r\n\r\n0\r\n\r\n", "\r\n\r\n"); /* data that looks like framing */
     CHECK_CHUNKED("3;name=value\r\nabc\r\n4 ; a=\"q;x\"\r\ndefg\r\n0;last\r\n\r\n", "abcdefg");
     CHECK_CHUNKED("2\r\nhi\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n", "hi");
-    CHECK_CHUNKED("1\r\n!\r\n0\nTrailer: lf\n\n", "!");
     CHECK_CHUNKED("A\r\n0123456789\r\n0000001a\r\nabcdefghijklmnopqrstuvwxyz\r\n"
                   "1F\r\n0123456789abcdefghijklmnopqrstu\r\n0\r\n\r\n",
                   "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu");
@@ -460,6 +485,8 @@ int main(void)
     test_malformed_heads();
     test_chunked();
     test_chunked_malformed();
+    test_chunked_bare_lf();
+    test_valid_host();
     test_name_is();
     free(copy);
     return gw_test_done("test_http1");
