@@ -68,4 +68,8 @@ void gw_headers_clear(struct gw_headers *list);
 /* Case-insensitive comparison of a header's name with name (of length n). */
 int gw_header_is(const struct gw_header *h, const char *name, size_t n);
 
+/* Whether name can be a header field name: an RFC 9110 token (no spaces,
+ * colons, CR/LF...). For plugins that let a config name a header. */
+int gw_header_name_valid(const char *name);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "gw_arena.h"
 #include "gw_headers.h"
+#include "http1.h"
 
 void gw_headers_init(struct gw_headers *list, struct gw_arena *arena)
 {
@@ -113,4 +114,9 @@ void gw_headers_clear(struct gw_headers *list)
 {
     list->first = NULL;
     list->tail = &list->first;
+}
+
+int gw_header_name_valid(const char *name)
+{
+    return name && *name && gw_h1_is_token(name, strlen(name));
 }

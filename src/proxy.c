@@ -268,6 +268,7 @@ static void run_response_headers(struct proxy_request *rq)
     struct gw_arena *json_prev = gw_json_alloc_enter(rq->pub.arena);
     for (size_t i = 0; i < rq->chain.n; i++) {
         const struct gw_chain_entry *e = &rq->chain.v[i];
+        if (e->inst->plugin->ctx_size && !rq->ctx[e->plugin_index]) continue; /* not set up */
         if (e->inst->plugin->response_headers)
             e->inst->plugin->response_headers(&rq->pub, e->inst->conf, rq->ctx[e->plugin_index]);
     }
@@ -304,7 +305,10 @@ void gw_proxy_send_early(struct proxy_request *rq)
     gw_proxy_finish(rq);
 }
 
-/* The core's own error answers: no plugin phase but log runs for them. */
+/* The core's own error answers (400, 413, 502, 503, 504...). Plugins see
+ * them as an early answer: their response_headers hooks run (the
+ * correlation id is echoed, the rate-limit counters shown, as on any other
+ * answer), then log; no body phase. */
 void gw_proxy_core_error(struct proxy_request *rq, int status, const char *message)
 {
     struct gw_request *r = &rq->pub;
@@ -317,6 +321,7 @@ void gw_proxy_core_error(struct proxy_request *rq, int status, const char *messa
         gw_respond_message(r, status, "%s", message);
     r->early_response = 1;
     if (rq->conn) {
+        run_response_headers(rq);
         add_gateway_headers(rq);
         gw_headers_add(r->response_headers, "Content-Type", "application/json; charset=utf-8");
         r->bytes_sent = evbuffer_get_length(rq->early_body);

@@ -519,6 +519,15 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
 {
     const struct ai_proxy_conf *conf = conf_;
     struct ai_proxy_ctx *ctx = ctx_;
+    struct gw_headers *h = r->response_headers;
+    /* The OpenAI SDKs read a reply's id from x-request-id (request_id,
+     * _request_id, APIError.requestID), on every answer of this route: the
+     * provider's (Anthropic calls it request-id), else sluice's own, as in
+     * the log line (the gateway's errors, a refusal by another plugin). */
+    if (!gw_headers_get(h, "X-Request-Id")) {
+        const char *rid = gw_headers_get(h, "Request-Id");
+        gw_headers_add(h, "X-Request-Id", rid ? rid : r->id);
+    }
     if (!ctx->active || r->early_response) return GW_OK;
     if (conf->model_name_header) {
         /* Checked, not add_ref: the model is the client's (its JSON, a
@@ -527,7 +536,6 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
         const char *v = model_header(r->arena, ctx->call.provider->name, ctx->call.model);
         gw_headers_add(r->response_headers, "X-Sluice-LLM-Model", v);
     }
-    struct gw_headers *h = r->response_headers;
     if (ctx->passthrough) {
         /* preserve: the reply goes out untouched, but is read for usage. A
          * streamed reply is recognised by its type, not by the request's
@@ -550,13 +558,6 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
             ctx->buffered = 1;
         }
         return GW_OK;
-    }
-    /* The OpenAI SDKs read a reply's id from x-request-id (request_id,
-     * _request_id, APIError.requestID). Anthropic calls it request-id;
-     * providers without one (Ollama, TGI) get sluice's, as in the log line. */
-    if (!gw_headers_get(h, "X-Request-Id")) {
-        const char *rid = gw_headers_get(h, "Request-Id");
-        gw_headers_add(h, "X-Request-Id", rid ? rid : r->id);
     }
     gw_headers_remove(h, "Content-Length");
     gw_headers_remove(h, "Content-Encoding");

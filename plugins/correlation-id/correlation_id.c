@@ -38,10 +38,25 @@ static const struct gw_field correlation_id_fields[] = {
     {0},
 };
 
+/* The name goes on the upstream request and the answer as it is: "x:y"
+ * would become another header, "a b" an invalid line. */
+static int correlation_id_validate(struct gw_conf *cf, const struct gw_node *n, void *obj)
+{
+    const struct correlation_id_conf *conf = obj;
+    if (conf->header_name && !gw_header_name_valid(conf->header_name)) {
+        gw_conf_error(
+            cf, gw_node_get(n, "header_name"), "header_name",
+            "must be a header name (an RFC 9110 token: no spaces, colons or line breaks)");
+        return -1;
+    }
+    return 0;
+}
+
 static const struct gw_schema correlation_id_schema = {
     .name = "correlation-id",
     .size = sizeof(struct correlation_id_conf),
     .fields = correlation_id_fields,
+    .validate = correlation_id_validate,
 };
 
 static void format_uuid(char out[37], const unsigned char b[16])
