@@ -737,6 +737,13 @@ static int parse_head(struct gw_conn *c)
         reply_error(c, 405, "CONNECT is not supported");
         return 1;
     }
+    /* TRACE would echo the request, cookies and credentials included, back
+     * to whoever can make a browser send it (cross-site tracing): nginx,
+     * and so Kong, answer 405. */
+    if (h.method_len == 5 && memcmp(h.method, "TRACE", 5) == 0) {
+        reply_error(c, 405, "TRACE is not supported");
+        return 1;
+    }
 
     c->minor = h.minor;
     c->keep_alive = h.minor >= 1 ? !close : (keep && !close);

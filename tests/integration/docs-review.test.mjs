@@ -408,10 +408,11 @@ describe('docs/configuration.md: plugins, client requests', { skip }, () => {
     assert.match(over.headers.connection, /close/);
   });
 
-  // "417 (an Expect other than 100-continue), 405 (CONNECT)", "400 (... chunked in HTTP/1.0 ...)".
+  // "417 (an Expect other than 100-continue), 405 (CONNECT, TRACE)", "400 (... chunked in HTTP/1.0 ...)".
   const refused = [
     ['an Expect other than 100-continue', 'POST /up/echo HTTP/1.1\r\nHost: t\r\nExpect: fancy\r\nContent-Length: 0\r\n\r\n', 417, /100-continue/],
     ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, /CONNECT/],
+    ['TRACE (cross-site tracing; nginx and Kong refuse it too)', 'TRACE /up/echo HTTP/1.1\r\nHost: t\r\nCookie: s=1\r\n\r\n', 405, /TRACE/],
     ['chunked in an HTTP/1.0 request', 'POST /up/echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, /chunked.*HTTP\/1\.0/],
   ];
   for (const [what, data, status, re] of refused) {
