@@ -656,7 +656,10 @@ static int parse_head(struct gw_conn *c)
         if (avail >= MAX_HEAD) {
             /* Still inside the request line: the target is what is too long
              * (RFC 9112 3: 414), else the fields are (431). */
-            if (!memchr(p, '\n', MAX_HEAD))
+            size_t lead = 0; /* the empty lines RFC 9112 2.2 lets a client send first */
+            while (lead < avail && (p[lead] == '\r' || p[lead] == '\n'))
+                lead++;
+            if (!memchr(p + lead, '\n', avail - lead))
                 reply_error(c, 414, "URI Too Long");
             else
                 reply_error(c, 431, "Request header fields too large");

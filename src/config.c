@@ -184,6 +184,19 @@ static void defer_plugins(struct loader *L, const struct gw_node *list, struct g
     }
 }
 
+/* Kong refuses two entities of a kind with one id ("uniqueness
+ * violation"): a reference by id must name one. */
+static void add_id(struct loader *L, struct name_index *ix, const char *id, void *val,
+                   const struct gw_node *node, const char *kind)
+{
+    if (!id) return;
+    if (name_find(ix, id)) {
+        gw_conf_error(L->cf, gw_node_get(node, "id"), "id", "duplicate %s id '%s'", kind, id);
+        return;
+    }
+    name_add(L->a, ix, id, val);
+}
+
 /* References are by name, or by id as `kong config db_export` writes
  * them (Kong looks up both). */
 static struct service_in *find_service(struct loader *L, const char *name)
@@ -258,10 +271,10 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
                           gw_node_get(dup->r.node, "name")->line);
     }
     defer_plugins(L, ri->plugins, NULL, &ri->r, NULL);
+    add_id(L, &L->route_uuids, ri->id, ri, ri->r.node, "route");
     gw_conf_pop(L->cf);
     vec_push(L->a, &L->routes, ri);
     name_add(L->a, &L->route_names, ri->r.name, ri);
-    name_add(L->a, &L->route_uuids, ri->id, ri);
 }
 
 static void read_services(struct loader *L, const struct gw_node *list)
@@ -282,7 +295,7 @@ static void read_services(struct loader *L, const struct gw_node *list)
         }
         vec_push(L->a, &L->services, si);
         name_add(L->a, &L->service_names, si->s.name, si);
-        name_add(L->a, &L->service_uuids, si->id, si);
+        add_id(L, &L->service_uuids, si->id, si, si->s.node, "service");
         if (si->routes && si->routes->type != GW_NODE_SEQ)
             gw_conf_error(L->cf, si->routes, "routes", "expected a list");
         else
@@ -338,7 +351,7 @@ static void read_consumers(struct loader *L, const struct gw_node *list)
         vec_push(L->a, &L->consumers, ci);
         name_add(L->a, &L->consumer_names, ci->c.username, ci);
         name_add(L->a, &L->consumer_ids, ci->c.custom_id, ci);
-        name_add(L->a, &L->consumer_uuids, ci->id, ci);
+        add_id(L, &L->consumer_uuids, ci->id, ci, ci->c.node, "consumer");
         check_keys(L, ci, node);
         defer_plugins(L, ci->plugins, NULL, NULL, &ci->c);
         gw_conf_pop(L->cf);

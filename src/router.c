@@ -548,6 +548,21 @@ size_t gw_router_route_count(const struct gw_router *rt)
     return rt ? rt->n_routes : 0;
 }
 
+/* The number of the group called name that took part in the match: with
+ * (?J) several groups may share a name, and the one that matched counts,
+ * as PCRE2's own by-name lookups do. -1 when none did. */
+static int set_group(const pcre2_code *re, const PCRE2_SIZE *ov, const char *name)
+{
+    PCRE2_SPTR first, last;
+    int size = pcre2_substring_nametable_scan(re, (PCRE2_SPTR)name, &first, &last);
+    if (size <= 0) return -1;
+    for (PCRE2_SPTR e = first; e <= last; e += size) {
+        int n = (e[0] << 8) | e[1];
+        if (ov[2 * n] != PCRE2_UNSET) return n;
+    }
+    return -1;
+}
+
 const char *gw_route_capture(const struct gw_route *route, const char *path, const char *name,
                              struct gw_arena *a)
 {
@@ -561,12 +576,9 @@ const char *gw_route_capture(const struct gw_route *route, const char *path, con
         const pcre2_code *re = p->regex;
         uint32_t pairs = regex_pairs(re);
         if (regex_match_at_start(re, path, len, pairs) < 0) continue;
-        pcre2_match_data *md = thread_match_data(pairs);
-        int n = by_number ? (num < (long)pairs ? (int)num : -1)
-                          : pcre2_substring_number_from_name(re, (PCRE2_SPTR)name);
-        if (n < 0) continue;
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        if (ov[2 * n] == PCRE2_UNSET) continue;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(thread_match_data(pairs));
+        int n = by_number ? (num < (long)pairs ? (int)num : -1) : set_group(re, ov, name);
+        if (n < 0 || ov[2 * n] == PCRE2_UNSET) continue;
         return gw_strndup(a, path + ov[2 * n], ov[2 * n + 1] - ov[2 * n]);
     }
     return NULL;

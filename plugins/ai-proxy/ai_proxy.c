@@ -368,15 +368,42 @@ static int json_like(struct gw_request *r, size_t len)
     return i < n && (head[i] == '{' || head[i] == '[');
 }
 
-/* url with its path replaced by path (its query, an auth parameter or
- * Azure's api-version, kept). */
-static const char *with_path(struct gw_arena *a, const char *url, const char *path)
+/* The client's query without the parameter named drop (the credential's
+ * own, which auth.c decided about), or "" when nothing is left. */
+static const char *query_without(struct gw_arena *a, const char *q, const char *drop)
+{
+    if (!q || !*q) return "";
+    if (!drop) return q;
+    size_t dl = strlen(drop), n = 0;
+    char *out = gw_alloc(a, strlen(q) + 1);
+    for (const char *p = q; *p;) {
+        size_t len = strcspn(p, "&");
+        size_t name = strcspn(p, "=&");
+        if (!(name == dl && strncmp(p, drop, dl) == 0)) {
+            if (n) out[n++] = '&';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len + (p[len] == '&');
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* url with its path replaced by path (NULL: kept); its own query (an auth
+ * parameter, Azure's api-version) kept, then the client's (Kong sets the
+ * path only: the client's query goes on). */
+static const char *with_path(struct gw_arena *a, const char *url, const char *path,
+                             const char *client_query)
 {
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
     size_t origin = strcspn(host, "/?#") + (size_t)(host - url);
     const char *query = strchr(url + origin, '?');
-    return gw_sprintf(a, "%.*s%s%s", (int)origin, url, path, query ? query : "");
+    size_t own_path = (query ? (size_t)(query - url) : strlen(url)) - origin;
+    const char *sep = *client_query ? (query ? "&" : "?") : "";
+    return gw_sprintf(a, "%.*s%.*s%s%s%s", (int)origin, url, (int)(path ? strlen(path) : own_path),
+                      path ? path : url + origin, query ? query : "", sep, client_query);
 }
 
 /* preserve, as Kong: the provider's host (or upstream_url's) with the
@@ -385,7 +412,9 @@ static const char *with_path(struct gw_arena *a, const char *url, const char *pa
 static void preserve_request(struct gw_request *r, const struct ai_proxy_conf *conf,
                              struct ai_proxy_ctx *ctx, const struct gw_llm_upstream *up)
 {
-    r->upstream_url = ctx->opt.upstream_path ? up->url : with_path(r->arena, up->url, r->path);
+    const char *q = query_without(
+        r->arena, r->query, conf->auth.location == AI_PARAM_QUERY ? conf->auth.param_name : NULL);
+    r->upstream_url = with_path(r->arena, up->url, ctx->opt.upstream_path ? NULL : r->path, q);
     r->upstream_method = r->method;
     if (conf->auth.location == AI_PARAM_BODY) {
         r->upstream_body = up->body;
@@ -439,7 +468,7 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
         if (v && *v) {
             const char *enc = ai_proxy_url_value(r, v);
             if (!enc) return bad_request(r, "api-version is not a valid version");
-            ctx->opt.azure_api_version = enc;
+            ctx->opt.client_api_version = enc;
         }
     }
     const char *client_model = gw_json_str(body, "model");

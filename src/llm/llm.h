@@ -52,6 +52,9 @@ struct gw_llm_options {
     const char *azure_instance, *azure_api_version, *azure_deployment_id;
     int llama2_format;  /* enum gw_llm_format */
     int mistral_format; /* enum gw_llm_format */
+    /* Per request, not config: Azure's ?api-version= as the client sent it
+     * (URL-encoded), which comes before any configured one (Kong's rule). */
+    const char *client_api_version;
 };
 
 /* Token accounting, from a reply or a stream. cached: -1 = not reported. */

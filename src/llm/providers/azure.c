@@ -35,15 +35,24 @@ static int azure_build(struct gw_llm_call *c, const cJSON *body, struct gw_llm_u
                        const char **err)
 {
     const struct gw_llm_options *o = c->opt;
-    const char *ver = o->azure_api_version && *o->azure_api_version ? o->azure_api_version
-                                                                    : AZURE_DEFAULT_API_VERSION;
+    const char *ver = o->client_api_version                           ? o->client_api_version
+                      : o->azure_api_version && *o->azure_api_version ? o->azure_api_version
+                                                                      : AZURE_DEFAULT_API_VERSION;
     if (o->upstream_url && *o->upstream_url) {
         const char *u = o->upstream_url;
         const char *in_url = strstr(u, "api-version=");
-        if (in_url) ver = in_url + 12; /* what Azure will see (up to '&') */
-        up->url =
-            in_url ? u
-                   : gw_sprintf(c->arena, "%s%capi-version=%s", u, strchr(u, '?') ? '&' : '?', ver);
+        if (in_url && o->client_api_version) {
+            /* The client's version replaces the one written in the URL. */
+            const char *rest = strchr(in_url, '&');
+            up->url =
+                gw_sprintf(c->arena, "%.*s%s%s", (int)(in_url + 12 - u), u, ver, rest ? rest : "");
+        } else if (in_url) {
+            ver = in_url + 12; /* what Azure will see (up to '&') */
+            up->url = u;
+        } else {
+            up->url =
+                gw_sprintf(c->arena, "%s%capi-version=%s", u, strchr(u, '?') ? '&' : '?', ver);
+        }
     } else {
         const char *op = c->route == GW_LLM_COMPLETIONS  ? "completions"
                          : c->route == GW_LLM_EMBEDDINGS ? "embeddings"
