@@ -466,12 +466,16 @@ static int read_value(struct gw_conf *cf, const struct gw_field *f, const struct
         *(int *)dst = b;
         return 0;
     case GW_F_ENUM:
-        if (n->type == GW_NODE_SCALAR && f->choices)
+        if (n->type == GW_NODE_SCALAR && f->choices) {
+            /* $VAR works here too: an enum is a string value. */
+            const char *v = read_string(cf, f, n, NULL);
+            if (!v) return -1; /* an unset variable, already reported */
             for (int i = 0; f->choices[i]; i++)
-                if (strcmp(n->value, f->choices[i]) == 0) {
+                if (strcmp(v, f->choices[i]) == 0) {
                     *(int *)dst = i;
                     return 0;
                 }
+        }
         {
             char *list = NULL;
             size_t len = 0, cap = 0;

@@ -414,6 +414,25 @@ static void test_small_good(void)
     gw_config_free(cfg);
     gw_errlist_free(&errs);
 
+    /* $VAR in an enum field, as in any string value. */
+    setenv("GW_TEST_GENERATOR", "tracker", 1);
+    yaml = "_format_version: \"3.0\"\nplugins:\n  - name: correlation-id\n"
+           "    config: {generator: $GW_TEST_GENERATOR}\n";
+    cfg = load(yaml, &errs);
+    CHECK(cfg != NULL);
+    if (cfg && cfg->n_plugins == 1) {
+        const struct correlation_id_conf *c = cfg->plugins[0]->conf;
+        CHECK_INT(c->generator, 2);
+    }
+    gw_config_free(cfg);
+    gw_errlist_free(&errs);
+    unsetenv("GW_TEST_GENERATOR");
+    cfg = load(yaml, &errs);
+    CHECK(cfg == NULL);
+    CHECK(errs.n == 1 && strstr(errs.v[0], "GW_TEST_GENERATOR") != NULL);
+    gw_config_free(cfg);
+    gw_errlist_free(&errs);
+
     /* a plugin with no config block gets every default */
     yaml = "_format_version: \"1.1\"\nplugins:\n  - name: correlation-id\n";
     cfg = load(yaml, &errs);
