@@ -117,6 +117,8 @@ cJSON *gw_request_json(struct gw_request *r, const char **err);
 cJSON *gw_request_prompt_json(struct gw_request *r, long max_size, int *rc);
 /* A plugin that changed the tree says so; the core serialises it once. */
 void gw_request_json_changed(struct gw_request *r);
+/* Whether a plugin changed (or replaced) the tree. */
+int gw_request_json_is_changed(const struct gw_request *r);
 /* Replaces the tree (the old one is freed with the request). */
 void gw_request_json_replace(struct gw_request *r, cJSON *json);
 

@@ -104,6 +104,11 @@ void gw_request_json_changed(struct gw_request *r)
     proxy_of(r)->json_dirty = 1;
 }
 
+int gw_request_json_is_changed(const struct gw_request *r)
+{
+    return proxy_of((struct gw_request *)r)->json_dirty;
+}
+
 void gw_request_json_replace(struct gw_request *r, cJSON *json)
 {
     struct proxy_request *rq = proxy_of(r);

@@ -526,7 +526,15 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     s->log_statistics = conf->logging.log_statistics;
     s->log_payloads = conf->logging.log_payloads;
     if (conf->logging.log_payloads) {
-        const char *raw = gw_request_body(r, &len);
+        /* The request as it left the plugin chain: the client's bytes, or,
+         * when a plugin rewrote it (a template rendered, a decorator's
+         * messages added), the rewritten request; ai-prompt-template's
+         * log_original_request keeps the client's. */
+        const char *raw = NULL;
+        if (gw_request_json_is_changed(r))
+            raw = gw_json_print(r->arena, body, &len);
+        else
+            raw = gw_request_body(r, &len);
         s->request_payload = raw ? payload_copy(r->arena, raw, len) : NULL;
     }
     return GW_OK;
@@ -656,12 +664,22 @@ static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, 
     size_t n = evbuffer_get_length(ctx->out);
     if (have < PAYLOAD_MAX && n) {
         size_t take = n < PAYLOAD_MAX - have ? n : PAYLOAD_MAX - have;
-        struct evbuffer_iovec v[8];
-        int nv = evbuffer_peek(ctx->out, (ev_ssize_t)take, NULL, v, 8);
-        for (int i = 0; i < nv && i < 8 && take; i++) {
-            size_t k = v[i].iov_len < take ? v[i].iov_len : take;
-            evbuffer_add(ctx->payload, v[i].iov_base, k);
-            take -= k;
+        /* However many chains the frames of this read span (a burst of small
+         * frames spans many): every byte the client gets, in order. */
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(ctx->out, &pos, 0, EVBUFFER_PTR_SET);
+        struct evbuffer_iovec v[16];
+        while (take) {
+            int nv = evbuffer_peek(ctx->out, (ev_ssize_t)take, &pos, v, 16);
+            if (nv <= 0) break;
+            size_t got = 0;
+            for (int i = 0; i < nv && i < 16 && take; i++) {
+                size_t k = v[i].iov_len < take ? v[i].iov_len : take;
+                evbuffer_add(ctx->payload, v[i].iov_base, k);
+                take -= k;
+                got += k;
+            }
+            if (!got || evbuffer_ptr_set(ctx->out, &pos, got, EVBUFFER_PTR_ADD) < 0) break;
         }
     }
     if (last) {

@@ -154,10 +154,22 @@ char *gw_json_print(struct gw_arena *a, const cJSON *json, size_t *len)
     return buf;
 }
 
+/* One JSON text (RFC 8259 2): a value with only whitespace after it. A
+ * reply of several values (NDJSON where JSON was promised) is not read as
+ * its first one, which would cut the answer short without a word. */
 cJSON *gw_json_parse(const char *body, size_t len)
 {
     if (!body || len == 0) return NULL;
-    return cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!j) return NULL;
+    for (const char *p = end; p && p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
 }
 
 const char *gw_llm_new_id(struct gw_arena *a, const char *prefix)
