@@ -321,7 +321,7 @@ cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, 
         cJSON_AddStringToObject(ch, "text", text);
     }
     cJSON_AddStringToObject(ch, "finish_reason", finish);
-    cJSON_AddItemToObject(out, "usage", gw_llm_usage_json(c));
+    if (c->usage.present) cJSON_AddItemToObject(out, "usage", gw_llm_usage_json(c));
     cJSON_Delete(j);
     return out;
 bad:

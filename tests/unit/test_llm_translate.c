@@ -1023,6 +1023,25 @@ static void test_single_choice_and_tgi_params(void)
     gw_arena_free(a);
 }
 
+/* An Ollama reply that reports no counts gets no usage object, not zeros. */
+static void test_ollama_no_usage(void)
+{
+    struct gw_arena *a = gw_arena_new(0);
+    struct gw_llm_options o;
+    memset(&o, 0, sizeof(o));
+    o.llama2_format = GW_LLM_FMT_OLLAMA;
+    o.upstream_url = "http://ollama:11434/api/chat";
+    struct gw_llm_call c;
+    const char *err;
+    const char *body = "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"hi\"},"
+                       "\"done\":true,\"done_reason\":\"stop\"}";
+    cJSON *out = parse("llama2", GW_LLM_CHAT, &o, "m", 200, body, strlen(body), a, &c, &err);
+    CHECK(out != NULL);
+    CHECK(out && !cJSON_HasObjectItem(out, "usage"));
+    cJSON_Delete(out);
+    gw_arena_free(a);
+}
+
 /* Token counts a provider cannot mean (negative, absurd) are not counts. */
 static void test_absurd_usage(void)
 {
@@ -1043,6 +1062,7 @@ static void test_absurd_usage(void)
 int main(void)
 {
     test_absurd_usage();
+    test_ollama_no_usage();
     test_requests();
     test_option_precedence();
     test_anthropic_tools_and_images();
