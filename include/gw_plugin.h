@@ -44,6 +44,10 @@ struct gw_plugin {
      * then reads it whole before the access phase. Without it, the body
      * streams to the upstream while it arrives and is not there to read. */
     int needs_body;
+    /* The route speaks OpenAI's API (ai-proxy): every error answered on it,
+     * the gateway's own before any plugin ran included (a 413 for the body
+     * size), uses OpenAI's error object so that SDKs can read it. */
+    int openai_errors;
 
     int (*access)(struct gw_request *r, const void *conf, void *ctx);
     int (*response_headers)(struct gw_request *r, const void *conf, void *ctx);

@@ -1451,6 +1451,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     r->service = m.route->service;
     rq->chain = rq->snap->route_chains[m.route->index];
     alloc_contexts(rq);
+    if (rq->chain.openai_errors) r->openai_errors = 1;
     if (c->body_length > w->settings->max_body_size) {
         gw_proxy_core_error(rq, 413, "Request body is too large");
         return;

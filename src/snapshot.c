@@ -100,6 +100,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
     out->n = 0;
     out->has_body_filter = 0;
     out->needs_body = 0;
+    out->openai_errors = 0;
     out->v = n ? gw_alloc(arena, n * sizeof(*out->v)) : NULL;
     for (unsigned k = 0; k < nplug; k++) {
         if (!best[k]) continue;
@@ -108,6 +109,7 @@ void gw_chain_resolve(const struct gw_config *cfg, const struct gw_route *route,
         out->n++;
         if (best[k]->plugin->response_body) out->has_body_filter = 1;
         if (best[k]->plugin->needs_body) out->needs_body = 1;
+        if (best[k]->plugin->openai_errors) out->openai_errors = 1;
     }
     if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), by_priority_cb);
 }

@@ -24,7 +24,8 @@ struct gw_chain {
     struct gw_chain_entry *v;
     size_t n;
     int has_body_filter;
-    int needs_body; /* some plugin reads the request body */
+    int needs_body;    /* some plugin reads the request body */
+    int openai_errors; /* some plugin answers in OpenAI's error shape */
 };
 
 struct gw_snapshot {

@@ -864,6 +864,7 @@ const struct gw_plugin gw_plugin_ai_proxy = {
     .name = "ai-proxy",
     .priority = 770,
     .needs_body = 1,
+    .openai_errors = 1,
     .schema = &ai_proxy_schema,
     .ctx_size = sizeof(struct ai_proxy_ctx),
     .access = ai_proxy_access,

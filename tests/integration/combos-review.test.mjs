@@ -384,7 +384,10 @@ describe('every plugin on one AI route: combinations and scopes', { skip: binary
     assert.equal(r.status, 413, r.text.slice(0, 200));
     assert.ok(r.headers['x-request-id'], JSON.stringify(r.headers));
     assert.equal(r.headers['x-request-id'], r.headers['x-sluice-request-id']);
-    assert.equal(r.json().message, 'Request body is too large');
+    // An ai-proxy route answers in OpenAI's error shape, this 413 too (the
+    // SDK reads error.message); it used to be the core's {message} shape.
+    assert.equal(r.json().error?.message, 'Request body is too large', r.text);
+    assert.equal(r.json().error?.type, 'invalid_request_error');
     const { f } = await logOf(r);
     assert.equal(f.status, '413');
     // rate-limiting's access never ran: the tenant's allowance is whole.
