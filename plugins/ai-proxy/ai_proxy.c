@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ai_proxy.h"
 #include "yaml_node.h"
@@ -358,14 +359,16 @@ static int json_like(struct gw_request *r, size_t len)
 {
     if (!len) return 0; /* nothing to read differently */
     const char *ct = gw_headers_get(r->headers, "Content-Type");
-    if (ct && strstr(ct, "json")) return 1;
-    size_t n = len < 64 ? len : 64;
-    unsigned char head[64];
-    evbuffer_copyout(r->body, head, n);
-    size_t i = 0;
-    while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+    for (const char *c = ct; c && *c; c++) /* media types ignore case */
+        if (strncasecmp(c, "json", 4) == 0) return 1;
+    /* Whatever the type says, a body a JSON reader would take (after a
+     * BOM and any amount of whitespace) is JSON to the provider. */
+    size_t n;
+    const unsigned char *b = (const unsigned char *)gw_request_body(r, &n);
+    size_t i = n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
         i++;
-    return i < n && (head[i] == '{' || head[i] == '[');
+    return i < n && (b[i] == '{' || b[i] == '[');
 }
 
 /* The client's query without the parameter named drop (the credential's
@@ -710,8 +713,9 @@ static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct 
     if (!ctx->out) return GW_OK;
     if (len) {
         const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
-        if (!ctx->call.done_sent && !ctx->call.errored)
-            gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        if (!ctx->call.done_sent && !ctx->call.errored &&
+            gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx) < 0 && ctx->sse.too_large)
+            ctx->call.errored = 1; /* the client has the bytes; only the usage count stops */
         note_first_token(r, ctx);
         if (ctx->payload || r->ai.log_payloads) {
             if (!ctx->payload) {
@@ -803,7 +807,12 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
     size_t len = evbuffer_get_length(chunk);
     if (len) {
         const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
-        if (!ctx->call.done_sent) gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx);
+        if (!ctx->call.done_sent && gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx) < 0 &&
+            ctx->sse.too_large && !ctx->call.done_sent)
+            /* Past it, whatever follows would be read mid-frame: the stream
+             * ends here, saying why, never cut short as if complete. */
+            gw_llm_emit_error(&ctx->call, ctx->out,
+                              "upstream sent a stream frame larger than the 8 MiB limit");
         note_first_token(r, ctx);
         evbuffer_drain(chunk, len);
     }

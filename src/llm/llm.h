@@ -320,6 +320,7 @@ struct gw_sse_parser {
     char event[64];
     int has_data, last_cr;
     size_t max_size; /* a line or an event larger than this is an error */
+    int too_large;   /* one was: the stream cannot go on (nothing more is parsed) */
 };
 void gw_sse_init(struct gw_sse_parser *p, struct gw_arena *arena, int ndjson);
 /* Feeds bytes, calling cb for each complete event. Returns 0, or -1 when cb

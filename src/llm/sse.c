@@ -23,7 +23,10 @@ void gw_sse_init(struct gw_sse_parser *p, struct gw_arena *arena, int ndjson)
 static int buf_append(struct gw_sse_parser *p, char **buf, size_t *len, size_t *cap, const char *s,
                       size_t n)
 {
-    if (*len + n + 1 > p->max_size) return -1;
+    if (*len + n + 1 > p->max_size) {
+        p->too_large = 1;
+        return -1;
+    }
     if (*len + n + 1 > *cap) {
         size_t ncap = *cap ? *cap * 2 : 256;
         while (ncap < *len + n + 1)
