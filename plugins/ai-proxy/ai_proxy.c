@@ -358,9 +358,17 @@ static int resolve_options(struct gw_request *r, const struct ai_proxy_conf *con
 static int json_like(struct gw_request *r, size_t len)
 {
     if (!len) return 0; /* nothing to read differently */
+    /* The media type alone (before any ';' parameter: a multipart boundary
+     * may spell anything), ignoring case: .../json or .../...+json. */
     const char *ct = gw_headers_get(r->headers, "Content-Type");
-    for (const char *c = ct; c && *c; c++) /* media types ignore case */
-        if (strncasecmp(c, "json", 4) == 0) return 1;
+    if (ct) {
+        size_t mt = strcspn(ct, ";");
+        while (mt && (ct[mt - 1] == ' ' || ct[mt - 1] == '\t'))
+            mt--;
+        if (mt >= 4 && strncasecmp(ct + mt - 4, "json", 4) == 0 &&
+            (mt == 4 || ct[mt - 5] == '/' || ct[mt - 5] == '+'))
+            return 1;
+    }
     /* Whatever the type says, a body a JSON reader would take (after a
      * BOM and any amount of whitespace) is JSON to the provider. */
     size_t n;
