@@ -1163,6 +1163,7 @@ static void rechain_for_consumer(struct proxy_request *rq, int current_priority)
     struct gw_request *r = &rq->pub;
     gw_chain_resolve(rq->snap->cfg, r->route, r->service, r->consumer, r->arena, &rq->chain);
     alloc_contexts(rq);
+    if (rq->chain.openai_errors) r->openai_errors = 1;
     size_t i = 0;
     while (i < rq->chain.n && rq->chain.v[i].inst->plugin->priority >= current_priority)
         i++;

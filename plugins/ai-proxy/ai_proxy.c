@@ -293,6 +293,7 @@ struct ai_proxy_ctx {
     struct gw_sse_parser sse;
     struct evbuffer *out;     /* translated frames, moved into each chunk */
     struct evbuffer *payload; /* log_payloads on a stream: what the client got */
+    size_t payload_seen;      /* the stream's length, kept or not */
     struct gw_request *r;
     int stats_done; /* record_stats ran */
 };
@@ -439,7 +440,6 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     const struct ai_proxy_conf *conf = conf_;
     struct ai_proxy_ctx *ctx = ctx_;
     enum gw_llm_route route = (enum gw_llm_route)conf->route_type;
-    r->openai_errors = 1;
     size_t len = evbuffer_get_length(r->body);
     if (len > (size_t)conf->max_request_body_size)
         return gw_respond_openai_error(r, 413, "invalid_request_error",
@@ -631,10 +631,6 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
     gw_sse_init(&ctx->sse, r->arena, ctx->ndjson);
     ctx->out = evbuffer_new();
     gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->out);
-    if (r->ai.log_payloads) {
-        ctx->payload = evbuffer_new();
-        gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
-    }
     return GW_OK;
 }
 
@@ -666,22 +662,29 @@ static int frame_cb(void *arg, const char *event, const char *data, size_t len)
     return ctx->call.provider->stream_frame(&ctx->call, event, data, len, ctx->out);
 }
 
-/* log_payloads on a stream: the translated frames as the client got them,
- * up to PAYLOAD_MAX bytes. */
-static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, int last)
+/* log_payloads on a stream: the bytes the client got (src: the translated
+ * frames, or on preserve the provider's own), up to PAYLOAD_MAX, with a
+ * note of the full size when cut, as payload_copy does for whole bodies. */
+static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx,
+                                struct evbuffer *src, int last)
 {
-    if (!ctx->payload) return;
+    if (!r->ai.log_payloads) return;
+    if (!ctx->payload) {
+        ctx->payload = evbuffer_new();
+        gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
+    }
     size_t have = evbuffer_get_length(ctx->payload);
-    size_t n = evbuffer_get_length(ctx->out);
+    size_t n = evbuffer_get_length(src);
+    ctx->payload_seen += n;
     if (have < PAYLOAD_MAX && n) {
         size_t take = n < PAYLOAD_MAX - have ? n : PAYLOAD_MAX - have;
         /* However many chains the frames of this read span (a burst of small
-         * frames spans many): every byte the client gets, in order. */
+         * frames spans many): every byte, in order. */
         struct evbuffer_ptr pos;
-        evbuffer_ptr_set(ctx->out, &pos, 0, EVBUFFER_PTR_SET);
+        evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
         struct evbuffer_iovec v[16];
         while (take) {
-            int nv = evbuffer_peek(ctx->out, (ev_ssize_t)take, &pos, v, 16);
+            int nv = evbuffer_peek(src, (ev_ssize_t)take, &pos, v, 16);
             if (nv <= 0) break;
             size_t got = 0;
             for (int i = 0; i < nv && i < 16 && take; i++) {
@@ -690,11 +693,14 @@ static void keep_stream_payload(struct gw_request *r, struct ai_proxy_ctx *ctx, 
                 take -= k;
                 got += k;
             }
-            if (!got || evbuffer_ptr_set(ctx->out, &pos, got, EVBUFFER_PTR_ADD) < 0) break;
+            if (!got || evbuffer_ptr_set(src, &pos, got, EVBUFFER_PTR_ADD) < 0) break;
         }
     }
     if (last) {
         size_t len = evbuffer_get_length(ctx->payload);
+        if (ctx->payload_seen > len)
+            evbuffer_add_printf(ctx->payload, "...[cut: %zu bytes in all]", ctx->payload_seen);
+        len = evbuffer_get_length(ctx->payload);
         char *s = gw_alloc(r->arena, len + 1);
         evbuffer_remove(ctx->payload, s, len);
         s[len] = '\0';
@@ -725,14 +731,6 @@ static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct 
             gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx) < 0 && ctx->sse.too_large)
             ctx->call.errored = 1; /* the client has the bytes; only the usage count stops */
         note_first_token(r, ctx);
-        if (ctx->payload || r->ai.log_payloads) {
-            if (!ctx->payload) {
-                ctx->payload = evbuffer_new();
-                gw_arena_cleanup(r->arena, evbuffer_free_cb, ctx->payload);
-            }
-            if (evbuffer_get_length(ctx->payload) + len <= PAYLOAD_MAX)
-                evbuffer_add(ctx->payload, p, len);
-        }
         evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
     }
     if (last) {
@@ -742,14 +740,8 @@ static int preserve_body(struct gw_request *r, struct ai_proxy_ctx *ctx, struct 
         }
         evbuffer_drain(ctx->out, evbuffer_get_length(ctx->out));
         record_stats(r, ctx);
-        if (ctx->payload) {
-            size_t n = evbuffer_get_length(ctx->payload);
-            char *s = gw_alloc(r->arena, n + 1);
-            evbuffer_remove(ctx->payload, s, n);
-            s[n] = '\0';
-            r->ai.response_payload = s;
-        }
     }
+    keep_stream_payload(r, ctx, chunk, last);
     return GW_OK;
 }
 
@@ -836,7 +828,7 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
         gw_llm_stream_end(&ctx->call, ctx->out);
         record_stats(r, ctx);
     }
-    keep_stream_payload(r, ctx, last);
+    keep_stream_payload(r, ctx, ctx->out, last);
     evbuffer_add_buffer(chunk, ctx->out);
     return GW_OK;
 }

@@ -4,6 +4,7 @@
  * (or Azure deployment) the client names, within what the operator wrote
  * around it.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
@@ -29,52 +30,36 @@ const char *ai_proxy_query_param(struct gw_request *r, const char *name)
 }
 
 /* A value bound for the upstream URL stays the one segment the operator
- * wrote it in: every byte but RFC 3986's unreserved is percent-encoded (so
- * no '/', '?', '#' or '%' of its own), and a dot segment, which curl and
- * servers resolve, is refused. An azure_instance is the first label of
- * the provider's host name: letters, digits and '-', nothing else. */
+ * wrote it in: every byte but RFC 3986's unreserved is percent-encoded
+ * (libevent's encoder, as auth.c's query parameter: so no '/', '?', '#' or
+ * '%' of its own), and a dot segment, which curl and servers resolve, is
+ * refused. */
+const char *ai_proxy_url_value(struct gw_request *r, const char *v)
+{
+    if (!*v || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) return NULL;
+    char *enc = evhttp_encode_uri(v);
+    const char *res = enc ? gw_strdup(r->arena, enc) : NULL;
+    free(enc);
+    return res;
+}
+
+/* Appends v where the template stood, or says why it cannot stand there.
+ * An azure_instance is the first label of the provider's host name:
+ * letters, digits and '-', nothing else. */
 static const char *place_value(struct gw_request *r, struct evbuffer *out, const char *ref,
                                const char *v, enum ai_tpl_kind kind)
 {
-    if (kind == AI_TPL_TEXT) {
-        evbuffer_add(out, v, strlen(v));
-        return NULL;
-    }
     if (kind == AI_TPL_LABEL) {
         size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
         if (n == 0 || v[n] != '\0' || n > 63)
             return gw_sprintf(r->arena, "%s must be a host name label (letters, digits, '-')", ref);
-        evbuffer_add(out, v, n);
-        return NULL;
+    } else if (kind == AI_TPL_URL) {
+        v = ai_proxy_url_value(r, v);
+        if (!v)
+            return gw_sprintf(r->arena, "%s cannot be empty, '.' or '..' in the upstream URL", ref);
     }
-    if (!*v || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
-        return gw_sprintf(r->arena, "%s cannot be empty, '.' or '..' in the upstream URL", ref);
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            *c == '-' || *c == '.' || *c == '_' || *c == '~') {
-            evbuffer_add(out, c, 1);
-        } else {
-            char e[3] = {'%', hex[*c >> 4], hex[*c & 15]};
-            evbuffer_add(out, e, 3);
-        }
-    }
+    evbuffer_add(out, v, strlen(v));
     return NULL;
-}
-
-const char *ai_proxy_url_value(struct gw_request *r, const char *v)
-{
-    struct evbuffer *out = evbuffer_new();
-    const char *res = NULL;
-    if (!place_value(r, out, "", v, AI_TPL_URL)) {
-        size_t n = evbuffer_get_length(out);
-        char *s = gw_alloc(r->arena, n + 1);
-        evbuffer_remove(out, s, n);
-        s[n] = '\0';
-        res = s;
-    }
-    evbuffer_free(out);
-    return res;
 }
 
 const char *ai_proxy_expand(struct gw_request *r, const char *s, enum ai_tpl_kind kind,
