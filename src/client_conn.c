@@ -336,6 +336,8 @@ static const char *reason_phrase(int status)
         return "Service Unavailable";
     case 504:
         return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
     }
     return status < 300   ? "OK"
            : status < 400 ? "Redirect"
@@ -670,6 +672,8 @@ static int parse_head(struct gw_conn *c)
     if (n == GW_H1_ERROR) {
         if (h.error && strcmp(h.error, "too many header fields") == 0)
             reply_error(c, 431, "Request header fields too large: too many header fields");
+        else if (h.error == GW_H1_UNSUPPORTED_VERSION)
+            reply_error(c, 505, h.error);
         else
             reply_error(c, 400, h.error ? h.error : "malformed request");
         return 1;

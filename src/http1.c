@@ -57,6 +57,8 @@ int gw_h1_is_field_value(const char *s, size_t n)
     return 1;
 }
 
+const char GW_H1_UNSUPPORTED_VERSION[] = "HTTP version not supported: only HTTP/1.x";
+
 static int fail(struct gw_h1_head *head, const char *why)
 {
     head->error = why;
@@ -125,15 +127,17 @@ int gw_h1_parse_head(const char *buf, size_t len, struct gw_h1_head *head, size_
     static const char version[] = "HTTP/1.1";
     for (size_t i = 0; i < sizeof(version) - 1; i++, p++) {
         if (p == end) return GW_H1_PARTIAL;
-        if (i == 5 || i == 7) { /* the digits: well-formed but not 1.0/1.1 is "unsupported" */
+        if (i == 5 || i == 7) {
             if (*p < '0' || *p > '9') return fail(head, "malformed HTTP version");
-            if (*p > (unsigned char)version[i]) return fail(head, "unsupported HTTP version");
-            if (i == 5 && *p < '1') return fail(head, "unsupported HTTP version");
+            /* Only major version 1 is spoken (the caller answers 505); a
+             * higher minor is read as 1.1, the highest we implement
+             * (RFC 9112 2.3). */
+            if (i == 5 && *p != '1') return fail(head, GW_H1_UNSUPPORTED_VERSION);
         } else if (*p != (unsigned char)version[i]) {
             return fail(head, "malformed HTTP version");
         }
     }
-    head->minor = p[-1] - '0';
+    head->minor = p[-1] > '0';
     if (p == end) return GW_H1_PARTIAL;
     if ((n = line_end(p, end, head)) < 0) return n;
     if (n == 0) return fail(head, "malformed request line");

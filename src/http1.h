@@ -15,6 +15,10 @@
 #define GW_H1_PARTIAL (-2) /* need more bytes */
 #define GW_H1_ERROR (-1)   /* malformed: answer 400 (error says why) */
 
+/* The error of a well-formed request line whose major version is not 1: the
+ * caller answers 505 (RFC 9110 15.6.6), not 400. Compare the pointer. */
+extern const char GW_H1_UNSUPPORTED_VERSION[];
+
 struct gw_h1_header {
     const char *name; /* not NUL-terminated; never empty */
     size_t name_len;
@@ -37,8 +41,8 @@ struct gw_h1_head {
  * Parses a request head from buf[0..len): request line, header fields, the
  * empty line. Returns the head's length in bytes (> 0) once complete,
  * GW_H1_PARTIAL when the empty line has not arrived yet, GW_H1_ERROR when
- * the bytes so far cannot be a valid head: bad request line, version other
- * than HTTP/1.0 or 1.1, a field without a colon or with a space before it,
+ * the bytes so far cannot be a valid head: bad request line, major version
+ * other than 1 (HTTP/1.2 and up read as 1.1), a field without a colon or with a space before it,
  * obsolete line folding, control characters (other than HTAB) in a value,
  * more than max_headers fields. Lines end with CRLF or a bare LF (a CR not
  * followed by LF is an error). Empty lines before the request line are

@@ -179,7 +179,8 @@ describe('client HTTP/1.1', { skip: binaryMissing() }, () => {
 
   const malformed = [
     ['a malformed request line', 'GET  / HTTP/1.1\r\nHost: t\r\n\r\n', 400, /request line|malformed/],
-    ['an unsupported HTTP version', 'GET / HTTP/2.0\r\nHost: t\r\n\r\n', 400, /version/],
+    ['an unsupported major HTTP version', 'GET / HTTP/2.0\r\nHost: t\r\n\r\n', 505, /HTTP version not supported/],
+    ['HTTP/0.9 written as a version', 'GET / HTTP/0.9\r\nHost: t\r\n\r\n', 505, /HTTP version not supported/],
     ['a header with a space before the colon', 'GET / HTTP/1.1\r\nHost : t\r\n\r\n', 400, /colon/],
     ['a header without a colon', 'GET / HTTP/1.1\r\nHost: t\r\nnocolon\r\n\r\n', 400, /header/],
     ['both Content-Length and Transfer-Encoding', 'POST /up/x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, /Content-Length and Transfer-Encoding/],

@@ -279,7 +279,6 @@ describe('the HTTP/1.1 server side under review', { skip: binaryMissing() }, () 
     ['a tab between method and target', `GET\t/up/x HTTP/1.1\r\nHost: h\r\n${CLOSE}\r\n`, /request line/],
     ['a lowercase protocol name', `GET /up/x http/1.1\r\nHost: h\r\n${CLOSE}\r\n`, /version/],
     ['HTTP/0.9 (no version)', 'GET /up/x\r\n\r\n', /request line/],
-    ['the HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', /version/],
     ['a field name with a non-token byte', `GET /up/x HTTP/1.1\r\nHost: h\r\nX(A): b\r\n${CLOSE}\r\n`, /header/],
   ];
   for (const [what, data, re] of badHeads) {
@@ -292,6 +291,17 @@ describe('the HTTP/1.1 server side under review', { skip: binaryMissing() }, () 
       assert.deepEqual(got, []);
     });
   }
+
+  test('the HTTP/2 prior-knowledge preface gets 505 (RFC 9110 15.6.6), not a 400', async () => {
+    await refused('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 505, 'h2 preface');
+  });
+
+  test('HTTP/1.2 is read as HTTP/1.1 (RFC 9112 2.3): served, kept alive, forwarded as 1.1', async () => {
+    const { res, got } = await exchange(`GET /up/v12 HTTP/1.2\r\nHost: h\r\n\r\nGET /up/v12b HTTP/1.1\r\nHost: h\r\n${CLOSE}\r\n`);
+    assert.deepEqual(res.map((r) => r.status), [200, 200], 'the connection stayed open for the second request');
+    assert.deepEqual(got.map((r) => [r.target, r.version]), [['/up/v12', 'HTTP/1.1'], ['/up/v12b', 'HTTP/1.1']]);
+    assert.match(res[0].statusLine, /^HTTP\/1\.1 200/);
+  });
 
   test('100 header fields are served; 101 get 431 with a JSON body and nothing forwarded', async () => {
     const fields = (n) => Array.from({ length: n }, (_, i) => `X-F${i}: v\r\n`).join('');

@@ -180,9 +180,8 @@ static void test_malformed_heads(void)
     CHECK_ERROR("GET / HTTP/1.1\r\nX-A: b\x7f\r\n\r\n", "invalid character in header value");
     CHECK_ERROR("GET / HTTP/1.1\r\nX-A: b\x01\r\n\r\n", "invalid character in header value");
 
-    CHECK_ERROR("GET / HTTP/2.0\r\n\r\n", "unsupported HTTP version");
-    CHECK_ERROR("GET / HTTP/1.2\r\n\r\n", "unsupported HTTP version");
-    CHECK_ERROR("GET / HTTP/0.9\r\n\r\n", "unsupported HTTP version");
+    CHECK_ERROR("GET / HTTP/2.0\r\n\r\n", GW_H1_UNSUPPORTED_VERSION);
+    CHECK_ERROR("GET / HTTP/0.9\r\n\r\n", GW_H1_UNSUPPORTED_VERSION);
     CHECK_ERROR("GET / http/1.1\r\n\r\n", "malformed HTTP version");
     CHECK_ERROR("GET / HTTP/1.x\r\n\r\n", "malformed HTTP version");
     CHECK_ERROR("GET / HTTP/1.10\r\n\r\n", "malformed request line");
@@ -213,7 +212,7 @@ static void test_malformed_heads(void)
     /* Early errors: no need to wait for the line end. */
     CHECK_INT(parse("GE T /"), GW_H1_ERROR);
     CHECK_INT(parse("GET / HTTP/2"), GW_H1_ERROR);
-    CHECK_STR(head.error, "unsupported HTTP version");
+    CHECK_INT(head.error == GW_H1_UNSUPPORTED_VERSION, 1);
     CHECK_INT(parse("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nX"), GW_H1_PARTIAL);
     const char *third = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nX";
     CHECK_INT(parse_n(third, strlen(third), 2), GW_H1_ERROR);
