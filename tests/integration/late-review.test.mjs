@@ -207,6 +207,8 @@ describe('late review: fixes in 81391fb..HEAD', { skip: binaryMissing() }, () =>
             route('bignd', '', [{ name: 'ai-proxy', config: { route_type: 'llm/v1/chat',
               model: { provider: 'llama2', name: 'llama3', options: { llama2_format: 'ollama', upstream_url: `${upUrl}/bigndjson/api/chat` } } } }]),
             route('pres', '', [preserveProxy()]),
+            // preserve sends the client's path: this one reaches the canned /burst/ stream.
+            { name: 'presburst', paths: ['/burst/preserve'], strip_path: false, plugins: [preserveProxy({ model: { provider: 'openai', options: { upstream_url: upUrl } } })] },
             route('presdeco', '', [
               { name: 'ai-prompt-decorator', config: { prompts: { prepend: [{ role: 'system', content: 'DECO-ADDED' }] } } },
               preserveProxy(),
@@ -277,6 +279,17 @@ describe('late review: fixes in 81391fb..HEAD', { skip: binaryMissing() }, () =>
       const line = await sl.waitForLog(/ai\.payload\.response=/, { from, timeoutMs: 5000 });
       const f = logFields(line);
       const got = f['ai.payload.response'];
+      assert.equal(got.slice(0, 256 * 1024), r.text.slice(0, 256 * 1024));
+      assert.equal(got.slice(256 * 1024), `...[cut: ${Buffer.byteLength(r.text)} bytes in all]`);
+    });
+    test('preserve, a burst of 6000 frames: the client gets every byte; ai.payload.response is the first 256 KiB and says it was cut', async () => {
+      const from = sl.logMark();
+      const r = await postStream(sl.proxyPort, '/burst/preserve', chat('hi', { stream: true }), { timeoutMs: 15000 });
+      assert.equal(r.status, 200);
+      assert.ok(r.text.length > 256 * 1024, r.text.slice(0, 300));
+      assert.ok(r.text.includes('w5999 ') && r.text.endsWith('data: [DONE]\n\n'), 'passed through whole');
+      const line = await sl.waitForLog(/ai\.payload\.response=/, { from, timeoutMs: 5000 });
+      const got = logFields(line)['ai.payload.response'];
       assert.equal(got.slice(0, 256 * 1024), r.text.slice(0, 256 * 1024));
       assert.equal(got.slice(256 * 1024), `...[cut: ${Buffer.byteLength(r.text)} bytes in all]`);
     });
