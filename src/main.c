@@ -177,6 +177,16 @@ int main(int argc, char **argv)
     gw_notice("stopped");
     gw_log_async_stop();
     gw_admin_stop(&srv);
+    /* Freeing the signal events puts back the default actions: a second
+     * SIGTERM from here on would end the process by signal (a failed stop
+     * for systemd) with the pid file left behind. One thread is left, so
+     * blocking them is enough; pending ones die with the process. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
     event_free(sig_hup);
     event_free(sig_term);
     event_free(sig_int);

@@ -2,6 +2,9 @@
 // with its 200, then the process exits 0; SIGINT too; --drain-timeout bounds
 // the wait for a request that never ends.
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
@@ -61,6 +64,26 @@ describe('graceful stop', { skip: binaryMissing() }, () => {
       assertCleanExit(await sl.waitExit(10000), sl.stderr());
     } finally {
       await sl.kill();
+    }
+  });
+
+  test('SIGTERM sent again and again while stopping: still exit 0, pid file removed (8 stops)', async () => {
+    for (let i = 0; i < 8; i++) {
+      const pidFile = join(tmpdir(), `sluice-term-${process.pid}-${i}.pid`);
+      const sl = await startSluice({ config: cfg(), args: ['--pid-file', pidFile] });
+      try {
+        assert.equal((await request({ port: sl.proxyPort, path: '/up/echo' })).status, 200);
+        // The way an impatient operator or a supervisor loop does it: until the process is gone.
+        while (sl.exitStatus === undefined) {
+          try { process.kill(sl.pid, 'SIGTERM'); } catch { break; }
+          await new Promise(setImmediate);
+        }
+        assertCleanExit(await sl.waitExit(10000), sl.stderr());
+        assert.equal(existsSync(pidFile), false, 'the pid file is removed');
+      } finally {
+        await sl.kill();
+        rmSync(pidFile, { force: true });
+      }
     }
   });
 
