@@ -89,7 +89,7 @@ static const struct gw_field rl_fields[] = {
     {GW_FIELD(struct rl_conf, policy, GW_F_ENUM, 0, "local"), .choices = policy_names},
     {GW_FIELD(struct rl_conf, fault_tolerant, GW_F_BOOL, 0, "true")},
     {GW_FIELD(struct rl_conf, hide_client_headers, GW_F_BOOL, 0, "false")},
-    {GW_FIELD(struct rl_conf, error_code, GW_F_INT, 0, "429"), .min = 100, .max = 599},
+    {GW_FIELD(struct rl_conf, error_code, GW_F_INT, 0, "429"), .min = 200, .max = 599},
     {GW_FIELD(struct rl_conf, error_message, GW_F_STRING, 0, "API rate limit exceeded"), .min = 1,
      .max = 4096},
     {GW_FIELD(struct rl_conf, sync_rate, GW_F_NUMBER, 0, "-1")},

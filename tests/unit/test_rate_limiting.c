@@ -47,6 +47,9 @@ static void config_errors(void)
     CHECK_STR(
         gw_test_fails(GLOBAL("{minute: 5, policy: redis, redis_host: 127.0.0.1, redis_port: 0}")),
         "kong.yml:4:73: plugins[0].config.redis_port: must be between 1 and 65535");
+    /* A 1xx is an interim answer: clients would wait for the real one. */
+    CHECK_STR(gw_test_fails(GLOBAL("{minute: 5, error_code: 100}")),
+              "kong.yml:4:35: plugins[0].config.error_code: must be between 200 and 599");
     CHECK_STR(
         gw_test_fails(GLOBAL("{minute: 5, policy: redis, redis: {host: 127.0.0.1, color: red}}")),
         "kong.yml:4:63: plugins[0].config.redis.color: unknown field");
