@@ -519,7 +519,11 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
     /* Replies are parsed: no compressed encodings. */
     gw_headers_remove(h, "Accept-Encoding");
     for (size_t i = 0; i < up.n_headers; i++) {
-        gw_headers_set(h, up.headers[i][0], up.headers[i][1]);
+        if ((up.headers_if_absent >> i & 1u) && gw_headers_get(h, up.headers[i][0])) continue;
+        /* A value from a template may hold what no header can carry. */
+        if (gw_headers_set(h, up.headers[i][0], up.headers[i][1]) < 0)
+            return bad_request(
+                r, gw_sprintf(r->arena, "invalid value for the %s header", up.headers[i][0]));
     }
 
     ctx->active = 1;
@@ -572,10 +576,14 @@ static int ai_proxy_response_headers(struct gw_request *r, const void *conf_, vo
      * _request_id, APIError.requestID), on every answer of this route: the
      * provider's (Anthropic calls it request-id), else sluice's own, as in
      * the log line (the gateway's errors, a refusal by another plugin). */
-    if (!gw_headers_get(h, "X-Request-Id")) {
-        const char *rid = gw_headers_get(h, "Request-Id");
-        gw_headers_add(h, "X-Request-Id", rid ? rid : r->id);
+    const char *rid = gw_headers_get(h, "X-Request-Id");
+    if (!rid) {
+        rid = gw_headers_get(h, "Request-Id");
+        if (!rid) rid = r->id;
+        gw_headers_add(h, "X-Request-Id", rid);
     }
+    const char *native = conf->provider->request_id_header;
+    if (native && !gw_headers_get(h, native)) gw_headers_add(h, native, rid);
     if (!ctx->active || r->early_response) return GW_OK;
     if (conf->model_name_header) {
         /* Checked, not add_ref: the model is the client's (its JSON, a

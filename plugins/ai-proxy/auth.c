@@ -42,12 +42,29 @@ static void auth_body(struct gw_request *r, const struct ai_proxy_auth *a,
     cJSON_Delete(b);
 }
 
+/* The OpenAI SDK's `Authorization: Bearer K` (and the Anthropic SDK's, since
+ * 1.x) moved into the header the provider reads; 1 when the client sent one. */
+static int bearer_to_provider_form(struct gw_headers *h, const struct gw_llm_provider *p)
+{
+    const char *authz = gw_headers_get(h, "Authorization");
+    if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return 0;
+    if (!gw_headers_get(h, p->auth_header)) gw_headers_add(h, p->auth_header, authz + 7);
+    gw_headers_remove(h, "Authorization");
+    return 1;
+}
+
 void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
                          const struct gw_llm_provider *p, struct gw_llm_upstream *up)
 {
     struct gw_headers *h = r->headers;
     if (a->header_name || a->param_name) {
-        int keep = a->allow_override && a->header_name && gw_headers_get(h, a->header_name);
+        /* allow_override: the client's key in the configured header, or as
+         * a Bearer token when the configured header is the provider's own
+         * (x-api-key for Anthropic: its SDK sends Bearer). */
+        int keep =
+            a->allow_override && a->header_name &&
+            (gw_headers_get(h, a->header_name) ||
+             (strcasecmp(a->header_name, p->auth_header) == 0 && bearer_to_provider_form(h, p)));
         if (!keep) {
             for (size_t i = 0; key_headers[i]; i++)
                 gw_headers_remove(h, key_headers[i]);
@@ -61,10 +78,5 @@ void ai_proxy_apply_auth(struct gw_request *r, const struct ai_proxy_auth *a,
             auth_body(r, a, up);
         return;
     }
-    const char *authz = gw_headers_get(h, "Authorization");
-    if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return;
-    if (!gw_headers_get(h, p->auth_header)) {
-        gw_headers_add(h, p->auth_header, authz + 7);
-    }
-    gw_headers_remove(h, "Authorization");
+    bearer_to_provider_form(h, p);
 }

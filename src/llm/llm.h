@@ -107,6 +107,9 @@ struct gw_llm_upstream {
     const char *url;
     const char *headers[GW_LLM_MAX_HEADERS][2]; /* extra headers (anthropic-version...) */
     size_t n_headers;
+    /* Bit i: headers[i] is a default that a value the client sent itself
+     * keeps (preserve: a native SDK chose its API version). */
+    unsigned headers_if_absent;
     char *body; /* arena */
     size_t body_len;
     int ndjson; /* stream framing: 1 NDJSON lines (Ollama), 0 SSE */
@@ -118,6 +121,10 @@ struct gw_llm_provider {
      * how a client's `Authorization: Bearer K` is forwarded without auth. */
     const char *auth_header;
     int auth_bearer;
+    /* Where the provider's own SDK reads a request id besides
+     * x-request-id (Anthropic: request-id), or NULL: the gateway's own
+     * answers on such a route carry it too. */
+    const char *request_id_header;
     /* Load-time checks of provider-required options. Returns 0, or -1 with
      * *field (path under model.options, or "route_type") and *msg set. */
     int (*validate)(enum gw_llm_route route, const struct gw_llm_options *o, const char **field,

@@ -438,6 +438,9 @@ static int anthropic_build(struct gw_llm_call *c, const cJSON *body, struct gw_l
                                                                       : ANTHROPIC_DEFAULT_VERSION;
     up->n_headers = 1;
     if (c->route == GW_LLM_PRESERVE) {
+        /* A native client picked its API version; the default only fills
+         * in for one that sent none. A configured version still wins. */
+        if (!(o->anthropic_version && *o->anthropic_version)) up->headers_if_absent = 1u;
         up->url = gw_llm_url(c, "https://api.anthropic.com", "/v1/messages");
         up->body = gw_json_print(c->arena, body, &up->body_len);
         return 0;
@@ -449,6 +452,11 @@ static int anthropic_build(struct gw_llm_call *c, const cJSON *body, struct gw_l
     double n;
     if (gw_json_num(body, "n", &n) && n > 1) {
         *err = "Anthropic cannot return several choices (n > 1)";
+        return -1;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "logprobs"))) {
+        /* Dropped, a client reading choices[].logprobs would fail later. */
+        *err = "Anthropic does not return log probabilities (logprobs)";
         return -1;
     }
     cJSON *req = cJSON_CreateObject();
@@ -780,6 +788,7 @@ const struct gw_llm_provider gw_llm_anthropic = {
     .name = "anthropic",
     .auth_header = "x-api-key",
     .auth_bearer = 0,
+    .request_id_header = "request-id",
     .validate = anthropic_validate,
     .build_request = anthropic_build,
     .parse_response = anthropic_parse,
