@@ -268,7 +268,7 @@ cJSON *gw_llm_ollama_parse(struct gw_llm_call *c, int status, const char *body, 
         return NULL;
     }
     const char *model = gw_json_str(j, "model");
-    if (model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model) c->response_model = gw_strdup(c->arena, model);
     ollama_usage(c, j);
     cJSON *out;
     if (c->route == GW_LLM_EMBEDDINGS) {
@@ -344,7 +344,7 @@ int gw_llm_ollama_stream_frame(struct gw_llm_call *c, const char *event, const c
         return -1;
     }
     const char *model = gw_json_str(j, "model");
-    if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
     gw_llm_emit_role(c, out);
     const char *text;
     const cJSON *calls = NULL;

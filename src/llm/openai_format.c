@@ -92,7 +92,7 @@ cJSON *gw_llm_openai_parse(struct gw_llm_call *c, int status, const char *body, 
         return NULL;
     }
     const char *model = gw_json_str(j, "model");
-    if (model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model) c->response_model = gw_strdup(c->arena, model);
     gw_llm_usage_from_openai(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
     if (c->route == GW_LLM_CHAT || c->route == GW_LLM_COMPLETIONS) {
         /* Some compatible servers leave out what SDKs read. */
@@ -138,7 +138,7 @@ int gw_llm_openai_stream_frame(struct gw_llm_call *c, const char *event, const c
         return -1;
     }
     const char *model = gw_json_str(j, "model");
-    if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
     int usage_only = cJSON_IsObject(usage) && cJSON_GetArraySize(choices) == 0;

@@ -523,7 +523,7 @@ static cJSON *anthropic_parse(struct gw_llm_call *c, int status, const char *bod
     cJSON *j;
     if (gw_llm_reply_parse(status, body, len, &j, err)) return j;
     const char *model = gw_json_str(j, "model");
-    if (model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model) c->response_model = gw_strdup(c->arena, model);
     read_usage(c, cJSON_GetObjectItemCaseSensitive(j, "usage"));
     if (c->route == GW_LLM_PRESERVE) return j; /* read for usage only */
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
@@ -698,7 +698,7 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         const char *id = gw_json_str(msg, "id");
         const char *model = gw_json_str(msg, "model");
         if (id && !c->chunk_id) c->chunk_id = gw_strdup(c->arena, id);
-        if (model) c->response_model = gw_strdup(c->arena, model);
+        if (model && *model) c->response_model = gw_strdup(c->arena, model);
         read_usage(c, cJSON_GetObjectItemCaseSensitive(msg, "usage"));
         gw_llm_emit_role(c, out);
     } else if (strcmp(type, "content_block_start") == 0) {
@@ -767,7 +767,7 @@ static int anthropic_stream(struct gw_llm_call *c, const char *event, const char
         /* Legacy Text Completions stream. */
         gw_llm_emit_role(c, out);
         const char *model = gw_json_str(j, "model");
-        if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
+        if (model && *model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
         gw_llm_emit_text(c, out, gw_json_str(j, "completion"));
         const char *sr = gw_json_str(j, "stop_reason");
         if (sr) {
