@@ -80,6 +80,12 @@ struct gw_request {
     const char *upstream_body;
     size_t upstream_body_len;
     long connect_timeout_ms, read_timeout_ms, write_timeout_ms;
+    /* Set in access by a plugin that reads the reply (ai-proxy translates
+     * it): the core asks for the content codings libcurl can undo and
+     * hands the plugins the decoded body. The upstream's Content-Encoding
+     * and Content-Length then describe bytes the client never gets: the
+     * plugin drops them. */
+    int upstream_decoded;
 
     /* Response. status is the upstream's (or ours, for early answers);
      * plugins may change it and response_headers in the response_headers

@@ -483,6 +483,17 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
     if (n == 0) {
         long code = 0;
         curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code == 101 || code > 599) {
+            /* sluice never sends Upgrade (hop-by-hop), so a 101 switches to
+             * what the client never named (RFC 9110 7.8; libcurl would read
+             * the new protocol as body); 600 and up is no status at all
+             * (RFC 9110 15). Either way there is nothing to relay: 502. */
+            rq->upstream_bad =
+                code == 101 ? "a protocol switch (101) the request did not ask for"
+                            : gw_sprintf(rq->pub.arena, "status code %ld is out of range", code);
+            rq->pub.upstream_status = (int)code;
+            return 0;
+        }
         if (code >= 100 && code < 200) return len;
         /* RFC 9110 8.6: a 204 carries no Content-Length; one from the
          * upstream is dropped rather than passed on. */
@@ -1052,6 +1063,8 @@ static int setup_transfer(struct proxy_request *rq)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
+    /* "": every coding this libcurl decodes (gzip, deflate, br, zstd). */
+    if (r->upstream_decoded) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     long verify = r->service ? r->service->tls_verify : 1;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);

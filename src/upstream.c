@@ -305,6 +305,7 @@ static void clear_transfer_options(CURL *e)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
     /* The request's CURLU dies with it: the handle must not keep it. */
     curl_easy_setopt(e, CURLOPT_CURLU, NULL);
 }

@@ -516,8 +516,11 @@ static int ai_proxy_access(struct gw_request *r, const void *conf_, void *ctx_)
         gw_headers_remove(h, "Content-Length");
         gw_headers_set(h, "Content-Type", "application/json");
     }
-    /* Replies are parsed: no compressed encodings. */
+    /* The client's codings are not the gateway's: a preserve reply passes
+     * as it comes (its usage is read when it is plain), a translated one
+     * is decoded by the core before it is parsed (as Kong inflates). */
     gw_headers_remove(h, "Accept-Encoding");
+    if (route != GW_LLM_PRESERVE) r->upstream_decoded = 1;
     for (size_t i = 0; i < up.n_headers; i++) {
         if ((up.headers_if_absent >> i & 1u) && gw_headers_get(h, up.headers[i][0])) continue;
         /* A value from a template may hold what no header can carry. */
@@ -816,11 +819,14 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
     if (len) {
         const char *p = (const char *)evbuffer_pullup(chunk, (ev_ssize_t)len);
         if (!ctx->call.done_sent && gw_sse_feed(&ctx->sse, p, len, frame_cb, ctx) < 0 &&
-            ctx->sse.too_large && !ctx->call.done_sent)
+            ctx->sse.too_large && !ctx->call.done_sent) {
             /* Past it, whatever follows would be read mid-frame: the stream
              * ends here, saying why, never cut short as if complete. */
-            gw_llm_emit_error(&ctx->call, ctx->out,
-                              "upstream sent a stream frame larger than the 8 MiB limit");
+            static const char too_large[] =
+                "upstream sent a stream frame larger than the 8 MiB limit";
+            gw_llm_emit_error(&ctx->call, ctx->out, too_large);
+            if (!r->error) r->error = too_large;
+        }
         note_first_token(r, ctx);
         evbuffer_drain(chunk, len);
     }
@@ -833,7 +839,12 @@ static int ai_proxy_response_body(struct gw_request *r, const void *conf_, void 
             ctx->call.at_eof = 1;
             gw_sse_finish(&ctx->sse, frame_cb, ctx);
         }
-        gw_llm_stream_end(&ctx->call, ctx->out);
+        /* A stream that ends on an error event is an error in the log
+         * too, though its status went out as 200. */
+        int ended = ctx->call.done_sent;
+        if (gw_llm_stream_end(&ctx->call, ctx->out) < 0 && !r->error)
+            r->error = ended ? "the stream ended with an error event"
+                             : "upstream stream ended before it was complete";
         record_stats(r, ctx);
     }
     keep_stream_payload(r, ctx, ctx->out, last);
