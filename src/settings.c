@@ -13,23 +13,26 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: sluice [options]\n"
-            "  -c, --config FILE          declarative config (default /etc/sluice/kong.yml)\n"
-            "  -t, --test                 check the config, print every error, exit 0 or 1\n"
-            "  -V, --version              print the version\n"
-            "  -h, --help                 this help\n"
-            "      --proxy-listen A:P     proxy listener, repeatable (default 0.0.0.0:8000)\n"
-            "      --admin-listen A:P|off admin listener (default 127.0.0.1:8001)\n"
-            "      --workers N            worker threads (default: CPUs it may run on)\n"
-            "      --log-level L          debug|info|notice|warn|error (default info)\n"
-            "      --pid-file FILE        write the pid there\n"
-            "      --max-body-size BYTES  largest client body accepted (default 16777216)\n"
-            "      --drain-timeout S      graceful stop waits this long for requests (default 30)\n"
-            "      --client-timeout S     idle keep-alive / slow client timeout (default 60)\n"
-            "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
-            "(comma-separated), SLUICE_WORKERS...).\n"
-            "Plugins:");
+    fprintf(
+        out,
+        "Usage: sluice [options]\n"
+        "  -c, --config FILE          declarative config (default /etc/sluice/kong.yml)\n"
+        "  -t, --test                 check the config, print every error, exit 0 or 1\n"
+        "  -V, --version              print the version\n"
+        "  -h, --help                 this help\n"
+        "      --proxy-listen A:P     proxy listener, repeatable (default 0.0.0.0:8000)\n"
+        "      --admin-listen A:P|off admin listener (default 127.0.0.1:8001)\n"
+        "      --workers N            worker threads (default: CPUs it may run on)\n"
+        "      --log-level L          debug|info|notice|warn|error (default info)\n"
+        "      --pid-file FILE        write the pid there\n"
+        "      --max-body-size BYTES  largest client body accepted (default 16777216)\n"
+        "      --drain-timeout S      graceful stop waits this long for requests (default 30)\n"
+        "      --client-timeout S     idle keep-alive / slow client timeout (default 60)\n"
+        "      --upstream-keepalive-idle-timeout S\n"
+        "                             idle upstream connections are closed after S (default 60)\n"
+        "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
+        "(comma-separated), SLUICE_WORKERS...).\n"
+        "Plugins:");
     for (size_t i = 0; gw_plugins[i]; i++)
         fprintf(out, " %s", gw_plugins[i]->name);
     fputc('\n', out);
@@ -177,6 +180,10 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         if (parse_long("--client-timeout", v, 1, 3600, &n) < 0) return -1;
         s->client_timeout = (int)n;
         return 0;
+    case 'K':
+        if (parse_long("--upstream-keepalive-idle-timeout", v, 1, 3600, &n) < 0) return -1;
+        s->upstream_idle_timeout = (int)n;
+        return 0;
     }
     return -1;
 }
@@ -185,9 +192,11 @@ static const struct {
     const char *env;
     int opt;
 } env_options[] = {
-    {"SLUICE_CONFIG", 'c'},        {"SLUICE_PROXY_LISTEN", 'L'},  {"SLUICE_ADMIN_LISTEN", 'A'},
-    {"SLUICE_WORKERS", 'W'},       {"SLUICE_LOG_LEVEL", 'l'},     {"SLUICE_PID_FILE", 'p'},
-    {"SLUICE_MAX_BODY_SIZE", 'B'}, {"SLUICE_DRAIN_TIMEOUT", 'D'}, {"SLUICE_CLIENT_TIMEOUT", 'T'},
+    {"SLUICE_CONFIG", 'c'},         {"SLUICE_PROXY_LISTEN", 'L'},
+    {"SLUICE_ADMIN_LISTEN", 'A'},   {"SLUICE_WORKERS", 'W'},
+    {"SLUICE_LOG_LEVEL", 'l'},      {"SLUICE_PID_FILE", 'p'},
+    {"SLUICE_MAX_BODY_SIZE", 'B'},  {"SLUICE_DRAIN_TIMEOUT", 'D'},
+    {"SLUICE_CLIENT_TIMEOUT", 'T'}, {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
 };
 
 /* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
@@ -211,6 +220,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
     s->max_body_size = 16L * 1024 * 1024;
     s->drain_timeout = 30;
     s->client_timeout = 60;
+    s->upstream_idle_timeout = 60; /* Kong's upstream_keepalive_idle_timeout */
 
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -225,6 +235,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"max-body-size", required_argument, NULL, 'B'},
         {"drain-timeout", required_argument, NULL, 'D'},
         {"client-timeout", required_argument, NULL, 'T'},
+        {"upstream-keepalive-idle-timeout", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     /* A flag wins over its SLUICE_* variable, which is then not read at all:

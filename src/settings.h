@@ -26,9 +26,10 @@ struct gw_settings {
     int workers;
     int log_level;
     const char *pid_file;
-    long max_body_size; /* bytes */
-    int drain_timeout;  /* seconds */
-    int client_timeout; /* seconds: keep-alive idle and slow clients */
+    long max_body_size;        /* bytes */
+    int drain_timeout;         /* seconds */
+    int client_timeout;        /* seconds: keep-alive idle and slow clients */
+    int upstream_idle_timeout; /* seconds an idle upstream connection is kept */
 };
 
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */

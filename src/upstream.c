@@ -20,6 +20,12 @@
 #include "gw_num_text.h"
 #include "worker.h"
 
+/* The sweep of idle connections ("idle connections" below). */
+#define SWEEP_SOON_MS 1100 /* curl prunes its cache once a second at most */
+static void janitor_done(struct gw_worker *w);
+static void sweep_in(struct gw_worker *w, long ms);
+static long sweep_interval_ms(const struct gw_worker *w);
+
 static void check_done(struct gw_worker *w)
 {
     CURLMsg *msg;
@@ -28,6 +34,10 @@ static void check_done(struct gw_worker *w)
         if (msg->msg != CURLMSG_DONE) continue;
         CURL *easy = msg->easy_handle;
         CURLcode result = msg->data.result;
+        if (easy == w->janitor) {
+            janitor_done(w);
+            continue;
+        }
         struct proxy_request *rq = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&rq);
         gw_proxy_upstream_done(rq, result);
@@ -92,7 +102,11 @@ static void socket_event_cb(evutil_socket_t fd, short what, void *arg)
     if (sw && sw->parked) {
         event_del(sw->ev);
         sw->kind = 0;
-        if (!paused_transfer_socket(sw->easy)) shutdown(fd, SHUT_RDWR);
+        if (!paused_transfer_socket(sw->easy)) {
+            shutdown(fd, SHUT_RDWR);
+            /* Have curl close it soon: nothing else will on an idle worker. */
+            sweep_in(w, SWEEP_SOON_MS);
+        }
         return;
     }
     if ((what & EV_READ) && sw && sw->easy) {
@@ -139,11 +153,13 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     sw->easy = easy;
     if (what == CURL_POLL_REMOVE) {
         if (sw->ev) {
+            if (!sw->parked && w->n_parked++ == 0) sweep_in(w, sweep_interval_ms(w));
             sw->parked = 1;
             watch(w, sw, s, EV_PERSIST | EV_READ);
         }
         return 0;
     }
+    if (sw->parked) w->n_parked--;
     sw->parked = 0;
     watch(w, sw, s,
           (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
@@ -157,6 +173,7 @@ int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s)
     struct gw_worker *w = clientp;
     struct sock_watch *sw = (size_t)s < w->n_sock_watch ? sock_watch(w, s) : NULL;
     if (sw && sw->ev) {
+        if (sw->parked) w->n_parked--;
         event_free(sw->ev);
         memset(sw, 0, sizeof(*sw));
     }
@@ -184,11 +201,75 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* --- idle connections ------------------------------------------------------
+ * libcurl 7.88 looks through its connection cache (closing connections the
+ * upstream has closed, and those idle longer than CURLOPT_MAXAGE_CONN) only
+ * when a transfer starts (create_conn -> prune_dead_connections, at most
+ * once a second). On a worker without traffic nothing starts: connections
+ * the upstream closed keep their descriptors, and live ones are kept
+ * forever, where Kong closes them after upstream_keepalive_idle_timeout.
+ * So while connections are parked a timer starts a "janitor" transfer now
+ * and then: curl prunes its cache first, judging age by the janitor's own
+ * MAXAGE_CONN, then fails to connect to a Unix socket path that cannot
+ * exist (ENOTDIR: no network, nothing to wait for). */
+#define JANITOR_SOCKET_PATH "/dev/null/sluice-pool-sweep"
+
+static long sweep_interval_ms(const struct gw_worker *w)
+{
+    /* Idle connections close at most half the idle timeout late; no more
+     * often than every second (curl prunes once a second at most) nor
+     * less often than every 10 s. */
+    long ms = (long)w->settings->upstream_idle_timeout * 500;
+    return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
+}
+
+static void sweep_in(struct gw_worker *w, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->pool_sweep, &tv);
+}
+
+static void janitor_done(struct gw_worker *w)
+{
+    curl_multi_remove_handle(w->multi, w->janitor);
+    w->janitor_running = 0;
+}
+
+static void pool_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gw_worker *w = arg;
+    if (w->n_parked == 0) return; /* re-armed when one is parked again */
+    if (!w->janitor_running && w->janitor &&
+        curl_multi_add_handle(w->multi, w->janitor) == CURLM_OK)
+        w->janitor_running = 1;
+    sweep_in(w, sweep_interval_ms(w));
+}
+
+static CURL *janitor_new(struct gw_worker *w)
+{
+    CURL *e = curl_easy_init();
+    if (!e) return NULL;
+    curl_easy_setopt(e, CURLOPT_URL, "http://localhost/");
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, JANITOR_SOCKET_PATH);
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)w->settings->upstream_idle_timeout);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, gw_upstream_close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
+    return e;
+}
+
 int gw_upstream_init(struct gw_worker *w)
 {
     w->multi = curl_multi_init();
     if (!w->multi) return -1;
     w->curl_timer = evtimer_new(w->base, timer_event_cb, w);
+    w->pool_sweep = evtimer_new(w->base, pool_sweep_cb, w);
+    w->janitor = janitor_new(w);
+    if (!w->curl_timer || !w->pool_sweep || !w->janitor) return -1;
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -257,6 +338,11 @@ static void url_cache_free(struct gw_worker *w)
 
 void gw_upstream_cleanup(struct gw_worker *w)
 {
+    if (w->janitor_running) janitor_done(w);
+    if (w->janitor) curl_easy_cleanup(w->janitor);
+    w->janitor = NULL;
+    if (w->pool_sweep) event_free(w->pool_sweep);
+    w->pool_sweep = NULL;
     if (w->multi) curl_multi_cleanup(w->multi); /* closes sockets through our callback */
     w->multi = NULL;
     struct sock_watch *v = w->sock_watch;

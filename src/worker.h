@@ -46,6 +46,11 @@ struct gw_worker {
     CURL **easy_pool; /* reset handles kept for reuse */
     size_t n_easy_pool, cap_easy_pool;
     void *url_cache; /* parsed upstream URLs that plugins set (upstream.c) */
+    /* Idle upstream connections (upstream.c, "idle connections"). */
+    unsigned n_parked;
+    struct event *pool_sweep;
+    CURL *janitor;
+    int janitor_running;
 
     /* Messages from the main thread: a new snapshot, or drain. */
     struct event *notify;
