@@ -15,6 +15,10 @@ struct gw_arena;
 
 typedef void (*gw_cleanup_fn)(void *data);
 
+/* The first block size whose arenas each thread keeps for reuse: an arena
+ * made with it is, most of the time, no malloc at all (requests, scratch). */
+#define GW_ARENA_CACHED_BLOCK 8192
+
 /* first_block is a hint for the size of the first block (0: default 4 KiB). */
 struct gw_arena *gw_arena_new(size_t first_block);
 void gw_arena_free(struct gw_arena *a);
@@ -28,6 +32,11 @@ char *gw_strndup(struct gw_arena *a, const char *s, size_t n);
 void *gw_memdup(struct gw_arena *a, const void *p, size_t n);
 char *gw_sprintf(struct gw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *gw_vsprintf(struct gw_arena *a, const char *fmt, va_list ap);
+
+/* Returns p, or aborts as the arena does when p is NULL: the same rule for
+ * what libevent and libc allocate outside an arena, as in
+ * `c->out = gw_oom_check(evbuffer_new());`. */
+void *gw_oom_check(void *p);
 
 /* Runs fn(data) when the arena is freed. */
 void gw_arena_cleanup(struct gw_arena *a, gw_cleanup_fn fn, void *data);

@@ -38,9 +38,10 @@ void gw_headers_init(struct gw_headers *list, struct gw_arena *arena);
 const char *gw_headers_get(const struct gw_headers *list, const char *name);
 
 /* Appends a copy of name and value (duplicates allowed, as in HTTP).
- * Refuses (-1, nothing added) an empty name, or a name or value with CR,
- * LF or NUL in it: what a plugin builds from config or client input must
- * never split the head it is written into. */
+ * Refuses (-1, nothing added) a name that is not an RFC 9110 token (empty,
+ * or with a space, a colon, a control byte...) or a value with a control
+ * byte other than HTAB (CR, LF, NUL...): what a plugin builds from config
+ * or client input must never split or garble the head it is written into. */
 int gw_headers_add(struct gw_headers *list, const char *name, const char *value);
 int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len, const char *value,
                      size_t value_len);

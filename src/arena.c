@@ -3,6 +3,7 @@
  * of cleanups. Big requests get a block of their own so that one large body
  * does not waste the rest of a small block.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +32,27 @@ struct gw_arena {
     size_t used;
 };
 
+static _Noreturn void out_of_memory(void)
+{
+    fputs("sluice: out of memory\n", stderr);
+    abort();
+}
+
+void *gw_oom_check(void *p)
+{
+    if (!p) out_of_memory();
+    return p;
+}
+
 static void *xmalloc(size_t n)
 {
-    void *p = malloc(n);
-    if (!p) {
-        fputs("sluice: out of memory\n", stderr);
-        abort();
-    }
-    return p;
+    return gw_oom_check(malloc(n));
 }
 
 static struct arena_block *block_new(size_t size)
 {
+    /* A size near SIZE_MAX would wrap to a small block. */
+    if (size > SIZE_MAX - sizeof(struct arena_block)) out_of_memory();
     struct arena_block *b = xmalloc(sizeof(*b) + size);
     b->next = NULL;
     b->size = size;
@@ -56,14 +66,13 @@ static struct arena_block *block_new(size_t size)
  * churn (perf showed malloc_consolidate on the proxy path).
  */
 #define ARENA_CACHE 64
-#define ARENA_CACHED_BLOCK 8192
 static _Thread_local struct gw_arena *arena_cache[ARENA_CACHE];
 static _Thread_local int arena_cached;
 
 struct gw_arena *gw_arena_new(size_t first_block)
 {
     size_t size = first_block ? first_block : GW_ARENA_DEFAULT;
-    if (size == ARENA_CACHED_BLOCK && arena_cached > 0) {
+    if (size == GW_ARENA_CACHED_BLOCK && arena_cached > 0) {
         struct gw_arena *a = arena_cache[--arena_cached];
         a->block_size = size;
         a->head->used = 0;
@@ -88,7 +97,7 @@ void gw_arena_free(struct gw_arena *a)
     struct arena_block *first = a->head;
     while (first->next)
         first = first->next;
-    if (first->size == ARENA_CACHED_BLOCK && arena_cached < ARENA_CACHE) {
+    if (first->size == GW_ARENA_CACHED_BLOCK && arena_cached < ARENA_CACHE) {
         struct arena_block *b = a->head;
         while (b != first) {
             struct arena_block *next = b->next;
@@ -110,6 +119,8 @@ void gw_arena_free(struct gw_arena *a)
 
 void *gw_alloc(struct gw_arena *a, size_t n)
 {
+    /* Rounding up a size near SIZE_MAX would wrap to a small one. */
+    if (n > SIZE_MAX - (GW_ARENA_ALIGN - 1)) out_of_memory();
     size_t need = (n + GW_ARENA_ALIGN - 1) & ~(size_t)(GW_ARENA_ALIGN - 1);
     if (need == 0) need = GW_ARENA_ALIGN;
     struct arena_block *b = a->head;
@@ -144,6 +155,7 @@ void *gw_calloc(struct gw_arena *a, size_t n)
 
 char *gw_strndup(struct gw_arena *a, const char *s, size_t n)
 {
+    if (n == SIZE_MAX) out_of_memory(); /* n + 1 would wrap */
     char *p = gw_alloc(a, n + 1);
     memcpy(p, s, n);
     p[n] = '\0';

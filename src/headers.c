@@ -48,11 +48,6 @@ void gw_headers_add_ref(struct gw_headers *list, const char *name, size_t name_l
     append(list, h);
 }
 
-static int clean(const char *s, size_t n)
-{
-    return !memchr(s, '\r', n) && !memchr(s, '\n', n) && !memchr(s, '\0', n);
-}
-
 void gw_headers_add_parsed(struct gw_headers *list, const char *name, size_t name_len,
                            const char *value, size_t value_len)
 {
@@ -70,10 +65,13 @@ void gw_headers_add_parsed(struct gw_headers *list, const char *name, size_t nam
     append(list, h);
 }
 
+/* Names and values a plugin builds are checked as the client's are parsed
+ * (RFC 9110 5.1, 5.5): a name with a colon or a space, or a value with a
+ * control byte, would be written verbatim into the head. */
 int gw_headers_add_n(struct gw_headers *list, const char *name, size_t name_len, const char *value,
                      size_t value_len)
 {
-    if (name_len == 0 || !clean(name, name_len) || !clean(value, value_len)) return -1;
+    if (!gw_h1_is_token(name, name_len) || !gw_h1_is_field_value(value, value_len)) return -1;
     gw_headers_add_parsed(list, name, name_len, value, value_len);
     return 0;
 }

@@ -185,35 +185,6 @@ int gw_h1_parse_head(const char *buf, size_t len, struct gw_h1_head *head, size_
     return (int)(p - start);
 }
 
-enum {
-    CH_SIZE_FIRST = 0, /* the zeroed state: expecting the first hex digit */
-    CH_SIZE,           /* more hex digits, or what follows them */
-    CH_SIZE_WS,        /* BWS after the size: only ";" may follow */
-    CH_EXT,            /* skipping a chunk extension up to the line end */
-    CH_SIZE_LF,        /* CR seen at the end of the size line */
-    CH_DATA,
-    CH_DATA_END, /* CRLF (or LF) expected right after the data */
-    CH_DATA_LF,
-    CH_TRAILER_START, /* start of a trailer line, or the final empty line */
-    CH_TRAILER,       /* skipping a trailer field up to the line end */
-    CH_TRAILER_LF,
-    CH_LAST_LF, /* CR of the final empty line seen */
-    CH_DONE,
-};
-
-/*
- * Every line of the chunked framing ends with CRLF (RFC 9112 7.1); the
- * leniency of 2.2 (a bare LF) is for the start line and header fields only.
- * A proxy in front that reads chunk lines to CRLF and one that also ends
- * them at LF disagree on where a body ends: that is a smuggling vector,
- * so a bare LF here is an error.
- *
- * One byte at a time except for chunk data, which moves with one memmove
- * per call and chunk. The output never overtakes the input (framing bytes
- * are only dropped), so decoding in place is safe. Extension and trailer
- * bytes share one budget so that a client cannot keep the decoder busy on
- * framing that carries no data.
- */
 /* RFC 3986 reg-name characters besides ALPHA and DIGIT (unreserved and
  * sub-delims; '%' starts an escape). */
 static int reg_name_char(unsigned char c)
@@ -252,6 +223,35 @@ int gw_h1_valid_host(const char *v, size_t n)
     return 1;
 }
 
+enum {
+    CH_SIZE_FIRST = 0, /* the zeroed state: expecting the first hex digit */
+    CH_SIZE,           /* more hex digits, or what follows them */
+    CH_SIZE_WS,        /* BWS after the size: only ";" may follow */
+    CH_EXT,            /* skipping a chunk extension up to the line end */
+    CH_SIZE_LF,        /* CR seen at the end of the size line */
+    CH_DATA,
+    CH_DATA_END, /* CRLF (or LF) expected right after the data */
+    CH_DATA_LF,
+    CH_TRAILER_START, /* start of a trailer line, or the final empty line */
+    CH_TRAILER,       /* skipping a trailer field up to the line end */
+    CH_TRAILER_LF,
+    CH_LAST_LF, /* CR of the final empty line seen */
+    CH_DONE,
+};
+
+/*
+ * Every line of the chunked framing ends with CRLF (RFC 9112 7.1); the
+ * leniency of 2.2 (a bare LF) is for the start line and header fields only.
+ * A proxy in front that reads chunk lines to CRLF and one that also ends
+ * them at LF disagree on where a body ends: that is a smuggling vector,
+ * so a bare LF here is an error.
+ *
+ * One byte at a time except for chunk data, which moves with one memmove
+ * per call and chunk. The output never overtakes the input (framing bytes
+ * are only dropped), so decoding in place is safe. Extension and trailer
+ * bytes share one budget so that a client cannot keep the decoder busy on
+ * framing that carries no data.
+ */
 int gw_h1_decode_chunked(struct gw_h1_chunked *d, char *buf, size_t len, size_t *data_len,
                          size_t *consumed)
 {

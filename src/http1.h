@@ -41,8 +41,9 @@ struct gw_h1_head {
  * Parses a request head from buf[0..len): request line, header fields, the
  * empty line. Returns the head's length in bytes (> 0) once complete,
  * GW_H1_PARTIAL when the empty line has not arrived yet, GW_H1_ERROR when
- * the bytes so far cannot be a valid head: bad request line, major version
- * other than 1 (HTTP/1.2 and up read as 1.1), a field without a colon or with a space before it,
+ * the bytes so far cannot be a valid head: bad request line, a major
+ * version other than 1 (error GW_H1_UNSUPPORTED_VERSION; HTTP/1.2 and up
+ * read as 1.1), a field without a colon or with a space before it,
  * obsolete line folding, control characters (other than HTAB) in a value,
  * more than max_headers fields. Lines end with CRLF or a bare LF (a CR not
  * followed by LF is an error). Empty lines before the request line are

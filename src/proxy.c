@@ -40,6 +40,7 @@
 #include "gw_num_text.h"
 #include "path_dots.h"
 #include "proxy.h"
+#include "upstream_path.h"
 #include "request_id.h"
 #include "sluice.h"
 #include "worker.h"
@@ -57,6 +58,11 @@ static const char *const hop_by_hop[] = {
     "Connection", "Keep-Alive",          "Proxy-Connection",   "TE", "Trailer", "Transfer-Encoding",
     "Upgrade",    "Proxy-Authorization", "Proxy-Authenticate", NULL,
 };
+
+/* While connecting, curl's CURLOPT_CONNECTTIMEOUT_MS is the bound; our own
+ * timer only backs it up, a little later, so that curl's (clearer) error
+ * wins the race. */
+#define CONNECT_TIMER_SLACK_MS 1000
 
 static int is_hop_by_hop(const char *name)
 {
@@ -635,7 +641,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     /* Connecting is bounded by curl's own connect timeout; then, as in Kong,
      * write_timeout is the longest pause while sending the body and
      * read_timeout the longest silence between two reads. */
-    long limit_ms = !rq->upstream_connected ? r->connect_timeout_ms + 1000
+    long limit_ms = !rq->upstream_connected ? r->connect_timeout_ms + CONNECT_TIMER_SLACK_MS
                     : !rq->upload_done      ? r->write_timeout_ms
                                             : r->read_timeout_ms;
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
@@ -1217,75 +1223,10 @@ void gw_proxy_continue(struct proxy_request *rq)
 
 /* --- entry point -------------------------------------------------------- */
 
-/*
- * Kong's upstream path: the service path, then what the route left of the
- * request path (all of it without strip_path). path_handling v0 puts a '/'
- * between the two, v1 concatenates them after dropping the leading '/' of
- * the request's part; both fold the '//' of a slash on each side (Kong's
- * admin API table: /s with /fv1req is /s/fv1req in v0, /sfv1req in v1).
- */
-/* Kong's path_handling v0 (kong/router/utils.lua get_upstream_uri_v0),
- * case for case: base is the service's path ("/" when it has none),
- * postfix what strip_path left of the request path (the route's whole
- * prefix taken), req the request path. Where the route consumed all of
- * the path, the upstream path ends with '/' only if the request's did. */
-/* x[0..xn) then y then z, in the arena (no printf on the request path). */
-static const char *concat3(struct gw_arena *a, const char *x, size_t xn, const char *y,
-                           const char *z)
-{
-    size_t yn = strlen(y), zn = strlen(z);
-    char *out = gw_alloc(a, xn + yn + zn + 1);
-    memcpy(out, x, xn);
-    memcpy(out + xn, y, yn);
-    memcpy(out + xn + yn, z, zn + 1);
-    return out;
-}
-
-static const char *join_v0(struct gw_arena *a, const char *base, int strip, const char *postfix,
-                           const char *req)
-{
-    size_t bl = strlen(base), rl = strlen(req);
-    if (base[bl - 1] == '/') {
-        if (!strip) return req[1] ? concat3(a, base, bl, req + 1, "") : base;
-        if (*postfix == '\0') {
-            if (bl == 1 || req[rl - 1] == '/') return base;
-            return gw_strndup(a, base, bl - 1);
-        }
-        return concat3(a, base, *postfix == '/' ? bl - 1 : bl, postfix, "");
-    }
-    if (!strip) return strcmp(req, "/") == 0 ? base : concat3(a, base, bl, req, "");
-    if (*postfix == '\0')
-        return rl > 1 && req[rl - 1] == '/' ? concat3(a, base, bl, "/", "") : base;
-    return concat3(a, base, bl, *postfix == '/' ? "" : "/", postfix);
-}
-
 static const char *upstream_url(struct gw_request *r, size_t strip_len)
 {
     const struct gw_service *s = r->service;
-    int v1 = r->route->path_handling && strcmp(r->route->path_handling, "v1") == 0;
-    const char *joined;
-    if (v1) {
-        const char *rest = r->path;
-        if (r->route->strip_path) rest += strip_len;
-        const char *base = s->path && strcmp(s->path, "/") != 0 ? s->path : "";
-        size_t blen = strlen(base);
-        int base_slash = blen > 0 && base[blen - 1] == '/';
-        const char *sep = "";
-        if (*rest == '/') rest++; /* v1 joins the path without its leading '/' */
-        if (*rest == '\0') {
-            if (!blen) rest = "/";
-        } else if (*rest == '/') {
-            if (base_slash) rest++;
-        } else if (!blen) {
-            sep = "/";
-        }
-        joined = concat3(r->arena, base, strlen(base), sep, rest);
-    } else {
-        /* A route without paths matched the prefix "/" (Kong's router). */
-        size_t strip = r->route->n_paths ? strip_len : 1;
-        joined = join_v0(r->arena, s->path && *s->path ? s->path : "/", r->route->strip_path,
-                         r->path + strip, r->path);
-    }
+    const char *joined = gw_upstream_path(r->arena, r->route, s, r->path, strip_len);
     const char *parts[] = {s->origin, joined, r->query ? "?" : "", r->query ? r->query : ""};
     size_t lens[4], total = 1;
     for (int i = 0; i < 4; i++)
@@ -1359,7 +1300,7 @@ static const char *host_without_port(struct gw_arena *a, const char *host, size_
 void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
 {
     struct gw_worker *w = c->worker;
-    struct gw_arena *arena = gw_arena_new(8192);
+    struct gw_arena *arena = gw_arena_new(GW_ARENA_CACHED_BLOCK);
     struct proxy_request *rq = gw_calloc(arena, sizeof(*rq));
     struct gw_request *r = &rq->pub;
     r->arena = arena;

@@ -60,7 +60,6 @@ struct proxy_request {
     unsigned upstream_connected : 1;
     unsigned send_once : 1;      /* not idempotent: curl must not send it again */
     unsigned resend_refused : 1; /* curl wanted to, connected_cb said no */
-    unsigned closing : 1;        /* a broken stream: close once the output has left */
     unsigned upload_done : 1;    /* the request body has left: read_timeout applies */
     unsigned body_complete : 1;  /* the whole request body is in pub.body */
     unsigned waiting_body : 1;   /* a plugin needs the body: access waits for it */
@@ -87,8 +86,9 @@ static inline struct proxy_request *proxy_of(struct gw_request *r)
 void gw_proxy_continue(struct proxy_request *rq);
 /* Sends the early answer prepared by gw_respond*. */
 void gw_proxy_send_early(struct proxy_request *rq);
-/* The core's own error answer (no plugin's response hooks), as for a
- * plugin that failed in access. */
+/* The core's own error answer (400, 413, 500, 502, 503, 504...), sent as
+ * an early answer: the plugins' response_headers hooks and the log phase
+ * run, the response_body hooks do not. */
 void gw_proxy_core_error(struct proxy_request *rq, int status, const char *message);
 /* Drain timeout: answer 503 (or cut a started stream) and end the request. */
 void gw_proxy_shutdown_request(struct proxy_request *rq);

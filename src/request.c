@@ -3,6 +3,7 @@
  * The request API plugins call (include/gw_request.h).
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "client_conn.h"
 #include "gw_arena.h"
@@ -129,7 +129,7 @@ int gw_respond(struct gw_request *r, int status, const char *content_type, const
     struct proxy_request *rq = proxy_of(r);
     r->status = status;
     rq->early_content_type = content_type ? gw_strdup(r->arena, content_type) : NULL;
-    if (!rq->early_body) rq->early_body = evbuffer_new();
+    if (!rq->early_body) rq->early_body = gw_oom_check(evbuffer_new());
     evbuffer_drain(rq->early_body, evbuffer_get_length(rq->early_body));
     if (len) evbuffer_add(rq->early_body, body, len);
     return GW_DONE;
@@ -174,6 +174,14 @@ int gw_respond_openai_error(struct gw_request *r, int status, const char *type, 
 void gw_request_resume(struct gw_request *r, int rc)
 {
     struct proxy_request *rq = proxy_of(r);
+    /* A plugin that resumes twice, or without having returned GW_AGAIN: going
+     * on would run the rest of the chain, or free the request, once more. */
+    assert(rq->suspended && "gw_request_resume on a request that is not suspended");
+    if (!rq->suspended) {
+        gw_warn("request_id=%s gw_request_resume on a request that is not suspended: ignored",
+                r->id);
+        return;
+    }
     rq->suspended = 0;
     if (rq->client_gone) {
         gw_proxy_finish(rq);

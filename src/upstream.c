@@ -16,9 +16,19 @@
 
 #include <event2/event.h>
 
+#include "gw_arena.h"
 #include "gw_log.h"
 #include "gw_num_text.h"
 #include "worker.h"
+
+/* Idle upstream connections kept for reuse, per worker (curl closes the
+ * oldest past it): Kong's upstream_keepalive_pool_size is 512 per upstream
+ * and worker; 256 in all covers a worker's share of many upstreams without
+ * keeping thousands of descriptors. */
+#define UPSTREAM_POOL_MAX 256
+/* Reset easy handles kept for reuse, per worker: about the most transfers
+ * a worker has had at once; past it, finished handles are freed. */
+#define EASY_POOL_MAX 1024
 
 /* The sweep of idle connections ("idle connections" below). */
 #define SWEEP_SOON_MS 1100 /* curl prunes its cache once a second at most */
@@ -127,7 +137,7 @@ static void watch(struct gw_worker *w, struct sock_watch *sw, curl_socket_t s, s
 {
     if (sw->kind == kind) return;
     if (!sw->ev) {
-        sw->ev = event_new(w->base, s, kind, socket_event_cb, w);
+        sw->ev = gw_oom_check(event_new(w->base, s, kind, socket_event_cb, w));
     } else {
         if (sw->kind) event_del(sw->ev);
         event_assign(sw->ev, w->base, s, kind, socket_event_cb, w);
@@ -274,8 +284,7 @@ int gw_upstream_init(struct gw_worker *w)
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-    /* Idle upstream connections kept for reuse, per worker. */
-    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_POOL_MAX);
     /* Multiplex HTTP/2 upstream requests over one connection. */
     curl_multi_setopt(w->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     return 0;
@@ -407,7 +416,7 @@ static void forget_easy(struct gw_worker *w, CURL *easy)
 void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
 {
     if (w->n_easy_pool == w->cap_easy_pool) {
-        if (w->cap_easy_pool >= 1024) {
+        if (w->cap_easy_pool >= EASY_POOL_MAX) {
             forget_easy(w, easy);
             curl_easy_cleanup(easy);
             return;

@@ -5,9 +5,11 @@
  *
  * One chained hash table under one mutex: a check is a few lookups and
  * increments, far shorter than any contention it could cause. Entries die
- * with their period; expired ones are swept when the table would grow, and
- * every check sweeps a few more buckets in turn, so memory follows the live
- * identifiers and no check ever holds the lock for a whole-table sweep.
+ * with their period; every check sweeps a few more buckets in turn, and an
+ * insert that finds the table full sweeps all of it (under the lock) before
+ * it grows, so memory follows the live identifiers. That whole-table sweep
+ * comes at most once per n_buckets / 2 inserts: its cost, amortised, is a
+ * few buckets per insert, but the one check that pays it waits longer.
  */
 #include <pthread.h>
 #include <stdlib.h>

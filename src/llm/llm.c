@@ -81,9 +81,16 @@ int gw_json_tokens(const cJSON *obj, const char *key, double *out)
  * sscanf to check the round trip: callgrind put that at ~10% of the
  * instructions of an ai-proxy request (six numbers a request). Integers
  * are printed here instead: for the print only, they become raw nodes
- * (flagged as references, so cJSON never frees our text), then go back. */
+ * (flagged as references, so cJSON never frees our text), then go back
+ * with their whole type: flags such as cJSON_StringIsConst (the key is not
+ * cJSON's to free) must survive the print. */
+struct int_node {
+    cJSON *node;
+    int type;
+    char *valuestring;
+};
 struct int_nodes {
-    cJSON **v;
+    struct int_node *v;
     size_t n, cap;
 };
 
@@ -104,14 +111,14 @@ static void ints_to_raw(struct gw_arena *a, cJSON *node, struct int_nodes *out)
             if (d >= -1e15 && d <= 1e15 && d == (double)(long long)d) {
                 if (out->n == out->cap) {
                     size_t cap = out->cap ? out->cap * 2 : 16;
-                    cJSON **v = gw_alloc(a, cap * sizeof(*v));
+                    struct int_node *v = gw_alloc(a, cap * sizeof(*v));
                     if (out->n) memcpy(v, out->v, out->n * sizeof(*v));
                     out->v = v;
                     out->cap = cap;
                 }
-                out->v[out->n++] = c;
+                out->v[out->n++] = (struct int_node){c, c->type, c->valuestring};
                 c->valuestring = print_int(a, (long long)d);
-                c->type = cJSON_Raw | cJSON_IsReference;
+                c->type = cJSON_Raw | cJSON_IsReference | (c->type & cJSON_StringIsConst);
             }
         } else if (c->child) {
             ints_to_raw(a, c->child, out);
@@ -122,8 +129,8 @@ static void ints_to_raw(struct gw_arena *a, cJSON *node, struct int_nodes *out)
 static void raw_to_ints(struct int_nodes *nodes)
 {
     for (size_t i = 0; i < nodes->n; i++) {
-        nodes->v[i]->type = cJSON_Number;
-        nodes->v[i]->valuestring = NULL;
+        nodes->v[i].node->type = nodes->v[i].type;
+        nodes->v[i].node->valuestring = nodes->v[i].valuestring;
     }
 }
 
@@ -357,8 +364,9 @@ void gw_llm_emit_raw(struct evbuffer *out, const char *data, size_t len)
 void gw_llm_emit_json(struct evbuffer *out, const cJSON *chunk)
 {
     /* Through gw_json_print for its integer printing; the scratch arena
-     * comes from the thread's cache, so this costs no malloc. */
-    struct gw_arena *scratch = gw_arena_new(2048);
+     * comes from the thread's cache (its size is the cached one), so this
+     * costs no malloc unless the chunk outgrows the first block. */
+    struct gw_arena *scratch = gw_arena_new(GW_ARENA_CACHED_BLOCK);
     size_t n;
     char *s = gw_json_print(scratch, chunk, &n);
     gw_llm_emit_raw(out, s, n);
@@ -704,7 +712,7 @@ void gw_llm_reply_to_chunks(struct gw_llm_call *c, const cJSON *reply, struct ev
     const char *id = gw_json_str(reply, "id");
     const char *model = gw_json_str(reply, "model");
     if (id && !c->chunk_id) c->chunk_id = gw_strdup(c->arena, id);
-    if (model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
+    if (model && *model && !c->response_model) c->response_model = gw_strdup(c->arena, model);
     double created;
     if (gw_json_num(reply, "created", &created)) c->created = (long)created;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(reply, "choices");

@@ -153,13 +153,30 @@ static void test_auth(void)
     ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
     CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "client-own");
     req_free(&f);
-    /* ...and without one the configured key is used. */
+    /* ...so does its Bearer key when the configured header is the
+     * provider's own (the Anthropic SDK 1.x sends its key as Bearer)... */
     req_init(&f, NULL);
     gw_headers_add(&f.h, "Authorization", "Bearer other-form");
     up = upstream(f.r.arena, "http://u/v1/messages", "{}");
     ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
-    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "conf-key");
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "other-form");
     CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
+    req_free(&f);
+    /* ...but not for another header; without one the configured key is used. */
+    struct ai_proxy_auth custom = {
+        .header_name = "X-Gateway-Key", .header_value = "conf-key", .allow_override = 1};
+    req_init(&f, NULL);
+    gw_headers_add(&f.h, "Authorization", "Bearer other-form");
+    up = upstream(f.r.arena, "http://u/v1/messages", "{}");
+    ai_proxy_apply_auth(&f.r, &custom, anthropic, &up);
+    CHECK_STR(gw_headers_get(&f.h, "X-Gateway-Key"), "conf-key");
+    CHECK(gw_headers_get(&f.h, "Authorization") == NULL);
+    CHECK(gw_headers_get(&f.h, "x-api-key") == NULL);
+    req_free(&f);
+    req_init(&f, NULL);
+    up = upstream(f.r.arena, "http://u/v1/messages", "{}");
+    ai_proxy_apply_auth(&f.r, &hdr, anthropic, &up);
+    CHECK_STR(gw_headers_get(&f.h, "x-api-key"), "conf-key");
     req_free(&f);
 
     /* Query parameter: appended (encoded) after an existing query. */
