@@ -55,6 +55,8 @@ static void status_cb(struct evhttp_request *req, struct gw_server *srv)
     cJSON_AddNumberToObject(o, "uptime_seconds",
                             (double)((gw_now_us() - srv->started_us) / 1000000));
     cJSON_AddNumberToObject(o, "workers", srv->n_workers);
+    /* A stop drains first: a probe sees it here while the answers leave. */
+    cJSON_AddStringToObject(o, "state", srv->stopping ? "draining" : "running");
     cJSON *c = cJSON_AddObjectToObject(o, "config");
     char when[32];
     iso8601(when, sizeof(when), srv->snapshot->loaded_at);

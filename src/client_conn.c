@@ -30,11 +30,11 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "client_conn.h"
 #include "gw_arena.h"
 #include "gw_headers.h"
+#include "gw_json.h"
 #include "gw_log.h"
 #include "http1.h"
 #include "gw_num_text.h"
@@ -108,7 +108,8 @@ static void conn_free(struct gw_conn *c)
 /* Input is read into the worker's buffer; a connection keeps bytes of its
  * own only when some are left over after processing (a head cut by the
  * read, a pipelined request). An idle keep-alive connection thus holds no
- * input buffer at all: about 1 KiB per connection instead of 8. */
+ * input buffer at all: about 1 KiB (its struct with four events, an empty
+ * output buffer) instead of a 64 KiB read buffer each. */
 static void conn_release_input(struct gw_conn *c)
 {
     char *shared = c->worker->read_buf;
@@ -385,9 +386,11 @@ static char *put(char *p, const char *s, size_t n)
 
 /* The status line and headers, serialised into one reserved extent of
  * `out`: one pass to size it, one to fill it, no printf. content_length
- * >= 0 adds that header (whole answers); -1 keeps the caller's. */
-static void write_head(struct gw_conn *c, int status, const struct gw_headers *headers, int no_body,
-                       long long content_length)
+ * >= 0 adds that header (whole answers); -1 keeps the caller's. -1 when
+ * `out` cannot take the head: the caller closes the connection, as a body
+ * without its head would be read as garbage. */
+static int write_head(struct gw_conn *c, int status, const struct gw_headers *headers, int no_body,
+                      long long content_length)
 {
     const char *connection = NULL, *length = NULL;
     int has_date = 0;
@@ -428,7 +431,7 @@ static void write_head(struct gw_conn *c, int status, const struct gw_headers *h
     need += 128; /* Date, Connection, Transfer-Encoding, Content-Length */
 
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(c->out, (ev_ssize_t)need, &v, 1) < 1) return;
+    if (evbuffer_reserve_space(c->out, (ev_ssize_t)need, &v, 1) < 1) return -1;
     char *p = v.iov_base;
     const char *reason = reason_phrase(status);
     char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
@@ -483,7 +486,7 @@ static void write_head(struct gw_conn *c, int status, const struct gw_headers *h
     }
     p = put(p, "\r\n", 2);
     v.iov_len = (size_t)(p - (char *)v.iov_base);
-    evbuffer_commit_space(c->out, &v, 1);
+    return evbuffer_commit_space(c->out, &v, 1);
 }
 
 /* The answer is handed over: the request no longer hears from us. A body
@@ -501,7 +504,11 @@ void gw_conn_reply_head(struct gw_conn *c, int status, const struct gw_headers *
                         int no_body)
 {
     if (!c || c->dead || c->reply_done) return;
-    write_head(c, status, headers, no_body, -1);
+    if (write_head(c, status, headers, no_body, -1) < 0) {
+        gw_error("client %s:%d: no room for the answer's head: closing", c->peer, c->peer_port);
+        conn_close_later(c); /* the request hears the client is gone */
+        return;
+    }
     /* Not written yet: the first body bytes usually come in the same read
      * from the upstream and then leave with the head in one writev. If
      * they do not, the head goes at the end of this loop iteration. */
@@ -548,7 +555,14 @@ void gw_conn_reply(struct gw_conn *c, int status, const struct gw_headers *heade
 {
     if (!c || c->dead || c->reply_done) return;
     size_t n = body ? evbuffer_get_length(body) : 0;
-    write_head(c, status, headers, no_body, no_body ? -1 : (long long)n);
+    if (write_head(c, status, headers, no_body, no_body ? -1 : (long long)n) < 0) {
+        gw_error("client %s:%d: no room for the answer's head: closing", c->peer, c->peer_port);
+        /* The answer was handed over: its request does not hear of this. */
+        c->current = NULL;
+        c->body = NULL;
+        conn_close_later(c);
+        return;
+    }
     if (n && !no_body) evbuffer_add_buffer(c->out, body);
     c->reply_done = 1;
     conn_detach(c);
@@ -577,8 +591,17 @@ static void reply_error(struct gw_conn *c, int status, const char *why)
 {
     char id[33];
     gw_request_id_new(id);
-    char json[320];
-    int n = snprintf(json, sizeof(json), "{\"message\":\"%s\",\"request_id\":\"%s\"}", why, id);
+    /* `why` is a static message of ours, escaped all the same so that no
+     * message can break the JSON; n is clamped as snprintf may cut. */
+    char esc[256], json[320];
+    if (gw_json_escaped_len(why) < sizeof(esc)) {
+        *gw_json_escape_to(esc, why) = '\0';
+    } else {
+        strcpy(esc, "malformed request");
+    }
+    int n = snprintf(json, sizeof(json), "{\"message\":\"%s\",\"request_id\":\"%s\"}", esc, id);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof(json)) n = (int)sizeof(json) - 1;
     /* The access line of a request that never became one: the same level
      * (scanners send many; --log-level warn must silence them too). */
     gw_info("request_id=%s client=%s status=%d error=\"%s\"", id, c->peer, status, why);
@@ -587,7 +610,7 @@ static void reply_error(struct gw_conn *c, int status, const char *why)
     gw_headers_init(&h, a);
     gw_headers_add_ref(&h, "Content-Type", 12, "application/json; charset=utf-8", 31);
     gw_headers_add_ref(&h, "X-Sluice-Request-Id", 19, id, 32);
-    struct evbuffer *b = evbuffer_new();
+    struct evbuffer *b = gw_oom_check(evbuffer_new());
     evbuffer_add(b, json, (size_t)n);
     /* Whatever else was read is dropped; what the client still sends is
      * read and dropped until it closes (lingering close), so that the
@@ -868,7 +891,12 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
          * body buffer, no copy through the input buffer. */
         size_t want = c->body_left < 65536 ? (size_t)c->body_left : 65536;
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(c->body, (ev_ssize_t)want, &v, 1) < 1) return;
+        if (evbuffer_reserve_space(c->body, (ev_ssize_t)want, &v, 1) < 1) {
+            /* Returning with nothing read would spin: the read event is
+             * level-triggered and persistent. */
+            conn_close_later(c);
+            return;
+        }
         n = read(c->fd, v.iov_base, want);
         if (n > 0) {
             v.iov_len = (size_t)n;
@@ -979,7 +1007,7 @@ static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storag
     c->worker = w;
     c->local_port = l->port;
     c->serial = atomic_fetch_add_explicit(&next_serial, 1, memory_order_relaxed) + 1;
-    c->out = evbuffer_new();
+    c->out = gw_oom_check(evbuffer_new());
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof(c->peer));
@@ -1048,10 +1076,26 @@ void gw_conn_accept_cb(evutil_socket_t listen_fd, short what, void *arg)
 
 /* --- drain and stop ----------------------------------------------------- */
 
+/* Bytes of a request head not yet complete: the client is mid-request,
+ * and closing now would lose a request it cannot safely send again. */
+static int head_begun(const struct gw_conn *c)
+{
+    return !c->in_request && !c->lingering && c->in_len > c->in_pos;
+}
+
 void gw_conn_close_idle(struct gw_worker *w)
 {
     for (struct gw_conn *c = w->conns; c; c = c->next)
-        if (!c->in_request && !c->writing && !evbuffer_get_length(c->out)) conn_close_later(c);
+        if (!c->in_request && !c->writing && !evbuffer_get_length(c->out) && !head_begun(c))
+            conn_close_later(c);
+}
+
+size_t gw_conn_heads_begun(const struct gw_worker *w)
+{
+    size_t n = 0;
+    for (const struct gw_conn *c = w->conns; c; c = c->next)
+        if (!c->dead && head_begun(c)) n++;
+    return n;
 }
 
 void gw_conn_close_all(struct gw_worker *w)

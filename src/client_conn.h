@@ -79,8 +79,11 @@ struct gw_conn {
 
 /* worker.c: a listening socket's read event. */
 void gw_conn_accept_cb(int listen_fd, short what, void *listener);
-/* Drain: close connections with no request in progress and nothing to send. */
+/* Drain: close connections with no request in progress, nothing to send
+ * and no request head begun (those are answered, then closed). */
 void gw_conn_close_idle(struct gw_worker *w);
+/* Connections whose next request head has begun to arrive. */
+size_t gw_conn_heads_begun(const struct gw_worker *w);
 /* Stop: close every connection (their requests were ended before). */
 void gw_conn_close_all(struct gw_worker *w);
 /* Bytes waiting to be written, over all connections. */

@@ -11,16 +11,19 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/thread.h>
 
+#include "gw_arena.h"
 #include "gw_log.h"
 #include "json_alloc.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "sluice.h"
 
-static struct gw_config *load_config(const char *file, int quiet_ok)
+/* How often the main loop looks whether every worker has ended its drain. */
+#define STOP_CHECK_US 20000
+
+static struct gw_config *load_config(const char *file)
 {
     struct gw_errlist errs = {0};
     struct gw_config *cfg = gw_config_load_file(file, &errs);
@@ -30,7 +33,6 @@ static struct gw_config *load_config(const char *file, int quiet_ok)
         gw_error("%s: %zu error%s in configuration", file, errs.n, errs.n == 1 ? "" : "s");
     }
     gw_errlist_free(&errs);
-    (void)quiet_ok;
     return cfg;
 }
 
@@ -38,7 +40,7 @@ static void reload(struct gw_server *srv)
 {
     gw_sd_notify_reloading();
     gw_notice("reloading %s", srv->settings.config_file);
-    struct gw_config *cfg = load_config(srv->settings.config_file, 0);
+    struct gw_config *cfg = load_config(srv->settings.config_file);
     if (!cfg) {
         gw_error("reload refused: still serving config sha256=%s", srv->snapshot->cfg->sha256);
         gw_sd_notify("READY=1");
@@ -77,6 +79,18 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     gw_sd_notify("STOPPING=1");
     for (unsigned i = 0; i < srv->n_workers; i++)
         gw_worker_post_drain(&srv->workers[i]);
+    /* This loop keeps running while the workers drain: the admin listener
+     * answers (/status shows the drain), a probe does not hang on it. */
+    struct timeval every = {0, STOP_CHECK_US};
+    event_add(srv->stop_check, &every);
+}
+
+static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct gw_server *srv = arg;
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        if (!atomic_load(&srv->workers[i].exited)) return;
     event_base_loopbreak(srv->base);
 }
 
@@ -128,24 +142,25 @@ int main(int argc, char **argv)
     }
     evthread_use_pthreads();
 
-    struct gw_config *cfg = load_config(srv.settings.config_file, 0);
+    struct gw_config *cfg = load_config(srv.settings.config_file);
     if (!cfg) return 1;
     srv.snapshot = gw_snapshot_build(cfg, ++srv.generation);
     srv.started_us = gw_now_us();
-    srv.base = event_base_new();
+    srv.base = gw_oom_check(event_base_new());
 
     srv.n_workers = (unsigned)srv.settings.workers;
-    srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
+    srv.workers = gw_oom_check(calloc(srv.n_workers, sizeof(*srv.workers)));
     for (unsigned i = 0; i < srv.n_workers; i++)
         if (gw_worker_init(&srv.workers[i], i, &srv.settings, srv.snapshot) < 0) return 1;
     if (gw_admin_start(&srv) < 0) return 1;
     if (srv.settings.pid_file && write_pid_file(srv.settings.pid_file) < 0) return 1;
 
-    struct event *sig_hup = evsignal_new(srv.base, SIGHUP, signal_cb, &srv);
-    struct event *sig_term = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
-    struct event *sig_int = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
-    struct event *sig_usr1 = evsignal_new(srv.base, SIGUSR1, signal_cb, &srv);
-    struct event *sig_usr2 = evsignal_new(srv.base, SIGUSR2, signal_cb, &srv);
+    srv.stop_check = gw_oom_check(event_new(srv.base, -1, EV_PERSIST, stop_check_cb, &srv));
+    struct event *sig_hup = gw_oom_check(evsignal_new(srv.base, SIGHUP, signal_cb, &srv));
+    struct event *sig_term = gw_oom_check(evsignal_new(srv.base, SIGTERM, signal_cb, &srv));
+    struct event *sig_int = gw_oom_check(evsignal_new(srv.base, SIGINT, signal_cb, &srv));
+    struct event *sig_usr1 = gw_oom_check(evsignal_new(srv.base, SIGUSR1, signal_cb, &srv));
+    struct event *sig_usr2 = gw_oom_check(evsignal_new(srv.base, SIGUSR2, signal_cb, &srv));
     event_add(sig_hup, NULL);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
@@ -157,7 +172,15 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < srv.n_workers; i++)
         if (gw_worker_start(&srv.workers[i]) < 0) {
             gw_error("cannot start worker %u", i);
+            /* The workers already running stop as on SIGTERM before the
+             * process ends under them. */
+            for (unsigned j = 0; j < i; j++)
+                gw_worker_post_drain(&srv.workers[j]);
+            for (unsigned j = 0; j < i; j++)
+                gw_worker_join(&srv.workers[j]);
             gw_log_async_stop();
+            gw_admin_stop(&srv);
+            if (srv.settings.pid_file) unlink(srv.settings.pid_file);
             return 1;
         }
     char where[GW_LISTEN_TEXT_MAX];
@@ -171,7 +194,7 @@ int main(int argc, char **argv)
 
     event_base_dispatch(srv.base);
 
-    /* Draining: the workers stop accepting, finish what they have, exit. */
+    /* The workers have drained and ended (stop_check_cb): nothing waits. */
     for (unsigned i = 0; i < srv.n_workers; i++)
         gw_worker_join(&srv.workers[i]);
     gw_notice("stopped");
@@ -192,6 +215,7 @@ int main(int argc, char **argv)
     event_free(sig_int);
     event_free(sig_usr1);
     event_free(sig_usr2);
+    event_free(srv.stop_check);
     event_base_free(srv.base);
     gw_snapshot_unref(srv.snapshot);
     free(srv.workers);

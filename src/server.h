@@ -32,6 +32,7 @@ struct gw_server {
     uint64_t started_us; /* gw_now_us() (monotonic): uptime survives clock steps */
     uint64_t generation;
     int stopping;
+    struct event *stop_check; /* while stopping: have the workers all ended? */
 };
 
 int gw_admin_start(struct gw_server *srv);

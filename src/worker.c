@@ -85,7 +85,8 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_worker *w = arg;
     long busy = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
-    if ((busy == 0 && !gw_conn_unflushed(w)) || gw_now_us() >= w->drain_deadline_us) {
+    int idle = busy == 0 && !gw_conn_unflushed(w) && !gw_conn_heads_begun(w);
+    if (idle || gw_now_us() >= w->drain_deadline_us) {
         if (busy) gw_warn("drain timeout: dropping %ld requests in flight", busy);
         event_base_loopbreak(w->base);
     }
@@ -103,7 +104,7 @@ static void start_drain(struct gw_worker *w)
     event_del(&w->accept_resume);
     gw_conn_close_idle(w);
     w->drain_deadline_us = gw_now_us() + (uint64_t)w->settings->drain_timeout * 1000000u;
-    w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
+    w->drain_timer = gw_oom_check(event_new(w->base, -1, EV_PERSIST, drain_check_cb, w));
     struct timeval tv = {0, 100 * 1000};
     event_add(w->drain_timer, &tv);
     drain_check_cb(-1, 0, w);
@@ -189,25 +190,39 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
     w->base = event_base_new();
     if (!w->base) return -1;
     w->read_buf = malloc(GW_CONN_READ_BUF);
-    if (!w->read_buf) return -1;
+    if (!w->read_buf) goto fail;
     evtimer_assign(&w->accept_resume, w->base, accept_resume_cb, w);
     struct timeval client_tv = {settings->client_timeout, 0};
     w->client_timeout = event_base_init_common_timeout(w->base, &client_tv);
     for (size_t i = 0; i < settings->n_proxy; i++) {
         struct gw_listener *l = &w->listeners[i];
         l->fd = listen_socket(&settings->proxy[i], id == 0);
-        if (l->fd < 0) return -1;
+        if (l->fd < 0) goto fail;
         l->worker = w;
         l->port = atoi(settings->proxy[i].port);
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, gw_conn_accept_cb, l);
         event_add(&l->ev, NULL);
         w->n_listeners++;
     }
-    if (gw_upstream_init(w) < 0) return -1;
-    w->notify = event_new(w->base, -1, 0, notify_cb, w);
+    if (gw_upstream_init(w) < 0) goto fail;
+    w->notify = gw_oom_check(event_new(w->base, -1, 0, notify_cb, w));
     gw_snapshot_ref(snap);
     w->snapshot = snap;
     return 0;
+
+fail:
+    /* Nothing of a worker that failed to set up stays open or allocated. */
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        event_del(&w->listeners[i].ev);
+        close(w->listeners[i].fd);
+    }
+    w->n_listeners = 0;
+    gw_upstream_cleanup(w);
+    free(w->read_buf);
+    w->read_buf = NULL;
+    event_base_free(w->base);
+    w->base = NULL;
+    return -1;
 }
 
 static void run_worker_exit_hooks(void)
@@ -260,6 +275,7 @@ static void *worker_main(void *arg)
     w->snapshot = NULL;
     event_base_free(w->base);
     gw_arena_release_cache();
+    atomic_store(&w->exited, 1);
     return NULL;
 }
 

@@ -56,6 +56,7 @@ struct gw_worker {
     struct event *notify;
     _Atomic(struct gw_snapshot *) pending_snapshot;
     atomic_int drain_requested;
+    atomic_int exited;            /* set by the worker thread as it ends: join will not wait */
     struct gw_snapshot *snapshot; /* the worker's reference */
     int draining;
     uint64_t drain_deadline_us;
