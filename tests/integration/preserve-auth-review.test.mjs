@@ -224,7 +224,10 @@ describe('ai-proxy preserve, auth and templates (review)', { skip: binaryMissing
     assert.equal(rec.path, '/v1/messages');
     assert.equal(rec.headers['x-api-key'], SECRET.anthropic);
     assert.ok(!JSON.stringify(rec.rawHeaders).includes(SECRET.client), 'the SDK\'s own key is not forwarded');
-    assert.equal(rec.headers['anthropic-version'], '2023-06-01');
+    // No anthropic_version configured: the SDK's own version is kept (the
+    // default only fills in for a client that sent none).
+    assert.match(rec.headers['anthropic-version'], /^\d{4}-\d{2}-\d{2}$/);
+    assert.notEqual(rec.headers['anthropic-version'], '2023-06-01');
     const f = await accessLog(sl, response.headers.get('x-sluice-request-id'), { from: mark });
     assert.equal(Number(f.fields['ai.prompt_tokens']), 12);
     assert.equal(Number(f.fields['ai.completion_tokens']), 4);
