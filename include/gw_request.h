@@ -81,8 +81,9 @@ struct gw_request {
     size_t upstream_body_len;
     long connect_timeout_ms, read_timeout_ms, write_timeout_ms;
     /* Set in access by a plugin that reads the reply (ai-proxy translates
-     * it): the core asks for the content codings libcurl can undo and
-     * hands the plugins the decoded body. The upstream's Content-Encoding
+     * it): the core sends no Accept-Encoding, and a reply that comes
+     * compressed all the same (RFC 9110 12.5.3 allows it) is decoded
+     * before the plugins see it. The upstream's Content-Encoding
      * and Content-Length then describe bytes the client never gets: the
      * plugin drops them. */
     int upstream_decoded;

@@ -974,6 +974,11 @@ static void build_upstream_headers(struct proxy_request *rq)
      * (its Content-Type for a body is application/x-www-form-urlencoded). */
     if (!has_accept) append_upstream_line(rq, (char *)"Accept:");
     append_upstream_line(rq, (char *)"Expect:");
+    /* A reply read by a plugin is decoded whatever its coding (see
+     * upstream_decoded), but no coding is asked for: LLM replies are small,
+     * and the header would cost libcurl ~6k instructions a request (its
+     * printf engine writes heads a character at a time; callgrind). */
+    if (r->upstream_decoded) append_upstream_line(rq, (char *)"Accept-Encoding:");
     const char *method = r->upstream_method ? r->upstream_method : r->method;
     int body = r->upstream_body || rq->json_dirty || !rq->body_complete ||
                evbuffer_get_length(r->body) > 0 || strcmp(method, "POST") == 0 ||
@@ -1071,7 +1076,8 @@ static int setup_transfer(struct proxy_request *rq)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->upstream_headers);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
-    /* "": every coding this libcurl decodes (gzip, deflate, br, zstd). */
+    /* "": decode every coding this libcurl knows (gzip, deflate, br, zstd);
+     * its Accept-Encoding line is suppressed (build_upstream_headers). */
     if (r->upstream_decoded) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     long verify = r->service ? r->service->tls_verify : 1;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);

@@ -457,13 +457,12 @@ describe('a hostile upstream', { skip: binaryMissing() }, () => {
 
   // --- ai-proxy --------------------------------------------------------------
 
-  test('ai-proxy: the client\'s Accept-Encoding is not sent to the provider; the gateway names the codings it decodes itself', async () => {
-    const r = await exchange(sl.proxyPort, rawPost('/oai', 'json', chatBody(), 'Accept-Encoding: compress\r\n'));
+  test('ai-proxy: the client\'s Accept-Encoding is not sent to the provider, nor any other (a compressed reply is decoded all the same)', async () => {
+    const r = await exchange(sl.proxyPort, rawPost('/oai', 'json', chatBody(), 'Accept-Encoding: gzip, br\r\n'));
     assert.equal(r.status, 200);
     const req = up.conns.flatMap((c) => c.reqs).filter((q) => q.name === 'json').at(-1);
     assert.ok(req, 'the provider got the request');
-    assert.doesNotMatch(req.fields['accept-encoding'] ?? '', /compress(?!\w)/, 'not the client\'s value');
-    assert.match(req.fields['accept-encoding'] ?? '', /\bgzip\b/);
+    assert.equal(req.fields['accept-encoding'], undefined);
   });
 
   for (const route of ['/oai', '/ant']) {

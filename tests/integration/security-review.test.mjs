@@ -201,9 +201,9 @@ describe('security review', { skip: binaryMissing() }, () => {
 
   test('upstream gzip bomb on an AI route: inflated no further than the 64 MiB bound of a read reply, an error, the client\'s Accept-Encoding not passed on', async () => {
     const n = R.requests.length;
-    const r = await postJson(port, '/gzipbomb', { messages: userMsg('b') }, { headers: { 'accept-encoding': 'compress' } });
+    const r = await postJson(port, '/gzipbomb', { messages: userMsg('b') }, { headers: { 'accept-encoding': 'gzip, deflate' } });
     assert.equal(newSince(n).length, 1);
-    assert.doesNotMatch(newSince(n)[0].headers['accept-encoding'] ?? '', /compress(?!\w)/);
+    assert.equal(newSince(n)[0].headers['accept-encoding'], undefined);
     assert.equal(r.status, 502, r.text.slice(0, 300));
     assert.ok(r.body.length < 1024 * 1024, `reply ${r.body.length} bytes`);
     await alive();
