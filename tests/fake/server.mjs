@@ -13,7 +13,8 @@
 // Paths are dispatched to a provider (openai, azure, anthropic, ollama,
 // llama2) or to the plain upstream (plain.mjs); fault injection is in emit.mjs.
 // A path prefix /noauth skips the provider's API-key check (for
-// OpenAI-compatible servers that have none).
+// OpenAI-compatible servers that have none) and, like those servers, the
+// OpenAI fake's refusal of request fields api.openai.com does not know.
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 
@@ -68,9 +69,11 @@ export async function startFake({ port = 0, host = '127.0.0.1', requireAuth = tr
     const { body, complete } = await readBody(req);
     let path = url.pathname;
     let auth = requireAuth;
+    let compat = false;
     if (path === '/noauth' || path.startsWith('/noauth/')) {
       path = path.slice('/noauth'.length) || '/';
       auth = false;
+      compat = true;
     }
     let parsed;
     let jsonError = null;
@@ -120,7 +123,7 @@ export async function startFake({ port = 0, host = '127.0.0.1', requireAuth = tr
     const ctx = {
       req, method: req.method, url: req.url, path, query: url.searchParams, headers: req.headers,
       rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, body, json: parsed, jsonError,
-      requireAuth: auth, socket: req.socket, remoteAddress: req.socket.remoteAddress,
+      requireAuth: auth, compat, socket: req.socket, remoteAddress: req.socket.remoteAddress,
       faults: parseFaults(req, url.searchParams),
     };
     const provider = PROVIDERS.find((p) => p.match(path));

@@ -726,7 +726,7 @@ describe('ai-proxy through the daemon (non-streaming)', { skip: binaryMissing() 
   describe('preserve', () => {
     test('OpenAI: body passed through untouched both ways, usage and cost recorded', async () => {
       const m = marker('po');
-      const body = { model: 'gpt-4o-mini', messages: userMsg(`keep ${m}`), temperature: 0.5, custom_field: { a: 1 } };
+      const body = { model: 'gpt-4o-mini', messages: userMsg(`keep ${m}`), temperature: 0.5, logit_bias: { 1734: -100 } };
       const mark = sl.logMark();
       const r = await postJson(port, '/preserve-openai', body, { headers: bearer() });
       assert.equal(r.status, 200, r.text);

@@ -406,7 +406,7 @@ describe('prompt plugins through the daemon', { skip: binaryMissing() }, () => {
     assert.equal((await receivedWith(fake, m)).body, raw, 'plain route forwards the body untouched');
     // A template reference is just text on a route without the template plugin.
     const m2 = marker('scope-tmpl');
-    const tref = JSON.stringify({ model: MODEL, messages: [user('{template://developer-chat}')], properties: { program: m2 } });
+    const tref = JSON.stringify({ model: MODEL, messages: [user('{template://developer-chat}'), user(m2)] });
     const r2 = await post(port, '/chat', tref);
     assert.equal(r2.status, 200, r2.text.slice(0, 300));
     assert.equal((await receivedWith(fake, m2)).body, tref);

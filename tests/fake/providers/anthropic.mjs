@@ -1,6 +1,8 @@
 // Fake Anthropic Messages API (/v1/messages, JSON and the SSE event
-// sequence, tool_use) and the legacy Text Completions API (/v1/complete).
-// Like the real API it insists on x-api-key and anthropic-version.
+// sequence, tool_use) and the legacy Text Completions API (/v1/complete, JSON
+// and SSE). Like the real API it insists on x-api-key and anthropic-version,
+// refuses unknown request fields, roles other than user/assistant, and
+// temperature/top_p outside 0..1; error bodies carry request_id.
 import { json, sseFrame, SSE_HEADERS } from '../emit.mjs';
 import { contentText, countTokens, fakeId, pickTool, replyText, toolArguments, truncateWords, wordPieces } from '../text.mjs';
 
@@ -17,12 +19,41 @@ const ERROR_TYPES = {
   529: 'overloaded_error',
 };
 
-// {"type":"error","error":{"type","message"}}, plus the request-id header the real API sends.
+// {"type":"error","error":{"type","message"},"request_id":"req_..."}
+// (docs.anthropic.com/en/api/errors), the same id as the request-id header.
 export function anthropicError(status, message) {
   const type = ERROR_TYPES[status] || (status >= 500 ? 'api_error' : 'invalid_request_error');
-  const headers = { 'request-id': fakeId('req_') };
+  const requestId = fakeId('req_');
+  const headers = { 'request-id': requestId };
   if (status === 429) headers['retry-after'] = '1';
-  return json(status, { type: 'error', error: { type, message: message || `fake anthropic error ${status}` } }, headers);
+  return json(status, { type: 'error', error: { type, message: message || `fake anthropic error ${status}` }, request_id: requestId }, headers);
+}
+
+// The request fields of docs.anthropic.com/en/api/messages and /en/api/complete.
+// The API validates strictly: any other top-level field is
+// 400 "<field>: Extra inputs are not permitted".
+const MESSAGES_PARAMS = new Set([
+  'model', 'messages', 'max_tokens', 'container', 'context_management', 'mcp_servers', 'metadata', 'output_config',
+  'output_format', 'service_tier', 'stop_sequences', 'stream', 'system', 'temperature', 'thinking', 'tool_choice',
+  'tools', 'top_k', 'top_p',
+]);
+const COMPLETE_PARAMS = new Set([
+  'model', 'prompt', 'max_tokens_to_sample', 'metadata', 'stop_sequences', 'stream', 'temperature', 'top_k', 'top_p',
+]);
+
+function checkFields(body, known) {
+  for (const k of Object.keys(body)) {
+    if (!known.has(k)) return anthropicError(400, `${k}: Extra inputs are not permitted`);
+  }
+  // temperature: "Ranges from 0.0 to 1.0"; top_p likewise a probability.
+  for (const k of ['temperature', 'top_p']) {
+    const v = body[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number') return anthropicError(400, `${k}: Input should be a valid number`);
+    if (v < 0) return anthropicError(400, `${k}: Input should be greater than or equal to 0`);
+    if (v > 1) return anthropicError(400, `${k}: Input should be less than or equal to 1`);
+  }
+  return null;
 }
 
 // The current SDK sends its API key as "Authorization: Bearer", older
@@ -92,10 +123,13 @@ function messagesApi(ctx) {
   if (!body.model) return anthropicError(400, 'model: Field required');
   if (!Array.isArray(body.messages)) return anthropicError(400, 'messages: Field required');
   if (body.max_tokens === undefined) return anthropicError(400, 'max_tokens: Field required');
+  const badField = checkFields(body, MESSAGES_PARAMS);
+  if (badField) return badField;
   if (body.messages.length === 0) return anthropicError(400, 'messages: at least one message is required');
-  if (body.messages[0]?.role !== 'user' && body.messages[0]?.role !== 'assistant') {
-    return anthropicError(400, `messages.0.role: Input should be 'user' or 'assistant'`);
-  }
+  // Every message is "user" or "assistant": there is no "system" role (the
+  // system prompt is the top-level system field) and no "tool" role.
+  const badRole = body.messages.findIndex((m) => m?.role !== 'user' && m?.role !== 'assistant');
+  if (badRole >= 0) return anthropicError(400, `messages.${badRole}.role: Input should be 'user' or 'assistant'`);
   const ans = answer(body);
   let [text, stopReason, stopSequence] = limitText(ans.text, body);
   const content = [];
@@ -139,6 +173,11 @@ function messagesApi(ctx) {
 }
 
 // Legacy Text Completions: prompt "\n\nHuman: ...\n\nAssistant:".
+// docs.anthropic.com/en/api/prompt-validation: after light sanitizing (a
+// missing leading "\n\n" before "Human:", trailing spaces) the first turn
+// must be "\n\nHuman:" (a system text may precede it) and the last turn
+// "\n\nAssistant:". /en/api/streaming: stream: true answers SSE "completion"
+// events (a ping among them), the last one carrying stop_reason.
 function completeApi(ctx) {
   const bad = checkHeaders(ctx);
   if (bad) return bad;
@@ -146,9 +185,27 @@ function completeApi(ctx) {
   if (!body.model) return anthropicError(400, 'model: Field required');
   if (typeof body.prompt !== 'string') return anthropicError(400, 'prompt: Field required');
   if (body.max_tokens_to_sample === undefined) return anthropicError(400, 'max_tokens_to_sample: Field required');
-  const m = /Human:\s*([\s\S]*?)\s*(?:\n\nAssistant:\s*)?$/.exec(body.prompt);
-  const [text, cut] = truncateWords(replyText(m ? m[1] : body.prompt), body.max_tokens_to_sample);
-  return json(200, { type: 'completion', id: fakeId('compl_'), completion: ` ${text}`, stop_reason: cut ? 'max_tokens' : 'stop_sequence', model: body.model, stop: cut ? null : '\n\nHuman:', log_id: fakeId('') });
+  const badField = checkFields(body, COMPLETE_PARAMS);
+  if (badField) return badField;
+  const prompt = (body.prompt.startsWith('Human:') ? `\n\n${body.prompt}` : body.prompt).replace(/ +$/, '');
+  const turns = [...prompt.matchAll(/\n\n(Human|Assistant):/g)].map((t) => t[1]);
+  if (turns[0] !== 'Human') return anthropicError(400, 'prompt must start with "\\n\\nHuman:" turn');
+  if (turns.at(-1) !== 'Assistant') return anthropicError(400, 'prompt must end with "\\n\\nAssistant:" turn');
+  const m = /Human:\s*([\s\S]*?)\s*(?:\n\nAssistant:\s*)?$/.exec(prompt);
+  const [text, cut] = truncateWords(replyText(m ? m[1] : prompt), body.max_tokens_to_sample);
+  const stopReason = cut ? 'max_tokens' : 'stop_sequence';
+  if (!body.stream) {
+    return json(200, { type: 'completion', id: fakeId('compl_'), completion: ` ${text}`, stop_reason: stopReason, model: body.model, stop: cut ? null : '\n\nHuman:', log_id: fakeId('') },
+      { 'request-id': fakeId('req_') });
+  }
+  const frames = [];
+  const ev = (completion, stop) => frames.push(sseFrame({ type: 'completion', completion, stop_reason: stop, model: body.model }, 'completion'));
+  wordPieces(text).forEach((piece, i) => {
+    ev(i === 0 ? ` ${piece}` : piece, null);
+    if (i === 0) frames.push(sseFrame({ type: 'ping' }, 'ping'));
+  });
+  ev('', stopReason);
+  return { status: 200, headers: { ...SSE_HEADERS, 'request-id': fakeId('req_') }, frames };
 }
 
 const ROUTES = { '/v1/messages': messagesApi, '/v1/complete': completeApi };

@@ -1,6 +1,9 @@
 // Fake OpenAI (and Azure OpenAI, and any OpenAI-compatible server): chat
 // completions (JSON and SSE, tool calls, stream_options.include_usage),
-// legacy completions and embeddings, with OpenAI's error objects.
+// legacy completions and embeddings, with OpenAI's error objects. Like the
+// real APIs it refuses request fields it does not know (but behind /noauth)
+// and stream_options without stream: true; Azure adds its content-filter
+// annotations and refuses stream_options on api-versions before 2024-09-01.
 import { json, sseFrame, SSE_HEADERS } from '../emit.mjs';
 import {
   contentText, countTokens, embeddingVector, fakeId, pickTool, replyText, toolArguments, truncateWords, wordPieces,
@@ -15,10 +18,60 @@ const ERROR_TYPES = {
 };
 
 // OpenAI's error body: {"error":{"message","type","param","code"}}.
-export function openaiError(status, message) {
+export function openaiError(status, message, param = null) {
   const [type, code] = ERROR_TYPES[status] || (status >= 500 ? ['server_error', null] : ['invalid_request_error', null]);
   const headers = status === 429 ? { 'retry-after': '1' } : {};
-  return json(status, { error: { message: message || `fake upstream error ${status}`, type, param: null, code } }, headers);
+  return json(status, { error: { message: message || `fake upstream error ${status}`, type, param, code } }, headers);
+}
+
+// The request fields of https://platform.openai.com/docs/api-reference/chat/create
+// and .../completions/create. api.openai.com refuses any other top-level field:
+// 400 "Unrecognized request argument supplied: <name>". OpenAI-compatible
+// servers (the /noauth prefix) take extra sampling fields such as top_k.
+const CHAT_PARAMS = new Set([
+  'messages', 'model', 'audio', 'frequency_penalty', 'function_call', 'functions', 'logit_bias', 'logprobs',
+  'max_completion_tokens', 'max_tokens', 'metadata', 'modalities', 'n', 'parallel_tool_calls', 'prediction',
+  'presence_penalty', 'prompt_cache_key', 'reasoning_effort', 'response_format', 'safety_identifier', 'seed',
+  'service_tier', 'stop', 'store', 'stream', 'stream_options', 'temperature', 'tool_choice', 'tools', 'top_logprobs',
+  'top_p', 'user', 'verbosity', 'web_search_options',
+]);
+// Azure OpenAI's own chat extensions (On Your Data, enhancements, Defender for Cloud).
+const AZURE_CHAT_PARAMS = new Set([...CHAT_PARAMS, 'data_sources', 'enhancements', 'user_security_context']);
+const COMPLETION_PARAMS = new Set([
+  'model', 'prompt', 'best_of', 'echo', 'frequency_penalty', 'logit_bias', 'logprobs', 'max_tokens', 'n',
+  'presence_penalty', 'seed', 'stop', 'stream', 'stream_options', 'suffix', 'temperature', 'top_p', 'user',
+]);
+// Azure api-versions before 2024-09-01(-preview) do not know stream_options
+// (Kong's default 2023-05-15 among them): 400 "Unrecognized request argument
+// supplied: stream_options". A version that is not a date (v1 "preview") is new.
+const AZURE_STREAM_OPTIONS_SINCE = '2024-09-01';
+
+// The request-field checks api.openai.com and Azure make before anything else.
+function checkFields(ctx, known, azureVersion) {
+  const body = ctx.json;
+  if (!ctx.compat) {
+    for (const k of Object.keys(body)) {
+      const tooOld = k === 'stream_options' && azureVersion && /^\d{4}-\d{2}-\d{2}/.test(azureVersion)
+        && azureVersion.slice(0, 10) < AZURE_STREAM_OPTIONS_SINCE;
+      if (!known.has(k) || tooOld) return openaiError(400, `Unrecognized request argument supplied: ${k}`);
+    }
+  }
+  // "stream_options: ... Only set this when you set stream: true."
+  if (body.stream_options != null && body.stream !== true) {
+    return openaiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+  }
+  return null;
+}
+
+// Azure's content filtering is on by default for every deployment: replies
+// carry its annotations (learn.microsoft.com .../openai/concepts/content-filter).
+const SAFE = { filtered: false, severity: 'safe' };
+const NOT_DETECTED = { filtered: false, detected: false };
+function promptFilterResults() {
+  return [{ prompt_index: 0, content_filter_results: { hate: SAFE, jailbreak: NOT_DETECTED, self_harm: SAFE, sexual: SAFE, violence: SAFE } }];
+}
+function contentFilterResults() {
+  return { hate: SAFE, protected_material_code: NOT_DETECTED, protected_material_text: NOT_DETECTED, self_harm: SAFE, sexual: SAFE, violence: SAFE };
 }
 
 // Azure's own error body for what its gateway rejects: {"error":{"code","message"}}.
@@ -93,8 +146,8 @@ function usageOf(promptTokens, completionTokens) {
   };
 }
 
-function chat(ctx, modelOverride) {
-  const bad = parseBody(ctx);
+function chat(ctx, modelOverride, azureVersion) {
+  const bad = parseBody(ctx) || checkFields(ctx, azureVersion ? AZURE_CHAT_PARAMS : CHAT_PARAMS, azureVersion);
   if (bad) return bad;
   const body = ctx.json;
   const model = modelOverride || body.model;
@@ -123,17 +176,30 @@ function chat(ctx, modelOverride) {
     for (let i = 0; i < n; i++) {
       const message = { role: 'assistant', content: text, refusal: null, annotations: [] };
       if (toolCalls) message.tool_calls = toolCalls;
-      choices.push({ index: i, message, logprobs: null, finish_reason: finish });
+      const choice = { index: i, message, logprobs: null, finish_reason: finish };
+      if (azureVersion) choice.content_filter_results = contentFilterResults();
+      choices.push(choice);
     }
-    return json(200, {
+    const reply = {
       id, object: 'chat.completion', created, model, choices,
       usage: usageOf(ans.promptTokens, completionTokens * n), service_tier: 'default', system_fingerprint: 'fp_fake',
-    });
+    };
+    if (azureVersion) reply.prompt_filter_results = promptFilterResults();
+    return json(200, reply);
   }
 
   const includeUsage = !!body.stream_options?.include_usage;
   const frames = [];
+  // Azure opens the stream with the prompt's filter annotations in a chunk of
+  // its own: empty choices, empty id/model/object, created 0 (the reason the
+  // Azure docs tell clients to skip chunks whose choices are empty).
+  if (azureVersion) {
+    frames.push(sseFrame({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() }));
+  }
   const chunk = (choices, extra = {}) => {
+    if (azureVersion) {
+      for (const ch of choices) ch.content_filter_results = ch.delta.content || ch.delta.tool_calls?.[0]?.function?.arguments ? contentFilterResults() : {};
+    }
     const c = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake', choices, ...extra };
     if (includeUsage) c.usage = null;
     frames.push(sseFrame(c));
@@ -162,8 +228,8 @@ function chat(ctx, modelOverride) {
   return { status: 200, headers: SSE_HEADERS, frames };
 }
 
-function completions(ctx, modelOverride) {
-  const bad = parseBody(ctx);
+function completions(ctx, modelOverride, azureVersion) {
+  const bad = parseBody(ctx) || checkFields(ctx, COMPLETION_PARAMS, azureVersion);
   if (bad) return bad;
   const body = ctx.json;
   const model = modelOverride || body.model;
@@ -176,7 +242,12 @@ function completions(ctx, modelOverride) {
   const created = Math.floor(Date.now() / 1000);
   const usage = { prompt_tokens: countTokens(prompt), completion_tokens: countTokens(text), total_tokens: countTokens(prompt) + countTokens(text) };
   if (!body.stream) {
-    return json(200, { id, object: 'text_completion', created, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }], usage });
+    const reply = { id, object: 'text_completion', created, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }], usage };
+    if (azureVersion) {
+      reply.choices[0].content_filter_results = contentFilterResults();
+      reply.prompt_filter_results = promptFilterResults();
+    }
+    return json(200, reply);
   }
   const includeUsage = !!body.stream_options?.include_usage;
   const frames = [];
@@ -240,6 +311,6 @@ export const azure = {
     const [, deployment, op] = AZURE_RE.exec(ctx.path);
     if (ctx.method !== 'POST') return azureError(405, 'Method not allowed');
     // Azure answers with the deployment's model whatever the body says.
-    return checkAzureAuth(ctx) || AZURE_ROUTES[op](ctx, decodeURIComponent(deployment));
+    return checkAzureAuth(ctx) || AZURE_ROUTES[op](ctx, decodeURIComponent(deployment), ctx.query.get('api-version'));
   },
 };
