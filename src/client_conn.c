@@ -1080,7 +1080,12 @@ void gw_conn_accept_cb(evutil_socket_t listen_fd, short what, void *arg)
  * and closing now would lose a request it cannot safely send again. */
 static int head_begun(const struct gw_conn *c)
 {
-    return !c->in_request && !c->lingering && c->in_len > c->in_pos;
+    if (c->in_request || c->lingering) return 0;
+    /* Empty lines before a request line are not a request (RFC 9112 2.2:
+     * old clients send a CRLF after a POST body). */
+    for (size_t i = c->in_pos; i < c->in_len; i++)
+        if (c->in[i] != '\r' && c->in[i] != '\n') return 1;
+    return 0;
 }
 
 void gw_conn_close_idle(struct gw_worker *w)

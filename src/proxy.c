@@ -1007,7 +1007,7 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
      * per request, and a gateway's egress must not change with them. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     /* A connection idle longer is not reused but closed (upstream.c). */
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)w->settings->upstream_idle_timeout);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, gw_upstream_maxage(w));
 }
 
 /* A URL the core built is its service's parsed origin plus path and query

@@ -224,6 +224,14 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
  * exist (ENOTDIR: no network, nothing to wait for). */
 #define JANITOR_SOCKET_PATH "/dev/null/sluice-pool-sweep"
 
+/* libcurl 7.88 drops a connection when its idle time in whole seconds,
+ * rounded down, is above MAXAGE_CONN: one less than the timeout makes
+ * "idle for the timeout or longer". */
+long gw_upstream_maxage(const struct gw_worker *w)
+{
+    return (long)w->settings->upstream_idle_timeout - 1;
+}
+
 static long sweep_interval_ms(const struct gw_worker *w)
 {
     /* Idle connections close at most half the idle timeout late; no more
@@ -266,7 +274,7 @@ static CURL *janitor_new(struct gw_worker *w)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)w->settings->upstream_idle_timeout);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, gw_upstream_maxage(w));
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, gw_upstream_close_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
     return e;

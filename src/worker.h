@@ -118,6 +118,8 @@ void gw_upstream_remove(struct gw_worker *w, CURL *easy);
 void *gw_upstream_parsed_url(struct gw_worker *w, const char *url);
 /* CURLOPT_CLOSESOCKETFUNCTION for every transfer (clientp = the worker). */
 int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
+/* CURLOPT_MAXAGE_CONN for --upstream-keepalive-idle-timeout. */
+long gw_upstream_maxage(const struct gw_worker *w);
 
 /* proxy.c */
 /* A transfer finished (called by upstream.c outside curl callbacks). */

@@ -42,12 +42,24 @@ static void auth_body(struct gw_request *r, const struct ai_proxy_auth *a,
     cJSON_Delete(b);
 }
 
+/* An OAuth or OpenID access token is a JWT: three base64url parts, the
+ * first a JSON object ("eyJ" is how '{"' starts in base64). Azure's Entra ID
+ * tokens and Anthropic's OAuth tokens are such; API keys never are. */
+static int is_jwt(const char *t)
+{
+    if (strncmp(t, "eyJ", 3) != 0) return 0;
+    const char *dot = strchr(t, '.');
+    return dot && strchr(dot + 1, '.') != NULL;
+}
+
 /* The OpenAI SDK's `Authorization: Bearer K` (and the Anthropic SDK's, since
- * 1.x) moved into the header the provider reads; 1 when the client sent one. */
+ * 1.x) moved into the header the provider reads; 1 when the client sent one.
+ * An access token is no API key: it stays where the client put it. */
 static int bearer_to_provider_form(struct gw_headers *h, const struct gw_llm_provider *p)
 {
     const char *authz = gw_headers_get(h, "Authorization");
     if (p->auth_bearer || !authz || strncasecmp(authz, "Bearer ", 7) != 0) return 0;
+    if (is_jwt(authz + 7)) return 1;
     if (!gw_headers_get(h, p->auth_header)) gw_headers_add(h, p->auth_header, authz + 7);
     gw_headers_remove(h, "Authorization");
     return 1;
