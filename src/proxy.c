@@ -997,11 +997,6 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, connected_cb);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    /* A burst to an HTTPS upstream with no connection yet waits for the
-     * first one to say whether it speaks h2, then multiplexes on it, instead
-     * of a TLS handshake per request (RFC 9113 9.1: one connection per
-     * host and port). Plain http:// is HTTP/1.1 here: nothing to wait for. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* No proxy from the environment: curl would getenv() several variables
      * per request, and a gateway's egress must not change with them. */
@@ -1016,6 +1011,13 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
 static void set_url(struct proxy_request *rq, CURL *e)
 {
     struct gw_request *r = &rq->pub;
+    /* A burst to an HTTPS upstream with no connection yet waits for the
+     * first one to say whether it speaks h2, then multiplexes on it, instead
+     * of a TLS handshake per request (RFC 9113 9.1: one connection per
+     * host and port). Plain http:// is HTTP/1.1 here (CURL_HTTP_VERSION_2TLS)
+     * and must not wait: libcurl would hold every request of the burst until
+     * the first one's answer began (a whole LLM completion). */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(r->upstream_url, "https:", 6) == 0 ? 1L : 0L);
     /* curl_url_set() lowercases %XX escapes, which the string parser keeps:
      * such URLs (rare) are handed over whole, so that the upstream gets the
      * bytes the client sent. (core_path has no dot segment left, and no
