@@ -992,6 +992,8 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, gw_upstream_open_socket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, gw_upstream_close_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, connected_cb);

@@ -73,6 +73,13 @@ struct sock_watch {
     struct event *ev;
     short kind; /* registered interest, 0 if not pending */
     int parked;
+    /* Opened through CURLOPT_OPENSOCKETFUNCTION: a connection's socket,
+     * closed through our close callback, so its event may be parked.
+     * Other sockets curl watches (its threaded resolver's socketpair) are
+     * closed behind our back: their event must go when curl stops watching,
+     * or it would stay registered for an fd number the next accept() gets,
+     * and libevent would never add that connection to epoll. */
+    int ours;
     CURL *easy; /* the last transfer that used it */
 };
 
@@ -162,7 +169,10 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     if (!sw) return -1;
     sw->easy = easy;
     if (what == CURL_POLL_REMOVE) {
-        if (sw->ev) {
+        if (sw->ev && !sw->ours) {
+            event_free(sw->ev);
+            memset(sw, 0, sizeof(*sw));
+        } else if (sw->ev) {
             if (!sw->parked && w->n_parked++ == 0) sweep_in(w, sweep_interval_ms(w));
             sw->parked = 1;
             watch(w, sw, s, EV_PERSIST | EV_READ);
@@ -177,6 +187,24 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     return 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: what curl would do, and the socket noted as
+ * one whose close we will hear of. */
+curl_socket_t gw_upstream_open_socket_cb(void *clientp, curlsocktype purpose,
+                                         struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct gw_worker *w = clientp;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD) return s;
+    struct sock_watch *sw = sock_watch(w, s);
+    if (!sw) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    sw->ours = 1;
+    return s;
+}
+
 /* CURLOPT_CLOSESOCKETFUNCTION: the event goes before the fd does. */
 int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s)
 {
@@ -185,8 +213,8 @@ int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s)
     if (sw && sw->ev) {
         if (sw->parked) w->n_parked--;
         event_free(sw->ev);
-        memset(sw, 0, sizeof(*sw));
     }
+    if (sw) memset(sw, 0, sizeof(*sw));
     return close(s);
 }
 

@@ -117,6 +117,8 @@ void gw_upstream_remove(struct gw_worker *w, CURL *easy);
  * sends each route's requests to one provider URL). */
 void *gw_upstream_parsed_url(struct gw_worker *w, const char *url);
 /* CURLOPT_CLOSESOCKETFUNCTION for every transfer (clientp = the worker). */
+curl_socket_t gw_upstream_open_socket_cb(void *clientp, curlsocktype purpose,
+                                         struct curl_sockaddr *a);
 int gw_upstream_close_socket_cb(void *clientp, curl_socket_t s);
 /* CURLOPT_MAXAGE_CONN for --upstream-keepalive-idle-timeout. */
 long gw_upstream_maxage(const struct gw_worker *w);
