@@ -17,6 +17,7 @@
 #include "gw_arena.h"
 #include "gw_num_text.h"
 #include "gw_plugin.h"
+#include "url_userinfo.h"
 #include "yaml_node.h"
 
 void gw_errlist_add(struct gw_errlist *e, const char *fmt, ...)
@@ -715,8 +716,14 @@ static cJSON *node_to_json(const struct gw_config *cfg, const struct gw_node *n,
         case 2:
         case 3:
             return cJSON_CreateNumber(d);
-        default:
-            return cJSON_CreateString(n->value);
+        default: {
+            /* Any URL's userinfo password (ai-proxy's upstream_url may hold
+             * one: curl sends it as Basic auth) is shown masked. */
+            const char *shown = gw_url_masked(NULL, n->value);
+            cJSON *str = cJSON_CreateString(shown);
+            if (shown != n->value) free((char *)shown);
+            return str;
+        }
         }
     }
     case GW_NODE_SEQ: {

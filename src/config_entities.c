@@ -14,6 +14,7 @@
 #include "config_entities.h"
 #include "gw_arena.h"
 #include "gw_log.h"
+#include "url_userinfo.h"
 #include "gw_num_text.h"
 #include "path_dots.h"
 #include "yaml_node.h"
@@ -130,7 +131,9 @@ static int parse_port(const char *p, size_t len, long *port)
 static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_service *s)
 {
     struct gw_arena *a = gw_conf_arena(cf);
-    const char *u = s->url;
+    /* Errors show the url with a userinfo password masked: it is refused,
+     * but the operator's credential must not reach the log. */
+    const char *u = gw_url_masked(a, s->url);
     const char *sep = strstr(u, "://");
     if (!sep) {
         gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])", u);

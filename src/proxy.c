@@ -41,6 +41,7 @@
 #include "path_dots.h"
 #include "proxy.h"
 #include "upstream_path.h"
+#include "url_userinfo.h"
 #include "request_id.h"
 #include "sluice.h"
 #include "worker.h"
@@ -1144,9 +1145,11 @@ static int setup_transfer(struct proxy_request *rq)
     rq->last_progress_us = gw_now_us();
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
-    /* Neither headers nor query: they carry the credentials plugins inject. */
-    gw_debug("request_id=%s upstream %s %.*s", r->id, method, (int)strcspn(r->upstream_url, "?"),
-             r->upstream_url);
+    /* Neither headers nor query nor a userinfo password: they carry the
+     * credentials plugins inject or a URL holds. (Evaluated only at debug.) */
+    gw_debug("request_id=%s upstream %s %.*s", r->id, method,
+             (int)strcspn(gw_url_masked(r->arena, r->upstream_url), "?"),
+             gw_url_masked(r->arena, r->upstream_url));
     /* The first tick at the earliest deadline that can apply; each tick
      * then re-arms for the one of the current stage. */
     long first =

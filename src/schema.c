@@ -32,6 +32,7 @@ struct gw_conf {
     const struct gw_node **secrets;
     size_t n_secrets, secrets_cap;
     int in_default;                          /* defaults are taken literally: no $VAR expansion */
+    int expanding_secret;                    /* errors must not quote the value */
     const struct gw_plugin_instance *plugin; /* whose config is being read */
     int legacy_paths;                        /* _format_version 1.1 / 2.1 */
     /* Defaults written as YAML ("[http, https]"), parsed once per load:
@@ -277,8 +278,13 @@ const char *gw_conf_expand(struct gw_conf *cf, const struct gw_node *node, const
                 while (is_name_char((unsigned char)*q))
                     q++;
             if (!close || q == p + 2 || (q != close && strncmp(q, ":-", 2) != 0)) {
-                gw_conf_error(cf, node, NULL, "invalid variable reference '%.*s'",
-                              close ? (int)(close - p + 1) : (int)strlen(p), p);
+                if (cf->expanding_secret) /* the rest of the value is the secret */
+                    gw_conf_error(cf, node, NULL,
+                                  "invalid variable reference: '${' must be followed by a "
+                                  "name and '}' (write '$$' for a literal '$')");
+                else
+                    gw_conf_error(cf, node, NULL, "invalid variable reference '%.*s'",
+                                  close ? (int)(close - p + 1) : (int)strlen(p), p);
                 return NULL;
             }
             char *var = gw_strndup(cf->a, p + 2, (size_t)(q - p - 2));
@@ -338,7 +344,9 @@ static const char *read_string(struct gw_conf *cf, const struct gw_field *f,
         cf->in_default)
         return n->value;
     if (sub) gw_conf_push(cf, sub);
+    cf->expanding_secret = (f->flags & GW_SECRET) != 0;
     const char *s = gw_conf_expand(cf, n, n->value);
+    cf->expanding_secret = 0;
     if (sub) gw_conf_pop(cf);
     return s;
 }

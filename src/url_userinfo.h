@@ -1,0 +1,21 @@
+/*
+ * A password in a URL's userinfo ("scheme://user:password@host/...") is a
+ * credential: RFC 3986 3.2.1 says it is not to be rendered as clear text.
+ * Every place that shows a configured URL (config errors, the debug log,
+ * GET /config) masks it with these.
+ */
+#ifndef GW_URL_USERINFO_H
+#define GW_URL_USERINFO_H
+
+#include <stddef.h>
+
+#include "gw_arena.h"
+
+/* The password's offset and length in url (0 when there is none). */
+size_t gw_url_password_span(const char *url, size_t *start);
+
+/* url with its password shown as "***": url itself when it has none, else
+ * a copy in the arena, or from malloc when a is NULL (free() it then). */
+const char *gw_url_masked(struct gw_arena *a, const char *url);
+
+#endif
