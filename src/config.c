@@ -5,10 +5,13 @@
  * file wherever it is declared. Entity schemas live in config_entities.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -19,6 +22,11 @@
 #include "gw_plugin.h"
 #include "url_userinfo.h"
 #include "yaml_node.h"
+
+/* A config file larger than this is refused (the biggest real ones are a
+ * few tens of MB: 20 000 services take about 5 MB). */
+#define GW_CONFIG_MAX_BYTES (256L * 1024 * 1024)
+#define GW_CONFIG_MAX_TEXT "256 MiB"
 
 void gw_errlist_add(struct gw_errlist *e, const char *fmt, ...)
 {
@@ -428,25 +436,40 @@ static void read_plugin(struct loader *L, const struct pending_plugin *pp)
 }
 
 /* One plugin of a name per service/route/consumer combination, as in Kong. */
+/* One instance of a plugin per service/route/consumer scope. A hash of the
+ * four pointers, not a pass over every earlier plugin: with aliases a small
+ * file can hold a million plugin entries. */
 static void check_duplicate_plugins(struct loader *L)
 {
+    size_t cap = 16;
+    while (cap < L->plugins.n * 2)
+        cap *= 2;
+    struct plugin_in **seen = calloc(cap, sizeof(*seen));
+    if (!seen) abort();
     for (size_t i = 0; i < L->plugins.n; i++) {
         struct plugin_in *a = L->plugins.v[i];
         if (!a->p.plugin) continue;
-        for (size_t j = 0; j < i; j++) {
-            struct plugin_in *b = L->plugins.v[j];
+        const void *key[4] = {a->p.plugin, a->p.service, a->p.route, a->p.consumer};
+        size_t h = (size_t)gw_hash_bytes((const char *)key, sizeof(key)) & (cap - 1);
+        for (; seen[h]; h = (h + 1) & (cap - 1)) {
+            struct plugin_in *b = seen[h];
             if (a->p.plugin == b->p.plugin && a->p.service == b->p.service &&
-                a->p.route == b->p.route && a->p.consumer == b->p.consumer) {
-                gw_conf_push(L->cf, a->path);
-                gw_conf_error(L->cf, a->p.node, NULL,
-                              "plugin '%s' is already configured for the same "
-                              "service/route/consumer at %s (line %d)",
-                              a->p.plugin->name, b->path, b->p.node->line);
-                gw_conf_pop(L->cf);
+                a->p.route == b->p.route && a->p.consumer == b->p.consumer)
                 break;
-            }
         }
+        if (!seen[h]) {
+            seen[h] = a;
+            continue;
+        }
+        struct plugin_in *b = seen[h];
+        gw_conf_push(L->cf, a->path);
+        gw_conf_error(L->cf, a->p.node, NULL,
+                      "plugin '%s' is already configured for the same "
+                      "service/route/consumer at %s (line %d)",
+                      a->p.plugin->name, b->path, b->p.node->line);
+        gw_conf_pop(L->cf);
     }
+    free(seen);
 }
 
 static void read_top_level(struct loader *L, const struct gw_node *root)
@@ -655,31 +678,59 @@ fail:
 
 struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* Not blocking on open: a FIFO with no writer would hold the reload
+     * (and with it the admin listener and the signals) forever. Only a
+     * regular file of a bounded size is read: /dev/zero never ends. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         gw_errlist_add(errs, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fd, &st) < 0)
+        why = strerror(errno);
+    else if (S_ISDIR(st.st_mode))
+        why = "is a directory, not a file";
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file (a FIFO, a device?)";
+    else if (st.st_size > GW_CONFIG_MAX_BYTES)
+        why = "larger than " GW_CONFIG_MAX_TEXT ": refused";
+    if (why) {
+        gw_errlist_add(errs, "%s: %s", path, why);
+        close(fd);
+        return NULL;
+    }
+    /* The size may change under us (a file being written): read to the
+     * end, within the bound. */
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) abort();
     for (;;) {
         if (len == cap) {
-            cap = cap ? cap * 2 : 64 * 1024;
+            if (cap > GW_CONFIG_MAX_BYTES) {
+                gw_errlist_add(errs, "%s: larger than " GW_CONFIG_MAX_TEXT ": refused", path);
+                free(buf);
+                close(fd);
+                return NULL;
+            }
+            cap *= 2;
             char *nb = realloc(buf, cap);
             if (!nb) abort();
             buf = nb;
         }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            gw_errlist_add(errs, "%s: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
         if (got == 0) break;
+        len += (size_t)got;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        gw_errlist_add(errs, "%s: read error", path);
-        free(buf);
-        return NULL;
-    }
+    close(fd);
     struct gw_config *cfg = gw_config_load_string(path, buf, len, errs);
     free(buf);
     return cfg;

@@ -230,6 +230,14 @@ static const char *vault_lookup(struct gw_conf *cf, const struct gw_node *node, 
     return out;
 }
 
+/* "${" between from and to. */
+static int has_reference(const char *from, const char *to)
+{
+    for (const char *p = from; p + 1 < to; p++)
+        if (p[0] == '$' && p[1] == '{') return 1;
+    return 0;
+}
+
 const char *gw_conf_expand(struct gw_conf *cf, const struct gw_node *node, const char *s)
 {
     if (!strchr(s, '$') && !strstr(s, "{vault://")) return s;
@@ -285,6 +293,14 @@ const char *gw_conf_expand(struct gw_conf *cf, const struct gw_node *node, const
                 else
                     gw_conf_error(cf, node, NULL, "invalid variable reference '%.*s'",
                                   close ? (int)(close - p + 1) : (int)strlen(p), p);
+                return NULL;
+            }
+            if (q != close && has_reference(q + 2, close)) {
+                /* ${A:-${B}}: the first '}' would end A's reference and
+                 * leave a stray one; defaults are literal, say so. */
+                gw_conf_error(cf, node, NULL,
+                              "invalid variable reference: a default ('${NAME:-default}') is "
+                              "literal text and may not hold another reference");
                 return NULL;
             }
             char *var = gw_strndup(cf->a, p + 2, (size_t)(q - p - 2));

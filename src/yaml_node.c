@@ -11,14 +11,33 @@
 
 #include "config.h"
 #include "gw_arena.h"
+#include "gw_num_text.h"
 #include "yaml_node.h"
 
 #define YAML_STR_TAG "tag:yaml.org,2002:str"
 
+/*
+ * Aliases share the anchored node, so reading a file costs what it has
+ * written; but the config readers walk the tree as if every alias were a
+ * copy, and a 1 KB file of anchors used a hundred times at three levels
+ * makes a million plugin entries (minutes and gigabytes). Each node's
+ * weight is its size with aliases expanded; a document that expands past
+ * YAML_EXPANDED_MAX nodes, or past YAML_ALIAS_FACTOR times what it has
+ * written once past YAML_ALIAS_FREE, is refused (go-yaml's "excessive
+ * aliasing" rule, in spirit). A real config of 20 000 services is about a
+ * million nodes written and expands by far less than that factor.
+ */
+#define YAML_EXPANDED_MAX 20000000ULL
+#define YAML_ALIAS_FREE 1000000ULL
+#define YAML_ALIAS_FACTOR 10ULL
+
+/* Anchors by name, in an open-addressing table: an alias finds its node
+ * without a pass over every anchor (50 000 anchors took seconds). A name
+ * defined again replaces the old node, which no later alias can reach. */
 struct anchor {
-    struct anchor *next;
     const char *name;
     struct gw_node *node;
+    unsigned long long weight;
 };
 
 /* An open mapping or sequence. Items grow in the arena by doubling: the
@@ -29,7 +48,13 @@ struct frame {
     size_t cap;
     struct gw_node *key; /* mapping: key waiting for its value */
     int skip_value;      /* mapping: the key was bad, drop its value */
+    unsigned long long weight;
+    /* mapping: its keys by hash (index + 1 into pairs), once it has
+     * KEY_INDEX_MIN of them: duplicates found without a quadratic scan */
+    size_t *keys;
+    size_t keys_cap;
 };
+#define KEY_INDEX_MIN 16
 
 struct builder {
     struct gw_arena *a;
@@ -37,11 +62,18 @@ struct builder {
     struct gw_errlist *errs;
     struct frame stack[GW_YAML_MAX_DEPTH];
     int depth;
-    struct anchor *anchors;
+    struct anchor *anchors; /* anchors_cap slots, a power of two */
+    size_t anchors_n, anchors_cap;
     struct gw_node *root;
+    unsigned long long root_weight, written;
     int failed;
     int documents;
 };
+
+static unsigned long long add_weight(unsigned long long a, unsigned long long b)
+{
+    return a > ~0ULL - b ? ~0ULL : a + b;
+}
 
 const struct gw_node *gw_node_get(const struct gw_node *map, const char *key)
 {
@@ -162,15 +194,59 @@ static void grow_append(struct builder *b, struct frame *f, struct gw_node *key,
     n->n++;
 }
 
+static size_t key_slot(const struct frame *f, const struct gw_node *key)
+{
+    size_t mask = f->keys_cap - 1, h = (size_t)gw_hash_bytes(key->value, key->len) & mask;
+    for (; f->keys[h]; h = (h + 1) & mask) {
+        const struct gw_node *k = f->node->pairs[f->keys[h] - 1].key;
+        if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) break;
+    }
+    return h;
+}
+
+/* The pair at index i, entered in the key index (built, or grown by
+ * doubling, as the mapping grows). */
+static void index_key(struct builder *b, struct frame *f, size_t i)
+{
+    if (f->node->n < KEY_INDEX_MIN) return;
+    if (f->keys_cap < 2 * (f->node->n + 1)) {
+        size_t cap = f->keys_cap ? f->keys_cap : 64;
+        while (cap < 4 * (f->node->n + 1))
+            cap *= 2;
+        f->keys = gw_calloc(b->a, cap * sizeof(*f->keys));
+        f->keys_cap = cap;
+        for (size_t j = 0; j < f->node->n; j++)
+            f->keys[key_slot(f, f->node->pairs[j].key)] = j + 1;
+        return;
+    }
+    f->keys[key_slot(f, f->node->pairs[i].key)] = i + 1;
+}
+
+/* The earlier pair of the mapping with this key, or NULL. */
+static const struct gw_node *earlier_key(const struct frame *f, const struct gw_node *key)
+{
+    if (f->keys_cap) {
+        size_t h = key_slot(f, key);
+        return f->keys[h] ? f->node->pairs[f->keys[h] - 1].key : NULL;
+    }
+    for (size_t i = 0; i < f->node->n; i++) {
+        const struct gw_node *k = f->node->pairs[i].key;
+        if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) return k;
+    }
+    return NULL;
+}
+
 /* Places a finished node in its parent: the root, a sequence item, a
- * mapping key or a mapping value. */
-static void add_node(struct builder *b, struct gw_node *node)
+ * mapping key or a mapping value. weight: its size with aliases expanded. */
+static void add_node(struct builder *b, struct gw_node *node, unsigned long long weight)
 {
     if (b->depth == 0) {
         b->root = node;
+        b->root_weight = weight;
         return;
     }
     struct frame *f = &b->stack[b->depth - 1];
+    f->weight = add_weight(f->weight, weight);
     if (f->node->type == GW_NODE_SEQ) {
         grow_append(b, f, NULL, node);
         return;
@@ -186,17 +262,14 @@ static void add_node(struct builder *b, struct gw_node *node)
             key = gw_memdup(b->a, node, sizeof(*node));
             key->type = GW_NODE_SCALAR;
         }
-        for (size_t i = 0; i < f->node->n; i++) {
-            const struct gw_node *k = f->node->pairs[i].key;
-            if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) {
-                /* Not fatal: the first value stands and the schema pass
-                 * still runs, so every other error is listed too. */
-                gw_errlist_add(b->errs, "%s:%d:%d: %s: duplicate key '%s' (first at line %d)",
-                               b->file, key->line, key->col, field_path(b, key), key->value,
-                               k->line);
-                f->skip_value = 1;
-                return;
-            }
+        const struct gw_node *k = earlier_key(f, key);
+        if (k) {
+            /* Not fatal: the first value stands and the schema pass
+             * still runs, so every other error is listed too. */
+            gw_errlist_add(b->errs, "%s:%d:%d: %s: duplicate key '%s' (first at line %d)", b->file,
+                           key->line, key->col, field_path(b, key), key->value, k->line);
+            f->skip_value = 1;
+            return;
         }
         f->key = key;
         return;
@@ -207,26 +280,43 @@ static void add_node(struct builder *b, struct gw_node *node)
     }
     grow_append(b, f, f->key, node);
     f->key = NULL;
+    index_key(b, f, f->node->n - 1);
 }
 
-static void add_anchor(struct builder *b, const char *name, struct gw_node *node)
+static struct anchor *anchor_slot(struct anchor *tab, size_t cap, const char *name)
 {
-    struct anchor *an = gw_alloc(b->a, sizeof(*an));
-    an->name = name;
-    an->node = node;
-    an->next = b->anchors;
-    b->anchors = an;
+    size_t h = (size_t)gw_hash_bytes(name, strlen(name)) & (cap - 1);
+    while (tab[h].name && strcmp(tab[h].name, name) != 0)
+        h = (h + 1) & (cap - 1);
+    return &tab[h];
 }
 
-static struct gw_node *find_anchor(struct builder *b, const char *name)
+static void add_anchor(struct builder *b, const char *name, struct gw_node *node,
+                       unsigned long long weight)
 {
-    for (struct anchor *an = b->anchors; an; an = an->next)
-        if (strcmp(an->name, name) == 0) return an->node;
-    return NULL;
+    if (2 * (b->anchors_n + 1) > b->anchors_cap) {
+        size_t cap = b->anchors_cap ? 2 * b->anchors_cap : 64;
+        struct anchor *tab = gw_calloc(b->a, cap * sizeof(*tab));
+        for (size_t i = 0; i < b->anchors_cap; i++)
+            if (b->anchors[i].name) *anchor_slot(tab, cap, b->anchors[i].name) = b->anchors[i];
+        b->anchors = tab;
+        b->anchors_cap = cap;
+    }
+    struct anchor *an = anchor_slot(b->anchors, b->anchors_cap, name);
+    if (!an->name) b->anchors_n++;
+    *an = (struct anchor){name, node, weight};
+}
+
+static const struct anchor *find_anchor(struct builder *b, const char *name)
+{
+    if (!b->anchors_cap) return NULL;
+    const struct anchor *an = anchor_slot(b->anchors, b->anchors_cap, name);
+    return an->name ? an : NULL;
 }
 
 static struct gw_node *node_at(struct builder *b, enum gw_node_type type, yaml_mark_t m)
 {
+    b->written++;
     struct gw_node *n = gw_calloc(b->a, sizeof(*n));
     n->type = type;
     n->file = b->file;
@@ -244,9 +334,13 @@ static void on_scalar(struct builder *b, yaml_event_t *ev)
     n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
                !(tag && strcmp(tag, YAML_STR_TAG) == 0);
     if (n->plain && is_null_text(n->value, n->len)) n->type = GW_NODE_NULL;
+    /* "\0" in a quoted scalar: C strings would end there, and "a\0b" would
+     * be read as "a" (a name, a key) without a word. */
+    if (memchr(n->value, '\0', n->len))
+        fail_at(b, n->line, n->col, "a NUL character (\\0) is not allowed in a value");
     if (ev->data.scalar.anchor)
-        add_anchor(b, gw_strdup(b->a, (const char *)ev->data.scalar.anchor), n);
-    add_node(b, n);
+        add_anchor(b, gw_strdup(b->a, (const char *)ev->data.scalar.anchor), n, 1);
+    add_node(b, n, 1);
 }
 
 static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type,
@@ -259,6 +353,7 @@ static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type
     }
     struct frame *f = &b->stack[b->depth++];
     memset(f, 0, sizeof(*f));
+    f->weight = 1;
     f->node = node_at(b, type, ev->start_mark);
     f->anchor = anchor ? gw_strdup(b->a, (const char *)anchor) : NULL;
 }
@@ -320,21 +415,23 @@ static void on_end(struct builder *b)
     struct frame *f = &b->stack[--b->depth];
     if (f->node->type == GW_NODE_MAP) apply_merges(b, f->node);
     /* An anchor is only usable once its node is complete: no cycles. */
-    if (f->anchor) add_anchor(b, f->anchor, f->node);
-    add_node(b, f->node);
+    if (f->anchor) add_anchor(b, f->anchor, f->node, f->weight);
+    add_node(b, f->node, f->weight);
 }
 
 static void on_alias(struct builder *b, yaml_event_t *ev)
 {
     const char *name = (const char *)ev->data.alias.anchor;
-    struct gw_node *n = find_anchor(b, name);
-    if (!n) {
+    const struct anchor *an = find_anchor(b, name);
+    if (!an) {
         char *msg = gw_sprintf(b->a, "unknown anchor '%s'", name);
         fail_at(b, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1, msg);
-        n = node_at(b, GW_NODE_NULL, ev->start_mark); /* keeps keys and values paired */
+        struct gw_node *n = node_at(b, GW_NODE_NULL, ev->start_mark); /* keys, values paired */
         n->value = "";
+        add_node(b, n, 1);
+        return;
     }
-    add_node(b, n);
+    add_node(b, an->node, an->weight);
 }
 
 /* libyaml reports reader errors (bad UTF-8, control characters) by byte
@@ -394,7 +491,12 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
         len -= 3;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+    /* UTF-16 with its byte order mark (YAML 1.2 5.2: a processor must
+     * support it; PowerShell 5 writes it): libyaml detects and converts it.
+     * Everything else is read as UTF-8. */
+    const unsigned char *u = (const unsigned char *)text;
+    int utf16 = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
+    if (!utf16) yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 
     int done = 0;
     while (!done) {
@@ -440,6 +542,16 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
         if (b->failed && parser.error != YAML_NO_ERROR) done = 1;
     }
     yaml_parser_delete(&parser);
+    if (!b->failed && b->root &&
+        (b->root_weight > YAML_EXPANDED_MAX ||
+         (b->root_weight > YAML_ALIAS_FREE && b->root_weight / YAML_ALIAS_FACTOR > b->written))) {
+        char *msg =
+            gw_sprintf(b->a,
+                       "its aliases expand it to %s%llu nodes from the %llu written: "
+                       "refused (anchors used many times over, at several levels?)",
+                       b->root_weight == ~0ULL ? "more than " : "", b->root_weight, b->written);
+        fail_at(b, b->root->line, b->root->col, msg);
+    }
     if (b->failed) return NULL;
     if (!b->root) {
         b->root = gw_calloc(a, sizeof(*b->root));
