@@ -24,6 +24,7 @@
  * or NULL when the connection goes). The request only points at it, and a
  * timeout detaches the request from it first.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,35 @@ struct op {
 };
 
 static _Thread_local struct conn *conns;
+/* Runs close_idle while the worker has connections, traffic or not. */
+static _Thread_local struct event *idle_timer;
+#define IDLE_CHECK_S 30
+
+/* hiredis 0.14 allocates an announced array whole before its elements come:
+ * "*2147483647" from a broken or hostile server is 16 GB asked for, and
+ * freeing it walks every slot, blocking the worker for seconds. The script
+ * answers at most RL_NPERIODS + 1 elements (AUTH and SELECT none): a bigger
+ * announcement is refused, which hiredis reports as a reader error, and
+ * the connection goes. */
+static redisReplyObjectFunctions bounded_fn;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+
+static void *create_array_bounded(const redisReadTask *task, int elements)
+{
+    if (elements > RL_NPERIODS + 1) return NULL;
+    return default_create_array(task, elements);
+}
+
+static void bounded_init(void)
+{
+    redisReader *r = redisReaderCreate();
+    if (!r) return;
+    bounded_fn = *r->fn;
+    default_create_array = r->fn->createArray;
+    bounded_fn.createArray = create_array_bounded;
+    redisReaderFree(r);
+}
 
 static int same(const char *a, const char *b)
 {
@@ -189,7 +219,9 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     if (reply->type == REDIS_REPLY_ERROR) {
         char why[128];
         snprintf(why, sizeof(why), "%s failed: %s", what, reply->str);
-        gw_error("rate-limiting: redis %s:%ld: %s", cn->addr, cn->port, why);
+        /* Logged by each request it fails, at most once a second
+         * (report_failure): a line here would be one per request, as every
+         * check tries a new connection. */
         drop(cn, why);
         return;
     }
@@ -226,7 +258,16 @@ static void close_idle(uint64_t now)
     }
 }
 
-static struct conn *find_or_add(const struct rl_redis_conf *rc, uint64_t now)
+static void idle_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    close_idle(gw_now_us());
+    struct timeval tv = {IDLE_CHECK_S, 0};
+    if (conns) evtimer_add(idle_timer, &tv);
+}
+
+static struct conn *find_or_add(const struct rl_redis_conf *rc, uint64_t now,
+                                struct event_base *base)
 {
     for (struct conn *cn = conns; cn; cn = cn->next)
         if (cn->port == rc->port && cn->database == rc->database && cn->timeout == rc->timeout &&
@@ -252,6 +293,11 @@ static struct conn *find_or_add(const struct rl_redis_conf *rc, uint64_t now)
     cn->queue_tail = &cn->queue;
     cn->next = conns;
     conns = cn;
+    if (!idle_timer) idle_timer = evtimer_new(base, idle_check, NULL);
+    if (idle_timer && !evtimer_pending(idle_timer, NULL)) {
+        struct timeval tv = {IDLE_CHECK_S, 0};
+        evtimer_add(idle_timer, &tv);
+    }
     return cn;
 }
 
@@ -270,6 +316,8 @@ static int connect_conn(struct conn *cn, struct event_base *base)
         return -1;
     }
     ac->data = cn;
+    pthread_once(&bounded_once, bounded_init);
+    if (default_create_array) ac->c.reader->fn = &bounded_fn;
     if (rl_redis_attach(ac, base) < 0) {
         set_why(cn, "out of memory");
         redisAsyncFree(ac);
@@ -361,7 +409,7 @@ int rl_redis_check(struct gw_request *r, const struct rl_redis_conf *rc, struct 
 {
     struct event_base *base = gw_request_event_base(r);
     uint64_t now = gw_now_us();
-    struct conn *cn = find_or_add(rc, now);
+    struct conn *cn = find_or_add(rc, now, base);
     if (!cn) {
         *err = gw_sprintf(r->arena, "redis %s:%ld: out of memory", rc->addr, rc->port);
         return -1;
@@ -436,4 +484,6 @@ void rl_redis_worker_exit(void)
         conns = cn->next;
         conn_free(cn); /* pending checks complete with an error */
     }
+    if (idle_timer) event_free(idle_timer);
+    idle_timer = NULL;
 }
