@@ -36,10 +36,53 @@ static int parse_opt_num(struct gw_conf *cf, const struct gw_node *n, void *dst)
     return 0;
 }
 
-#define OPT_NUM(member)                                                                            \
+/* Kong's model_options_schema (kong/llm/schemas/init.lua): the same types
+ * and ranges, so that a value a provider would refuse on every request
+ * (top_p 256 in an old Anthropic guide) is a load error instead. */
+static int opt_checked(struct gw_conf *cf, const struct gw_node *n, void *dst, int integer,
+                       double lo, double hi, int above_lo)
+{
+    if (parse_opt_num(cf, n, dst) < 0) return -1;
+    double v = ((struct gw_opt_num *)dst)->v;
+    if (integer && v != floor(v)) {
+        gw_conf_error(cf, n, NULL, "expected an integer");
+        return -1;
+    }
+    if (above_lo && !(v > lo)) {
+        gw_conf_error(cf, n, NULL, "must be greater than %g", lo);
+        return -1;
+    }
+    if (!above_lo && (v < lo || v > hi)) {
+        gw_conf_error(cf, n, NULL, "must be between %g and %g", lo, hi);
+        return -1;
+    }
+    return 0;
+}
+static int parse_max_tokens(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    return opt_checked(cf, n, dst, 1, -HUGE_VAL, HUGE_VAL, 0);
+}
+static int parse_temperature(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    return opt_checked(cf, n, dst, 0, 0, 5, 0);
+}
+static int parse_top_p(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    return opt_checked(cf, n, dst, 0, 0, 1, 0);
+}
+static int parse_top_k(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    return opt_checked(cf, n, dst, 1, 0, 500, 0);
+}
+static int parse_cost(struct gw_conf *cf, const struct gw_node *n, void *dst)
+{
+    return opt_checked(cf, n, dst, 0, 0, HUGE_VAL, 1);
+}
+
+#define OPT_NUM(member, parser)                                                                    \
     {                                                                                              \
         .name = #member, .type = GW_F_CUSTOM,                                                      \
-        .offset = offsetof(struct ai_proxy_options, llm.member), .parse = parse_opt_num            \
+        .offset = offsetof(struct ai_proxy_options, llm.member), .parse = parser                   \
     }
 #define OPT_STR(member)                                                                            \
     {                                                                                              \
@@ -95,12 +138,12 @@ static const struct gw_field cohere_fields[] = {
 static const struct gw_schema cohere_schema = {.name = "cohere", .fields = cohere_fields};
 
 static const struct gw_field options_fields[] = {
-    OPT_NUM(max_tokens),
-    OPT_NUM(temperature),
-    OPT_NUM(top_p),
-    OPT_NUM(top_k),
-    OPT_NUM(input_cost),
-    OPT_NUM(output_cost),
+    OPT_NUM(max_tokens, parse_max_tokens),
+    OPT_NUM(temperature, parse_temperature),
+    OPT_NUM(top_p, parse_top_p),
+    OPT_NUM(top_k, parse_top_k),
+    OPT_NUM(input_cost, parse_cost),
+    OPT_NUM(output_cost, parse_cost),
     OPT_STR(upstream_url),
     OPT_STR(upstream_path),
     OPT_STR(anthropic_version),

@@ -124,6 +124,9 @@ static int correlation_id_access(struct gw_request *r, const void *conf_, void *
         gw_headers_set(r->headers, conf->header_name, id);
     }
     ctx->id = id;
+    /* Kong puts it in the log (set_serialize_value("correlation_id")):
+     * finding a request's log line by the id its upstream saw is the point. */
+    gw_request_log_field(r, "correlation_id", "%s", id);
     return GW_OK;
 }
 
