@@ -273,7 +273,7 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
         ri->r.service = &parent->s;
     }
     if (ri->r.name) {
-        struct route_in *dup = find_route(L, ri->r.name);
+        struct route_in *dup = name_find(&L->route_names, ri->r.name);
         if (dup)
             gw_conf_error(L->cf, gw_node_get(node, "name"), "name",
                           "duplicate route name '%s' (first at line %d)", ri->r.name,
@@ -296,7 +296,9 @@ static void read_services(struct loader *L, const struct gw_node *list)
         si->s.node = node;
         gw_conf_push(L->cf, name);
         if (si->s.name) {
-            struct service_in *dup = find_service(L, si->s.name);
+            /* By name only: another service's id may read the same
+             * (references try names first, then ids). */
+            struct service_in *dup = name_find(&L->service_names, si->s.name);
             if (dup)
                 gw_conf_error(L->cf, gw_node_get(node, "name"), "name",
                               "duplicate service name '%s' (first at line %d)", si->s.name,

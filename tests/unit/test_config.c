@@ -476,6 +476,12 @@ static void test_no_crash(void)
         "{? : }",
         "_format_version: \"3.0\"\nservices:\n  - name: a\n    url: \"http://\"\n"
         "  - name: b\n    url: \"http://[::1\"\n  - name: c\n    url: \"http://h:99999/\"\n",
+        /* libFuzzer: a name equal to an earlier entity's id (which has no
+         * name) was taken for a duplicate name, then its line read from
+         * NULL. */
+        "_format_version: \"3.0\"\nservices:\n  - id: x1\n  - name: x1\n"
+        "    url: http://h\n    routes:\n      - id: r1\n        paths: [/a]\n"
+        "      - name: r1\n        paths: [/b]\n",
     };
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
         struct gw_errlist errs = {0};
