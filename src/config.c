@@ -678,11 +678,13 @@ fail:
     return NULL;
 }
 
-struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs)
+struct gw_config *gw_config_load_file(const char *path, int regular_only, struct gw_errlist *errs)
 {
-    /* Not blocking on open: a FIFO with no writer would hold the reload
-     * (and with it the admin listener and the signals) forever. Only a
-     * regular file of a bounded size is read: /dev/zero never ends. */
+    /* Not blocking on open: a FIFO with no writer would hold a reload (and
+     * with it the admin listener and the signals) forever. A reload reads a
+     * regular file only; `-t` and a start also take a pipe (`-c <(...)`,
+     * `-c /dev/stdin`), read to its end. Either way at most 256 MiB: a
+     * device such as /dev/zero never ends. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         gw_errlist_add(errs, "%s: %s", path, strerror(errno));
@@ -694,8 +696,8 @@ struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs)
         why = strerror(errno);
     else if (S_ISDIR(st.st_mode))
         why = "is a directory, not a file";
-    else if (!S_ISREG(st.st_mode))
-        why = "not a regular file (a FIFO, a device?)";
+    else if (!S_ISREG(st.st_mode) && regular_only)
+        why = "not a regular file (a FIFO, a device?): a reload reads regular files only";
     else if (st.st_size > GW_CONFIG_MAX_BYTES)
         why = "larger than " GW_CONFIG_MAX_TEXT ": refused";
     if (why) {
@@ -703,20 +705,23 @@ struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs)
         close(fd);
         return NULL;
     }
+    /* A pipe is read blocking, as any reader of a pipe; one with no
+     * writer reads as empty at once. */
+    if (!S_ISREG(st.st_mode)) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     /* The size may change under us (a file being written): read to the
      * end, within the bound. */
-    size_t cap = (size_t)st.st_size + 1, len = 0;
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * 1024, len = 0;
     char *buf = malloc(cap);
     if (!buf) abort();
     for (;;) {
         if (len == cap) {
-            if (cap > GW_CONFIG_MAX_BYTES) {
+            if (cap > GW_CONFIG_MAX_BYTES) { /* read one byte past the bound */
                 gw_errlist_add(errs, "%s: larger than " GW_CONFIG_MAX_TEXT ": refused", path);
                 free(buf);
                 close(fd);
                 return NULL;
             }
-            cap *= 2;
+            cap = cap * 2 > GW_CONFIG_MAX_BYTES ? GW_CONFIG_MAX_BYTES + 1 : cap * 2;
             char *nb = realloc(buf, cap);
             if (!nb) abort();
             buf = nb;

@@ -44,8 +44,10 @@ struct gw_config {
     char sha256[65]; /* hex digest of the file's bytes */
 };
 
-/* Returns NULL and fills errs (one message per problem) on failure. */
-struct gw_config *gw_config_load_file(const char *path, struct gw_errlist *errs);
+/* Returns NULL and fills errs (one message per problem) on failure.
+ * regular_only: refuse anything but a regular file (reloads: a FIFO would
+ * block the main loop); else a pipe is read to its end too. */
+struct gw_config *gw_config_load_file(const char *path, int regular_only, struct gw_errlist *errs);
 /* Same, from memory; `name` is what error messages call the file. */
 struct gw_config *gw_config_load_string(const char *name, const char *text, size_t len,
                                         struct gw_errlist *errs);

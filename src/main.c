@@ -23,10 +23,10 @@
 /* How often the main loop looks whether every worker has ended its drain. */
 #define STOP_CHECK_US 20000
 
-static struct gw_config *load_config(const char *file)
+static struct gw_config *load_config(const char *file, int reloading)
 {
     struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_file(file, &errs);
+    struct gw_config *cfg = gw_config_load_file(file, reloading, &errs);
     if (!cfg) {
         for (size_t i = 0; i < errs.n; i++)
             gw_error("%s", errs.v[i]);
@@ -40,7 +40,7 @@ static void reload(struct gw_server *srv)
 {
     gw_sd_notify_reloading();
     gw_notice("reloading %s", srv->settings.config_file);
-    struct gw_config *cfg = load_config(srv->settings.config_file);
+    struct gw_config *cfg = load_config(srv->settings.config_file, 1);
     if (!cfg) {
         gw_error("reload refused: still serving config sha256=%s", srv->snapshot->cfg->sha256);
         gw_sd_notify("READY=1");
@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 
     if (srv.settings.check_only) {
         struct gw_errlist errs = {0};
-        struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, &errs);
+        struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, 0, &errs);
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.v[i]);
         gw_errlist_free(&errs);
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     }
     evthread_use_pthreads();
 
-    struct gw_config *cfg = load_config(srv.settings.config_file);
+    struct gw_config *cfg = load_config(srv.settings.config_file, 0);
     if (!cfg) return 1;
     srv.snapshot = gw_snapshot_build(cfg, ++srv.generation);
     srv.started_us = gw_now_us();

@@ -435,13 +435,22 @@ static void on_alias(struct builder *b, yaml_event_t *ev)
 }
 
 /* libyaml reports reader errors (bad UTF-8, control characters) by byte
- * offset only. */
-static void offset_to_line_col(const char *text, size_t len, size_t off, int *line, int *col)
+ * offset only. In UTF-16 (unit 2; big-endian or not) a character is two
+ * bytes and the byte order mark is none; UTF-8 columns count bytes. */
+static void offset_to_line_col(const char *text, size_t len, size_t off, int unit, int big_endian,
+                               int *line, int *col)
 {
     *line = 1;
     *col = 1;
-    for (size_t i = 0; i < off && i < len; i++) {
-        if (text[i] == '\n') {
+    size_t i =
+        unit == 2 && len >= 2 && ((unsigned char)text[0] == 0xFF || (unsigned char)text[0] == 0xFE)
+            ? 2
+            : 0;
+    for (; i + (size_t)unit <= off && i + (size_t)unit <= len; i += (size_t)unit) {
+        int nl = unit == 1 ? text[i] == '\n'
+                           : (big_endian ? text[i] == 0 && text[i + 1] == '\n'
+                                         : text[i] == '\n' && text[i + 1] == 0);
+        if (nl) {
             (*line)++;
             *col = 1;
         } else {
@@ -450,13 +459,14 @@ static void offset_to_line_col(const char *text, size_t len, size_t off, int *li
     }
 }
 
-static void report_parser_error(struct builder *b, yaml_parser_t *p, const char *text, size_t len)
+static void report_parser_error(struct builder *b, yaml_parser_t *p, const char *text, size_t len,
+                                int unit, int big_endian)
 {
     const char *problem = p->problem ? p->problem : "invalid YAML";
     if (p->error == YAML_MEMORY_ERROR) problem = "out of memory";
     if (p->error == YAML_READER_ERROR) {
         int line, col;
-        offset_to_line_col(text, len, p->problem_offset, &line, &col);
+        offset_to_line_col(text, len, p->problem_offset, unit, big_endian, &line, &col);
         char *msg = p->problem_value != -1
                         ? gw_sprintf(b->a, "%s (#%X)", problem, (unsigned)p->problem_value)
                         : gw_strdup(b->a, problem);
@@ -494,15 +504,27 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
     /* UTF-16 with its byte order mark (YAML 1.2 5.2: a processor must
      * support it; PowerShell 5 writes it): libyaml detects and converts it.
      * Everything else is read as UTF-8. */
+    /* Without the mark, a stream that starts with an ASCII character shows
+     * its encoding by where the zero bytes are (YAML 1.2 5.2): "x\0" is
+     * UTF-16LE, "\0x" UTF-16BE. */
     const unsigned char *u = (const unsigned char *)text;
-    int utf16 = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
-    if (!utf16) yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+    int le = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] && !u[1]));
+    int be = len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (!u[0] && u[1]));
+    int bom = len >= 2 && (u[0] == 0xFF || u[0] == 0xFE);
+    if (bom)
+        ; /* libyaml reads the mark, sets the encoding and skips it */
+    else if (le)
+        yaml_parser_set_encoding(&parser, YAML_UTF16LE_ENCODING);
+    else if (be)
+        yaml_parser_set_encoding(&parser, YAML_UTF16BE_ENCODING);
+    else
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 
     int done = 0;
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            report_parser_error(b, &parser, text, len);
+            report_parser_error(b, &parser, text, len, le || be ? 2 : 1, be);
             break;
         }
         switch (ev.type) {

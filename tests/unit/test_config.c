@@ -169,7 +169,7 @@ static void test_good_file(void)
     setenv("GW_TEST_ALICE_KEY", "alice-from-vault", 1);
     unsetenv("GW_TEST_HEADER");
     struct gw_errlist errs = {0};
-    struct gw_config *cfg = gw_config_load_file(fixture("good.yml"), &errs);
+    struct gw_config *cfg = gw_config_load_file(fixture("good.yml"), 0, &errs);
     CHECK(cfg != NULL);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "unexpected: %s\n", errs.v[i]);
@@ -198,7 +198,7 @@ static void test_good_file(void)
 
     /* the env value wins over the default when set */
     setenv("GW_TEST_HEADER", "X-Trace", 1);
-    cfg = gw_config_load_file(fixture("good.yml"), &errs);
+    cfg = gw_config_load_file(fixture("good.yml"), 0, &errs);
     CHECK(cfg != NULL);
     if (cfg && cfg->n_plugins)
         CHECK_STR(((const struct correlation_id_conf *)cfg->plugins[0]->conf)->header_name,
@@ -209,7 +209,7 @@ static void test_good_file(void)
 
     /* an unset vault variable is an error, not an empty key */
     unsetenv("GW_TEST_ALICE_KEY");
-    cfg = gw_config_load_file(fixture("good.yml"), &errs);
+    cfg = gw_config_load_file(fixture("good.yml"), 0, &errs);
     CHECK(cfg == NULL);
     CHECK_INT(errs.n, 1);
     CHECK(errs.n && strstr(errs.v[0], ":44:14: consumers[0].keyauth_credentials[0].key: "
@@ -223,7 +223,7 @@ static void test_bad_file(void)
     struct gw_errlist errs = {0};
     char name[4200];
     snprintf(name, sizeof(name), "%s", fixture("bad.yml"));
-    struct gw_config *cfg = gw_config_load_file(name, &errs);
+    struct gw_config *cfg = gw_config_load_file(name, 0, &errs);
     CHECK(cfg == NULL);
     static const char *const expected[] = {
         "4:10: services[0].url: cannot be combined with protocol, host, port or path",
@@ -253,7 +253,7 @@ static void test_bad_file(void)
     }
     gw_errlist_free(&errs);
 
-    cfg = gw_config_load_file(fixture("no-such-file.yml"), &errs);
+    cfg = gw_config_load_file(fixture("no-such-file.yml"), 0, &errs);
     CHECK(cfg == NULL);
     CHECK(errs.n == 1 && strstr(errs.v[0], "no-such-file.yml: No such file or directory"));
     gw_errlist_free(&errs);
