@@ -437,17 +437,15 @@ static void read_plugin(struct loader *L, const struct pending_plugin *pp)
     vec_push(L->a, &L->plugins, pi);
 }
 
-/* One plugin of a name per service/route/consumer combination, as in Kong. */
-/* One instance of a plugin per service/route/consumer scope. A hash of the
- * four pointers, not a pass over every earlier plugin: with aliases a small
- * file can hold a million plugin entries. */
+/* One instance of a plugin per service/route/consumer scope, as in Kong. A
+ * hash of the four pointers, not a pass over every earlier plugin: with
+ * aliases a small file can hold a million plugin entries. */
 static void check_duplicate_plugins(struct loader *L)
 {
     size_t cap = 16;
     while (cap < L->plugins.n * 2)
         cap *= 2;
-    struct plugin_in **seen = calloc(cap, sizeof(*seen));
-    if (!seen) abort();
+    struct plugin_in **seen = gw_oom_check(calloc(cap, sizeof(*seen)));
     for (size_t i = 0; i < L->plugins.n; i++) {
         struct plugin_in *a = L->plugins.v[i];
         if (!a->p.plugin) continue;

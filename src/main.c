@@ -3,6 +3,7 @@
  * the config and the admin listener; workers serve traffic.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,21 +202,24 @@ int main(int argc, char **argv)
     gw_log_async_stop();
     gw_admin_stop(&srv);
     /* Freeing the signal events puts back the default actions: a second
-     * SIGTERM from here on would end the process by signal (a failed stop
-     * for systemd) with the pid file left behind. One thread is left, so
-     * blocking them is enough; pending ones die with the process. */
+     * SIGTERM (or a logrotate's SIGUSR1) from here on would end the process
+     * by signal (a failed stop for systemd) with the pid file left behind.
+     * Blocked in this thread, and ignored for any thread libcurl's resolver
+     * may have left; pending ones die with the process. */
+    static const int handled[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGHUP);
-    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+        sigaddset(&stop_signals, handled[i]);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     event_free(sig_hup);
     event_free(sig_term);
     event_free(sig_int);
     event_free(sig_usr1);
     event_free(sig_usr2);
     event_free(srv.stop_check);
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+        signal(handled[i], SIG_IGN);
     event_base_free(srv.base);
     gw_snapshot_unref(srv.snapshot);
     free(srv.workers);

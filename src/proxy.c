@@ -1146,10 +1146,11 @@ static int setup_transfer(struct proxy_request *rq)
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
     /* Neither headers nor query nor a userinfo password: they carry the
-     * credentials plugins inject or a URL holds. (Evaluated only at debug.) */
-    gw_debug("request_id=%s upstream %s %.*s", r->id, method,
-             (int)strcspn(gw_url_masked(r->arena, r->upstream_url), "?"),
-             gw_url_masked(r->arena, r->upstream_url));
+     * credentials plugins inject or a URL holds. */
+    if (gw_log_threshold <= GW_LOG_DEBUG) {
+        const char *shown = gw_url_masked(r->arena, r->upstream_url);
+        gw_debug("request_id=%s upstream %s %.*s", r->id, method, (int)strcspn(shown, "?"), shown);
+    }
     /* The first tick at the earliest deadline that can apply; each tick
      * then re-arms for the one of the current stage. */
     long first =

@@ -175,7 +175,9 @@ void gw_request_resume(struct gw_request *r, int rc)
 {
     struct proxy_request *rq = proxy_of(r);
     /* A plugin that resumes twice, or without having returned GW_AGAIN: going
-     * on would run the rest of the chain, or free the request, once more. */
+     * on would run the rest of the chain, or free the request, once more.
+     * Debug builds stop on it (a plugin bug to fix); release builds, which
+     * have no assert, warn and ignore it rather than corrupt the request. */
     assert(rq->suspended && "gw_request_resume on a request that is not suspended");
     if (!rq->suspended) {
         gw_warn("request_id=%s gw_request_resume on a request that is not suspended: ignored",

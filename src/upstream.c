@@ -201,6 +201,14 @@ curl_socket_t gw_upstream_open_socket_cb(void *clientp, curlsocktype purpose,
         close(s);
         return CURL_SOCKET_BAD;
     }
+    /* An event left on this number by a socket closed behind our back
+     * (curl's resolver socketpair, whose REMOVE may not have come) would
+     * make watch() believe the new socket is registered already. */
+    if (sw->ev) {
+        if (sw->parked) w->n_parked--;
+        event_free(sw->ev);
+        memset(sw, 0, sizeof(*sw));
+    }
     sw->ours = 1;
     return s;
 }
@@ -262,16 +270,24 @@ long gw_upstream_maxage(const struct gw_worker *w)
 
 static long sweep_interval_ms(const struct gw_worker *w)
 {
-    /* Idle connections close at most half the idle timeout late; no more
-     * often than every second (curl prunes once a second at most) nor
-     * less often than every 10 s. */
+    /* Every half idle timeout, within 1 s (curl prunes once a second at
+     * most) and 10 s: an idle connection closes at most that late (plus
+     * up to a second of MAXAGE_CONN's whole-second rounding). */
     long ms = (long)w->settings->upstream_idle_timeout * 500;
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
+/* Arms the sweep ms from now, unless it is due sooner already: a stream
+ * of closing connections must not push it back again and again. */
 static void sweep_in(struct gw_worker *w, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval due, now, tv = {ms / 1000, (ms % 1000) * 1000};
+    if (evtimer_pending(w->pool_sweep, &due) &&
+        event_base_gettimeofday_cached(w->base, &now) == 0) {
+        struct timeval want;
+        evutil_timeradd(&now, &tv, &want);
+        if (evutil_timercmp(&due, &want, <=)) return;
+    }
     evtimer_add(w->pool_sweep, &tv);
 }
 
@@ -386,9 +402,9 @@ void gw_upstream_cleanup(struct gw_worker *w)
     if (w->janitor_running) janitor_done(w);
     if (w->janitor) curl_easy_cleanup(w->janitor);
     w->janitor = NULL;
-    if (w->pool_sweep) event_free(w->pool_sweep);
+    if (w->multi) curl_multi_cleanup(w->multi);   /* closes sockets through our callback */
+    if (w->pool_sweep) event_free(w->pool_sweep); /* after: the callbacks may arm it */
     w->pool_sweep = NULL;
-    if (w->multi) curl_multi_cleanup(w->multi); /* closes sockets through our callback */
     w->multi = NULL;
     struct sock_watch *v = w->sock_watch;
     for (size_t i = 0; i < w->n_sock_watch; i++)

@@ -1,3 +1,7 @@
+/*
+ * Masks the passwords of URLs written in configured strings (see
+ * url_userinfo.h): a copy only when there is one to mask.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,15 +13,20 @@
  * whitespace: "a://b c:d@e" has no userinfo. */
 #define AUTHORITY_END "/?# \t\r\n"
 
-size_t gw_url_password_span(const char *url, size_t *start)
+/* The offset and length in s of the first non-empty password of a URL:
+ * from the first ':' of its userinfo to the last '@' of its authority (a
+ * refused URL may hold a raw '@' in its password). 0 when there is none. */
+static size_t password_span(const char *s, size_t *start)
 {
-    for (const char *sep = strstr(url, "://"); sep; sep = strstr(sep + 3, "://")) {
+    for (const char *sep = strstr(s, "://"); sep; sep = strstr(sep + 3, "://")) {
         const char *auth = sep + 3;
         size_t alen = strcspn(auth, AUTHORITY_END);
-        const char *at = memchr(auth, '@', alen);
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + alen; p++)
+            if (*p == '@') at = p;
         const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
         if (!colon || colon + 1 == at) continue; /* no password, or an empty one */
-        *start = (size_t)(colon + 1 - url);
+        *start = (size_t)(colon + 1 - s);
         return (size_t)(at - colon - 1);
     }
     return 0;
@@ -25,14 +34,12 @@ size_t gw_url_password_span(const char *url, size_t *start)
 
 const char *gw_url_masked(struct gw_arena *a, const char *url)
 {
-    /* Every URL's password in the string, one after the other. */
     const char *out = url;
     size_t from = 0, start, n;
-    while ((n = gw_url_password_span(out + from, &start)) > 0) {
+    while ((n = password_span(out + from, &start)) > 0) {
         start += from;
         size_t len = strlen(out), out_len = len - n + sizeof(MASK) - 1;
-        char *next = a ? gw_alloc(a, out_len + 1) : malloc(out_len + 1);
-        if (!next) return out; /* no copy: shown as it is rather than not at all */
+        char *next = a ? gw_alloc(a, out_len + 1) : gw_oom_check(malloc(out_len + 1));
         memcpy(next, out, start);
         memcpy(next + start, MASK, sizeof(MASK) - 1);
         memcpy(next + start + sizeof(MASK) - 1, out + start + n, len - start - n + 1);

@@ -11,13 +11,9 @@
 
 #include "gw_arena.h"
 
-/* The offset and length of the first non-empty password of a URL in s
- * (0 when there is none). */
-size_t gw_url_password_span(const char *url, size_t *start);
-
 /* url (or any string holding URLs) with each password shown as "***": url
- * itself when it has none, else
- * a copy in the arena, or from malloc when a is NULL (free() it then). */
+ * itself when it has none, else a copy in the arena, or from malloc when a
+ * is NULL (free() it then). */
 const char *gw_url_masked(struct gw_arena *a, const char *url);
 
 #endif

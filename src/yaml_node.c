@@ -67,6 +67,7 @@ struct builder {
     struct gw_node *root;
     unsigned long long root_weight, written;
     int failed;
+    int too_big; /* past YAML_EXPANDED_MAX: parsing stops */
     int documents;
 };
 
@@ -247,6 +248,16 @@ static void add_node(struct builder *b, struct gw_node *node, unsigned long long
     }
     struct frame *f = &b->stack[b->depth - 1];
     f->weight = add_weight(f->weight, weight);
+    if (f->weight > YAML_EXPANDED_MAX && !b->too_big) {
+        /* Stop here rather than build the rest (merges copy what they
+         * expand): the whole document can only be larger. */
+        b->too_big = 1;
+        fail_at(b, node->line, node->col,
+                gw_sprintf(b->a,
+                           "its aliases expand the document past %llu nodes: refused (anchors "
+                           "used many times over, at several levels?)",
+                           YAML_EXPANDED_MAX));
+    }
     if (f->node->type == GW_NODE_SEQ) {
         grow_append(b, f, NULL, node);
         return;
@@ -358,12 +369,21 @@ static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type
     f->anchor = anchor ? gw_strdup(b->a, (const char *)anchor) : NULL;
 }
 
-static int has_key(const struct gw_node_pair *pairs, size_t n, const struct gw_node *key)
+/* The keys of out[] by hash (index + 1): a merge of K keys costs K
+ * lookups, not K * K comparisons (a hostile 50 000-key anchor). */
+struct merge_index {
+    size_t *slot, mask;
+};
+
+static size_t merge_slot(const struct merge_index *ix, const struct gw_node_pair *out,
+                         const struct gw_node *key)
 {
-    for (size_t i = 0; i < n; i++)
-        if (pairs[i].key->len == key->len && memcmp(pairs[i].key->value, key->value, key->len) == 0)
-            return 1;
-    return 0;
+    size_t h = (size_t)gw_hash_bytes(key->value, key->len) & ix->mask;
+    for (; ix->slot[h]; h = (h + 1) & ix->mask) {
+        const struct gw_node *k = out[ix->slot[h] - 1].key;
+        if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) break;
+    }
+    return h;
 }
 
 static int is_merge_key(const struct gw_node *k)
@@ -389,9 +409,18 @@ static void apply_merges(struct builder *b, struct gw_node *m)
             if (v->items[j]->type == GW_NODE_MAP) cap += v->items[j]->n;
     }
     struct gw_node_pair *out = gw_alloc(b->a, cap * sizeof(*out));
+    struct merge_index ix;
+    size_t slots = 16;
+    while (slots < 2 * cap)
+        slots *= 2;
+    ix.slot = gw_oom_check(calloc(slots, sizeof(*ix.slot)));
+    ix.mask = slots - 1;
     size_t n = 0;
     for (size_t i = 0; i < m->n; i++)
-        if (!is_merge_key(m->pairs[i].key)) out[n++] = m->pairs[i];
+        if (!is_merge_key(m->pairs[i].key)) {
+            ix.slot[merge_slot(&ix, out, m->pairs[i].key)] = n + 1;
+            out[n++] = m->pairs[i];
+        }
     for (size_t i = 0; i < m->n; i++) {
         const struct gw_node *v = m->pairs[i].value;
         if (!is_merge_key(m->pairs[i].key)) continue;
@@ -400,12 +429,18 @@ static void apply_merges(struct builder *b, struct gw_node *m)
             const struct gw_node *src = v->type == GW_NODE_SEQ ? v->items[j] : v;
             if (src->type != GW_NODE_MAP) {
                 fail_at(b, src->line, src->col, "a merge ('<<') takes a map or a list of maps");
+                free(ix.slot);
                 return;
             }
-            for (size_t k = 0; k < src->n; k++)
-                if (!has_key(out, n, src->pairs[k].key)) out[n++] = src->pairs[k];
+            for (size_t k = 0; k < src->n; k++) {
+                size_t h = merge_slot(&ix, out, src->pairs[k].key);
+                if (ix.slot[h]) continue; /* set already: the map's own, or an earlier source */
+                ix.slot[h] = n + 1;
+                out[n++] = src->pairs[k];
+            }
         }
     }
+    free(ix.slot);
     m->pairs = out;
     m->n = n;
 }
@@ -501,12 +536,11 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
         len -= 3;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    /* UTF-16 with its byte order mark (YAML 1.2 5.2: a processor must
-     * support it; PowerShell 5 writes it): libyaml detects and converts it.
+    /* UTF-16 (YAML 1.2 5.2: a processor must read it; PowerShell 5 writes
+     * it): with its byte order mark libyaml detects and converts it;
+     * without, a stream that starts with an ASCII character shows its
+     * encoding by where the zero bytes are ("x\0" UTF-16LE, "\0x" BE).
      * Everything else is read as UTF-8. */
-    /* Without the mark, a stream that starts with an ASCII character shows
-     * its encoding by where the zero bytes are (YAML 1.2 5.2): "x\0" is
-     * UTF-16LE, "\0x" UTF-16BE. */
     const unsigned char *u = (const unsigned char *)text;
     int le = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] && !u[1]));
     int be = len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (!u[0] && u[1]));
@@ -562,6 +596,7 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
          * so keep going to report them all. */
         if (b->failed && b->depth == GW_YAML_MAX_DEPTH) done = 1;
         if (b->failed && parser.error != YAML_NO_ERROR) done = 1;
+        if (b->too_big) done = 1;
     }
     yaml_parser_delete(&parser);
     if (!b->failed && b->root &&

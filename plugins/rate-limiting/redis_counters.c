@@ -96,8 +96,11 @@ static _Thread_local struct event *idle_timer;
  * "*2147483647" from a broken or hostile server is 16 GB asked for, and
  * freeing it walks every slot, blocking the worker for seconds. The script
  * answers at most RL_NPERIODS + 1 elements (AUTH and SELECT none): a bigger
- * announcement is refused, which hiredis reports as a reader error, and
- * the connection goes. */
+ * announcement is refused, which hiredis reports as out of memory
+ * (ctx_error says which), and the connection goes. Bulk strings are not
+ * allocated ahead (a "$1000000000" header costs nothing until its bytes
+ * come, and redis.timeout bounds the wait). Should the reader table not be
+ * made (no memory at the first connection), replies are read unbounded. */
 static redisReplyObjectFunctions bounded_fn;
 static void *(*default_create_array)(const redisReadTask *, int);
 static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
@@ -184,6 +187,15 @@ static int send_op(struct conn *cn, struct op *op)
     return 0;
 }
 
+/* hiredis says "Out of memory" for the reader error create_array_bounded
+ * causes (and for a real lack of memory): say which is likely. */
+static const char *ctx_error(const redisAsyncContext *ac)
+{
+    if (ac->err == REDIS_ERR_OOM)
+        return "reply larger than the rate-limiting script returns (or out of memory)";
+    return ac->errstr;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct conn *cn = ac->data;
@@ -201,7 +213,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct conn *cn = ac->data;
     if (cn && cn->ac == ac) {
-        set_why(cn, status != REDIS_OK && ac->errstr[0] ? ac->errstr : "connection closed");
+        set_why(cn, status != REDIS_OK && ac->errstr[0] ? ctx_error(ac) : "connection closed");
         cn->ac = NULL;
         cn->setup_left = 0;
         fail_queue(cn, cn->why);
@@ -356,7 +368,7 @@ static void op_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     } else if (!reply) {
         /* hiredis fails the callbacks before it says why the connection
          * went: its own error first, then ours (a drop). */
-        err = ac->err && ac->errstr[0] ? ac->errstr
+        err = ac->err && ac->errstr[0] ? ctx_error(ac)
               : op->conn->why[0]       ? op->conn->why
                                        : "connection lost";
     } else if (reply->type == REDIS_REPLY_ERROR) {

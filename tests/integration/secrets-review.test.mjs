@@ -322,6 +322,14 @@ services:
     routes: [{name: r, paths: ["/r"]}]
 `, { expect: [/kong\.yml:4:\d+: services\[0\]\.url: invalid url/] });
     assert.ok(!out.includes('PW-userinfo-SECRET-u1'), out);
+    // A raw '@' inside the password (not percent-encoded): masked to the last '@'.
+    const out2 = await check(`_format_version: "3.0"
+services:
+  - name: s
+    url: http://admin:PW-at@SECRET-u2@127.0.0.1:9/base
+    routes: [{name: r, paths: ["/r"]}]
+`, { expect: [/kong\.yml:4:\d+: services\[0\]\.url: invalid url/] });
+    assert.ok(!out2.includes('SECRET-u2') && !out2.includes('PW-at'), out2);
   });
 
   test('an unterminated ${ in a secret field: the error does not quote the secret', {

@@ -67,15 +67,16 @@ describe('graceful stop', { skip: binaryMissing() }, () => {
     }
   });
 
-  test('SIGTERM sent again and again while stopping: still exit 0, pid file removed (8 stops)', async () => {
+  test('SIGTERM and SIGUSR1 sent again and again while stopping: still exit 0, pid file removed (8 stops)', async () => {
     for (let i = 0; i < 8; i++) {
       const pidFile = join(tmpdir(), `sluice-term-${process.pid}-${i}.pid`);
       const sl = await startSluice({ config: cfg(), args: ['--pid-file', pidFile] });
       try {
         assert.equal((await request({ port: sl.proxyPort, path: '/up/echo' })).status, 200);
         // The way an impatient operator or a supervisor loop does it: until the process is gone.
-        while (sl.exitStatus === undefined) {
-          try { process.kill(sl.pid, 'SIGTERM'); } catch { break; }
+        // SIGUSR1 too (a logrotate's): its default action would kill as well.
+        for (let n = 0; sl.exitStatus === undefined; n++) {
+          try { process.kill(sl.pid, n % 2 ? 'SIGUSR1' : 'SIGTERM'); } catch { break; }
           await new Promise(setImmediate);
         }
         assertCleanExit(await sl.waitExit(10000), sl.stderr());

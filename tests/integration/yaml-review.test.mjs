@@ -122,6 +122,15 @@ describe('hostile YAML (sluice -t)', { skip }, () => {
     assert.equal(r.code, 0, r.out.slice(-2000));
   });
 
+  test('a 50 000-key anchor merged (<<) into 5 maps loads in seconds: the merge does not compare every key with every other', async () => {
+    const keys = Array.from({ length: 50000 }, (_, i) => `    k${i}: ${i}`);
+    const merges = Array.from({ length: 5 }, (_, i) => `- {<<: *big, own${i}: 1}`);
+    const t0 = Date.now();
+    const r = await check(lines('_format_version: "3.0"', '_ignore:', '- &big', ...keys.map((k) => k.slice(2)), ...merges), { timeoutMs: 15000 });
+    assert.equal(r.code, 0, r.out.slice(-2000));
+    assert.ok(Date.now() - t0 < 10000, `took ${Date.now() - t0} ms`);
+  });
+
   test('(was a bug) 50 000 anchors used once each (1 MB) take seconds to load: each alias scans every anchor', {
     // fixed (was todo)
   }, async () => {
