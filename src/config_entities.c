@@ -133,10 +133,12 @@ static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_ser
     struct gw_arena *a = gw_conf_arena(cf);
     /* Errors show the url with a userinfo password masked: it is refused,
      * but the operator's credential must not reach the log. */
-    const char *u = gw_url_masked(a, s->url);
+    const char *u = s->url;
+    const char *shown = gw_url_masked_refused(a, u);
     const char *sep = strstr(u, "://");
     if (!sep) {
-        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])", u);
+        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])",
+                      shown);
         return;
     }
     char *scheme = lowercase(a, gw_strndup(a, u, (size_t)(sep - u)));
@@ -150,7 +152,7 @@ static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_ser
         host = p + 1;
         host_end = strchr(host, ']');
         if (!host_end) {
-            gw_conf_error(cf, n, "url", "invalid url '%s': unterminated '['", u);
+            gw_conf_error(cf, n, "url", "invalid url '%s': unterminated '['", shown);
             return;
         }
         p = host_end + 1;
@@ -160,20 +162,21 @@ static void parse_url(struct gw_conf *cf, const struct gw_node *n, struct gw_ser
         p = host_end;
     }
     if (host_end == host || strpbrk(p, "?#@")) {
-        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])", u);
+        gw_conf_error(cf, n, "url", "invalid url '%s' (expected http(s)://host[:port][/path])",
+                      shown);
         return;
     }
     long port = strcmp(scheme, "https") == 0 ? 443 : 80;
     if (*p == ':') {
         size_t plen = strcspn(p + 1, "/");
         if (parse_port(p + 1, plen, &port) < 0) {
-            gw_conf_error(cf, n, "url", "invalid port in url '%s'", u);
+            gw_conf_error(cf, n, "url", "invalid port in url '%s'", shown);
             return;
         }
         p += 1 + plen;
     }
     if (*p && *p != '/') {
-        gw_conf_error(cf, n, "url", "invalid url '%s'", u);
+        gw_conf_error(cf, n, "url", "invalid url '%s'", shown);
         return;
     }
     s->protocol = scheme;

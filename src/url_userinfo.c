@@ -49,3 +49,20 @@ const char *gw_url_masked(struct gw_arena *a, const char *url)
     }
     return out;
 }
+
+const char *gw_url_masked_refused(struct gw_arena *a, const char *url)
+{
+    /* A URL refused for its syntax may hold anything in its password, '#',
+     * '?' and '/' included, which end an authority: mask from the first ':'
+     * after the scheme to the last '@' of the whole string. */
+    const char *sep = strstr(url, "://");
+    const char *at = strrchr(url, '@');
+    const char *colon = sep && at && at > sep ? memchr(sep + 3, ':', (size_t)(at - sep - 3)) : NULL;
+    if (!colon || colon + 1 == at) return gw_url_masked(a, url);
+    size_t start = (size_t)(colon + 1 - url), n = (size_t)(at - colon - 1), len = strlen(url);
+    char *out = gw_alloc(a, len - n + sizeof(MASK));
+    memcpy(out, url, start);
+    memcpy(out + start, MASK, sizeof(MASK) - 1);
+    memcpy(out + start + sizeof(MASK) - 1, at, len - start - n + 1);
+    return out;
+}

@@ -16,4 +16,9 @@
  * is NULL (free() it then). */
 const char *gw_url_masked(struct gw_arena *a, const char *url);
 
+/* For a URL being refused (quoted in an error): everything from the first
+ * ':' after "scheme://" to the last '@' is masked, since a password written
+ * raw may hold '#', '?' or '/'. Arena only. */
+const char *gw_url_masked_refused(struct gw_arena *a, const char *url);
+
 #endif

@@ -67,7 +67,8 @@ struct builder {
     struct gw_node *root;
     unsigned long long root_weight, written;
     int failed;
-    int too_big; /* past YAML_EXPANDED_MAX: parsing stops */
+    int too_big;               /* past YAML_EXPANDED_MAX: parsing stops */
+    int alias_line, alias_col; /* where the alias being placed is written */
     int documents;
 };
 
@@ -252,7 +253,9 @@ static void add_node(struct builder *b, struct gw_node *node, unsigned long long
         /* Stop here rather than build the rest (merges copy what they
          * expand): the whole document can only be larger. */
         b->too_big = 1;
-        fail_at(b, node->line, node->col,
+        /* At the alias that passes the bound, not at the anchor it names. */
+        fail_at(b, b->alias_line ? b->alias_line : node->line,
+                b->alias_line ? b->alias_col : node->col,
                 gw_sprintf(b->a,
                            "its aliases expand the document past %llu nodes: refused (anchors "
                            "used many times over, at several levels?)",
@@ -466,7 +469,10 @@ static void on_alias(struct builder *b, yaml_event_t *ev)
         add_node(b, n, 1);
         return;
     }
+    b->alias_line = (int)ev->start_mark.line + 1;
+    b->alias_col = (int)ev->start_mark.column + 1;
     add_node(b, an->node, an->weight);
+    b->alias_line = b->alias_col = 0;
 }
 
 /* libyaml reports reader errors (bad UTF-8, control characters) by byte
