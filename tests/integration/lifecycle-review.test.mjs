@@ -196,7 +196,13 @@ describe('reload storms', { skip: binaryMissing() }, () => {
       sl.signal('SIGHUP');
       const secondHup = Date.now();
       const want = sha256(readFileSync(sl.configPath));
-      assert.ok(await until(async () => (await sl.status()).config.sha256 === want, 15000), `final sha256 ${want}:\n${sl.lines.slice(mark).join('\n')}`);
+      // Both reloads end (the first may already have read the file written
+      // second: "reloading" is logged before the file is opened), and the
+      // log line of the second is written by the log thread, maybe after
+      // /status shows its result.
+      assert.ok(await until(async () => { const st = await sl.status(); return st.config.sha256 === want && st.config.generation === 3; }, 15000),
+        `final sha256 ${want}, generation 3:\n${sl.lines.slice(mark).join('\n')}`);
+      await sl.waitForLog(/config reloaded: .*generation=3/, { from: mark });
       const reloaded = sl.lines.slice(mark).filter((l) => /config reloaded/.test(l));
       assert.equal(reloaded.length, 2, sl.lines.slice(mark).join('\n'));
       assert.ok(Date.parse(reloaded[0].split(' ')[0]) >= secondHup - 5, 'the second SIGHUP came while the first reload was running');
