@@ -305,6 +305,10 @@ void gw_proxy_send_early(struct proxy_request *rq)
             gw_headers_add(r->response_headers, "Content-Type",
                            rq->early_content_type ? rq->early_content_type
                                                   : "application/json; charset=utf-8");
+        /* RFC 9110 15.3.6: a 205 has no content, but unlike a 204 it says
+         * so (Content-Length: 0); a plugin's message body is dropped. */
+        if (r->status == 205 && rq->early_body)
+            evbuffer_drain(rq->early_body, evbuffer_get_length(rq->early_body));
         r->bytes_sent = rq->early_body ? evbuffer_get_length(rq->early_body) : 0;
         gw_conn_reply(take_conn(rq), r->status, r->response_headers, rq->early_body,
                       reply_has_no_body(rq));

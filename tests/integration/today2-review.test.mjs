@@ -634,4 +634,25 @@ describe('rate-limiting error_code range (1496a41)', { skip }, () => {
       await up.close().catch(() => {});
     }
   });
+
+  test('error_code 205: the refusal has no content and says so (Content-Length: 0, RFC 9110 15.3.6); the next request is read correctly', async () => {
+    const { server } = requestLineRecorder();
+    const up = await listenLocal(server);
+    const sl = await startSluice({ workers: 1, config: { services: [{ name: 's', url: up.url, routes: [
+      { name: 'r', paths: ['/r'], plugins: [{ name: 'rate-limiting', config: { minute: 1, error_code: 205 } }] },
+      { name: 'free', paths: ['/free'] }] }] } });
+    try {
+      const req = 'GET /r HTTP/1.1\r\nHost: a\r\n\r\n';
+      const b = (await rawRequest({ port: sl.proxyPort, timeoutMs: 3000,
+        data: `${req}${req}GET /free HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n` })).toString('latin1');
+      const statuses = [...b.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['200', '205', '200'], b);
+      const refusal = b.slice(b.indexOf('HTTP/1.1 205'), b.lastIndexOf('HTTP/1.1 200'));
+      assert.match(refusal, /\r\nContent-Length: 0\r\n/i, refusal);
+      assert.ok(refusal.endsWith('\r\n\r\n'), `no content after the 205 head: ${JSON.stringify(refusal)}`);
+    } finally {
+      await sl.stop();
+      await up.close().catch(() => {});
+    }
+  });
 });
