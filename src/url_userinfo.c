@@ -32,17 +32,25 @@ static size_t password_span(const char *s, size_t *start)
     return 0;
 }
 
+/* s with its n bytes at start replaced by MASK: in the arena, or from
+ * malloc when a is NULL. */
+static char *splice_mask(struct gw_arena *a, const char *s, size_t start, size_t n)
+{
+    size_t len = strlen(s), out_len = len - n + sizeof(MASK) - 1;
+    char *out = a ? gw_alloc(a, out_len + 1) : gw_oom_check(malloc(out_len + 1));
+    memcpy(out, s, start);
+    memcpy(out + start, MASK, sizeof(MASK) - 1);
+    memcpy(out + start + sizeof(MASK) - 1, s + start + n, len - start - n + 1);
+    return out;
+}
+
 const char *gw_url_masked(struct gw_arena *a, const char *url)
 {
     const char *out = url;
     size_t from = 0, start, n;
     while ((n = password_span(out + from, &start)) > 0) {
         start += from;
-        size_t len = strlen(out), out_len = len - n + sizeof(MASK) - 1;
-        char *next = a ? gw_alloc(a, out_len + 1) : gw_oom_check(malloc(out_len + 1));
-        memcpy(next, out, start);
-        memcpy(next + start, MASK, sizeof(MASK) - 1);
-        memcpy(next + start + sizeof(MASK) - 1, out + start + n, len - start - n + 1);
+        char *next = splice_mask(a, out, start, n);
         if (!a && out != url) free((char *)out);
         out = next;
         from = start + sizeof(MASK) - 1;
@@ -59,10 +67,5 @@ const char *gw_url_masked_refused(struct gw_arena *a, const char *url)
     const char *at = strrchr(url, '@');
     const char *colon = sep && at && at > sep ? memchr(sep + 3, ':', (size_t)(at - sep - 3)) : NULL;
     if (!colon || colon + 1 == at) return gw_url_masked(a, url);
-    size_t start = (size_t)(colon + 1 - url), n = (size_t)(at - colon - 1), len = strlen(url);
-    char *out = gw_alloc(a, len - n + sizeof(MASK));
-    memcpy(out, url, start);
-    memcpy(out + start, MASK, sizeof(MASK) - 1);
-    memcpy(out + start + sizeof(MASK) - 1, at, len - start - n + 1);
-    return out;
+    return splice_mask(a, url, (size_t)(colon + 1 - url), (size_t)(at - colon - 1));
 }

@@ -196,14 +196,23 @@ static void grow_append(struct builder *b, struct frame *f, struct gw_node *key,
     n->n++;
 }
 
-static size_t key_slot(const struct frame *f, const struct gw_node *key)
+/* The slot of key in an open-addressing index of pairs[] (index + 1, 0
+ * for empty; cap a power of two): where it is, or where it would go. Used
+ * by a mapping's key index and by merges. */
+static size_t pair_slot(const size_t *slots, size_t cap, const struct gw_node_pair *pairs,
+                        const struct gw_node *key)
 {
-    size_t mask = f->keys_cap - 1, h = (size_t)gw_hash_bytes(key->value, key->len) & mask;
-    for (; f->keys[h]; h = (h + 1) & mask) {
-        const struct gw_node *k = f->node->pairs[f->keys[h] - 1].key;
+    size_t mask = cap - 1, h = (size_t)gw_hash_bytes(key->value, key->len) & mask;
+    for (; slots[h]; h = (h + 1) & mask) {
+        const struct gw_node *k = pairs[slots[h] - 1].key;
         if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) break;
     }
     return h;
+}
+
+static size_t key_slot(const struct frame *f, const struct gw_node *key)
+{
+    return pair_slot(f->keys, f->keys_cap, f->node->pairs, key);
 }
 
 /* The pair at index i, entered in the key index (built, or grown by
@@ -372,23 +381,6 @@ static void on_start(struct builder *b, yaml_event_t *ev, enum gw_node_type type
     f->anchor = anchor ? gw_strdup(b->a, (const char *)anchor) : NULL;
 }
 
-/* The keys of out[] by hash (index + 1): a merge of K keys costs K
- * lookups, not K * K comparisons (a hostile 50 000-key anchor). */
-struct merge_index {
-    size_t *slot, mask;
-};
-
-static size_t merge_slot(const struct merge_index *ix, const struct gw_node_pair *out,
-                         const struct gw_node *key)
-{
-    size_t h = (size_t)gw_hash_bytes(key->value, key->len) & ix->mask;
-    for (; ix->slot[h]; h = (h + 1) & ix->mask) {
-        const struct gw_node *k = out[ix->slot[h] - 1].key;
-        if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0) break;
-    }
-    return h;
-}
-
 static int is_merge_key(const struct gw_node *k)
 {
     return k->plain && strcmp(k->value, "<<") == 0;
@@ -412,16 +404,16 @@ static void apply_merges(struct builder *b, struct gw_node *m)
             if (v->items[j]->type == GW_NODE_MAP) cap += v->items[j]->n;
     }
     struct gw_node_pair *out = gw_alloc(b->a, cap * sizeof(*out));
-    struct merge_index ix;
+    /* The keys of out[] by hash: a merge of K keys costs K lookups, not
+     * K * K comparisons (a hostile 50 000-key anchor). */
     size_t slots = 16;
     while (slots < 2 * cap)
         slots *= 2;
-    ix.slot = gw_oom_check(calloc(slots, sizeof(*ix.slot)));
-    ix.mask = slots - 1;
+    size_t *ix = gw_oom_check(calloc(slots, sizeof(*ix)));
     size_t n = 0;
     for (size_t i = 0; i < m->n; i++)
         if (!is_merge_key(m->pairs[i].key)) {
-            ix.slot[merge_slot(&ix, out, m->pairs[i].key)] = n + 1;
+            ix[pair_slot(ix, slots, out, m->pairs[i].key)] = n + 1;
             out[n++] = m->pairs[i];
         }
     for (size_t i = 0; i < m->n; i++) {
@@ -432,18 +424,18 @@ static void apply_merges(struct builder *b, struct gw_node *m)
             const struct gw_node *src = v->type == GW_NODE_SEQ ? v->items[j] : v;
             if (src->type != GW_NODE_MAP) {
                 fail_at(b, src->line, src->col, "a merge ('<<') takes a map or a list of maps");
-                free(ix.slot);
+                free(ix);
                 return;
             }
             for (size_t k = 0; k < src->n; k++) {
-                size_t h = merge_slot(&ix, out, src->pairs[k].key);
-                if (ix.slot[h]) continue; /* set already: the map's own, or an earlier source */
-                ix.slot[h] = n + 1;
+                size_t h = pair_slot(ix, slots, out, src->pairs[k].key);
+                if (ix[h]) continue; /* set already: the map's own, or an earlier source */
+                ix[h] = n + 1;
                 out[n++] = src->pairs[k];
             }
         }
     }
-    free(ix.slot);
+    free(ix);
     m->pairs = out;
     m->n = n;
 }
