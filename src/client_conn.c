@@ -13,6 +13,13 @@
  *          deferred free of a dead connection.
  * Nothing here frees a connection from inside a call the proxy made: a
  * dead connection is freed from its own timer callback.
+ *
+ * On a TLS listener the same events watch the socket and conn_recv /
+ * tls_send go through OpenSSL (tls.c); the handshake is done by the first
+ * reads. Two things differ: OpenSSL may hold decrypted bytes the socket no
+ * longer shows (the read event is made active by hand for them), and a
+ * read may have to wait for the socket to take output, or a write for
+ * input (flags tls_read_wants_write / tls_write_wants_read).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -30,6 +37,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "client_conn.h"
 #include "gw_arena.h"
@@ -40,6 +48,7 @@
 #include "gw_num_text.h"
 #include "proxy.h"
 #include "request_id.h"
+#include "tls.h"
 #include "worker.h"
 
 #define MAX_HEAD GW_CONN_READ_BUF
@@ -52,6 +61,8 @@
  * most this much of the body to keep the connection, else we close. */
 #define MAX_DISCARD (1024 * 1024)
 #define LINGER_SECONDS 2
+/* The most handed to one TLS write: one full record. */
+#define TLS_WRITE_MAX 16384
 
 enum { REPLY_FIXED = 0, REPLY_CHUNKED = 1, REPLY_UNTIL_CLOSE = 2 };
 
@@ -84,6 +95,9 @@ static void resume_reading(struct gw_conn *c)
     c->read_paused = 0;
     event_del(&c->cev);
     event_add(&c->rev, NULL);
+    /* Bytes OpenSSL decrypted before the pause: the socket will not wake
+     * us for them. */
+    if (c->ssl && SSL_has_pending(c->ssl)) event_active(&c->rev, EV_READ, 1);
 }
 
 static void conn_free(struct gw_conn *c)
@@ -93,6 +107,10 @@ static void conn_free(struct gw_conn *c)
     event_del(&c->wev);
     event_del(&c->cev);
     event_del(&c->timer);
+    if (c->ssl) {
+        if (!c->lingering) gw_tls_close(c->ssl);
+        SSL_free(c->ssl);
+    }
     close(c->fd);
     if (c->out) evbuffer_free(c->out);
     if (c->in != w->read_buf) free(c->in);
@@ -165,6 +183,7 @@ static void conn_close_gracefully(struct gw_conn *c)
         conn_close_later(c);
         return;
     }
+    if (c->ssl) gw_tls_close(c->ssl); /* close_notify before the FIN */
     shutdown(c->fd, SHUT_WR);
     c->lingering = 1;
     c->current = NULL;
@@ -226,14 +245,50 @@ static void maybe_finish_exchange(struct gw_conn *c)
 
 /* --- writing ------------------------------------------------------------ */
 
+/* The TLS form of evbuffer_write: one record's worth of the output's
+ * first bytes (made contiguous: OpenSSL encrypts from one buffer, so the
+ * copy costs little beside it). After GW_TLS_AGAIN the next call hands
+ * over the same first bytes and at least as many, as OpenSSL requires of a
+ * retried write (the buffer may move: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
+static int tls_send(struct gw_conn *c)
+{
+    size_t len = evbuffer_get_length(c->out);
+    if (len > TLS_WRITE_MAX) len = TLS_WRITE_MAX;
+    const unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)len);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int want_write;
+    ssize_t n = gw_tls_write(c->ssl, p, len, &want_write);
+    if (n > 0) {
+        evbuffer_drain(c->out, (size_t)n);
+        return (int)n;
+    }
+    if (n == GW_TLS_AGAIN && !want_write) {
+        /* The write waits for the peer's bytes (a TLS 1.2 peer's alert,
+         * TLS 1.3 key update): the read event calls us again, waiting for
+         * EPOLLOUT would spin. */
+        c->tls_write_wants_read = 1;
+        errno = EINPROGRESS;
+        return -1;
+    }
+    errno = n == GW_TLS_AGAIN ? EAGAIN : EPIPE;
+    return -1;
+}
+
 /* Writes what the socket takes now; waits for EPOLLOUT only if it is full. */
 static void conn_write(struct gw_conn *c)
 {
     if (c->dead) return;
     int was_writing = c->writing;
     while (evbuffer_get_length(c->out)) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = c->ssl ? tls_send(c) : evbuffer_write(c->out, c->fd);
         if (n < 0) {
+            if (errno == EINPROGRESS) {
+                conn_rearm_timer(c);
+                return;
+            }
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 if (!c->writing) {
                     c->writing = 1;
@@ -262,6 +317,17 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
     if (c->dead) return;
+    if (c->tls_read_wants_write) {
+        /* The socket takes output again: the TLS read can go on (from the
+         * loop, as any read). */
+        c->tls_read_wants_write = 0;
+        if (!c->writing) {
+            event_del(&c->wev);
+            event_active(&c->rev, EV_READ, 1);
+            return;
+        }
+        event_active(&c->rev, EV_READ, 1);
+    }
     conn_write(c);
     if (c->writing && !c->dead) conn_rearm_timer(c); /* progress restarts the timeout */
 }
@@ -869,6 +935,42 @@ static void conn_process(struct gw_conn *c)
     }
 }
 
+/* read(2) on the connection, through TLS on a TLS listener; -2 when a
+ * plain HTTP request came to it (answered here: close gracefully). */
+static ssize_t conn_recv(struct gw_conn *c, void *buf, size_t len)
+{
+    if (!c->ssl) return read(c->fd, buf, len);
+    int want_write;
+    ssize_t n = gw_tls_read(c->ssl, buf, len, &want_write);
+    if (n >= 0) return n;
+    if (n == GW_TLS_AGAIN) {
+        if (want_write && !c->tls_read_wants_write) {
+            c->tls_read_wants_write = 1;
+            event_add(&c->wev, NULL);
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    if (n == GW_TLS_PLAIN_HTTP) {
+        /* http:// for https://, the usual slip: say so, as nginx does,
+         * rather than reset a connection the client cannot make sense of. */
+        static const char reply[] =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            "Content-Length: 59\r\nConnection: close\r\n\r\n"
+            "{\"message\":\"The plain HTTP request was sent to HTTPS port\"}";
+        gw_debug("client %s:%d: plain HTTP on a TLS listener", c->peer, c->peer_port);
+        ssize_t sent = write(c->fd, reply, sizeof(reply) - 1); /* a fresh socket takes it all */
+        (void)sent;
+        c->linger = 1;
+        errno = EPROTO;
+        return -2;
+    }
+    gw_debug("client %s:%d: TLS %s: %s", c->peer, c->peer_port,
+             SSL_is_init_finished(c->ssl) ? "error" : "handshake failed", gw_tls_last_error());
+    errno = EPROTO;
+    return -1;
+}
+
 static void linger_read(struct gw_conn *c)
 {
     char scratch[4096];
@@ -876,14 +978,31 @@ static void linger_read(struct gw_conn *c)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) conn_free(c);
 }
 
+static void read_once(struct gw_conn *c);
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
     if (c->dead) return;
     if (c->lingering) {
-        linger_read(c);
+        linger_read(c); /* raw bytes: after close_notify only the FIN matters */
         return;
     }
+    if (c->tls_write_wants_read) {
+        c->tls_write_wants_read = 0;
+        conn_write(c);
+        if (c->dead) return;
+    }
+    read_once(c);
+    /* OpenSSL reads whole records: what it decrypted beyond what fitted
+     * in our buffer is not in the socket any more, so no event would come
+     * for it. */
+    if (c->ssl && !c->dead && !c->lingering && !c->read_paused && SSL_has_pending(c->ssl))
+        event_active(&c->rev, EV_READ, 1);
+}
+
+static void read_once(struct gw_conn *c)
+{
     ssize_t n;
     if (c->in_request && !c->body_done && !c->chunked && c->in_pos == c->in_len && c->current &&
         c->body) {
@@ -897,7 +1016,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             conn_close_later(c);
             return;
         }
-        n = read(c->fd, v.iov_base, want);
+        n = conn_recv(c, v.iov_base, want);
         if (n > 0) {
             v.iov_len = (size_t)n;
             evbuffer_commit_space(c->body, &v, 1);
@@ -937,7 +1056,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
                 return;
             }
         }
-        n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        n = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
         if (n > 0) {
             c->in_len += (size_t)n;
             conn_process(c);
@@ -948,6 +1067,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         conn_process(c); /* woken up for bytes we already had */
         conn_release_input(c);
+        return;
+    }
+    if (n == -2) {
+        conn_close_gracefully(c); /* the 400 is written: let the client read it */
         return;
     }
     /* End of file or error: the client is gone (a half-closed client that
@@ -1002,6 +1125,19 @@ static void conn_new(struct gw_listener *l, int fd, const struct sockaddr_storag
     if (!c) {
         close(fd);
         return;
+    }
+    if (l->ssl) {
+        /* The context of the snapshot current now: a reload's new
+         * certificate serves the next connection, this one keeps its own. */
+        c->ssl = SSL_new(w->snapshot->tls);
+        if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+            gw_error("TLS: cannot set up a connection (out of memory)");
+            if (c->ssl) SSL_free(c->ssl);
+            free(c);
+            close(fd);
+            return;
+        }
+        SSL_set_accept_state(c->ssl);
     }
     c->fd = fd;
     c->worker = w;

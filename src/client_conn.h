@@ -63,18 +63,21 @@ struct gw_conn {
     unsigned body_done : 1;  /* the request body has been read to its end */
     unsigned expect_100 : 1; /* client waits for 100 Continue before the body */
     unsigned sent_100 : 1;
-    unsigned keep_alive : 1;    /* the connection outlives this exchange */
-    unsigned read_paused : 1;   /* reading stopped: body or pipeline buffer full */
-    unsigned writing : 1;       /* waiting for the socket to take more output */
-    unsigned reply_mode : 2;    /* how the answer's body is framed (client_conn.c) */
-    unsigned reply_done : 1;    /* the whole answer is in `out` */
-    unsigned dead : 1;          /* closing: ignore everything, free from the loop */
-    unsigned body_error : 1;    /* malformed chunked body: the exchange ends badly */
-    unsigned stream_body : 1;   /* the proxy streams the body: bound what we buffer */
-    unsigned lingering : 1;     /* half-closed, dropping input until the client closes */
-    unsigned linger : 1;        /* close with a lingering close (after an error) */
-    struct gw_h1_chunked chunk; /* decoder state of a chunked request body */
-    struct evbuffer *out;       /* the answer, not yet written */
+    unsigned keep_alive : 1;           /* the connection outlives this exchange */
+    unsigned read_paused : 1;          /* reading stopped: body or pipeline buffer full */
+    unsigned writing : 1;              /* waiting for the socket to take more output */
+    unsigned reply_mode : 2;           /* how the answer's body is framed (client_conn.c) */
+    unsigned reply_done : 1;           /* the whole answer is in `out` */
+    unsigned dead : 1;                 /* closing: ignore everything, free from the loop */
+    unsigned body_error : 1;           /* malformed chunked body: the exchange ends badly */
+    unsigned stream_body : 1;          /* the proxy streams the body: bound what we buffer */
+    unsigned lingering : 1;            /* half-closed, dropping input until the client closes */
+    unsigned linger : 1;               /* close with a lingering close (after an error) */
+    unsigned tls_read_wants_write : 1; /* a TLS read waits for the socket to take output */
+    unsigned tls_write_wants_read : 1; /* a TLS write waits for input */
+    struct gw_h1_chunked chunk;        /* decoder state of a chunked request body */
+    struct evbuffer *out;              /* the answer, not yet written */
+    struct ssl_st *ssl;                /* on a TLS listener (tls.h); NULL on plain ones */
 };
 
 /* worker.c: a listening socket's read event. */

@@ -536,7 +536,8 @@ static const struct gw_field route_fields[] = {
     {EF(struct route_in, "https_redirect_status_code", r.https_redirect_status_code, GW_F_INT, 0,
         "426")},
     {EF(struct route_in, "tags", r.tags, GW_F_STRINGS, 0, NULL)},
-    INERT("snis", "TLS listeners are not implemented yet"),
+    INERT("snis", "routing on the TLS server name is not implemented: the TLS listeners serve "
+                  "every name with --ssl-cert"),
     INERT("sources", "stream (tcp, tls, udp) routes are not supported"),
     INERT("destinations", "stream (tcp, tls, udp) routes are not supported"),
     {EF(struct route_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},

@@ -13,48 +13,61 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 
 #include "gw_arena.h"
 #include "gw_log.h"
 #include "json_alloc.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "tls.h"
 #include "sluice.h"
 
 /* How often the main loop looks whether every worker has ended its drain. */
 #define STOP_CHECK_US 20000
 
-static struct gw_config *load_config(const char *file, int reloading)
+/* kong.yml and the TLS files, read and checked together: a reload takes
+ * both or neither, and every error of both is logged. */
+static struct gw_snapshot *load_snapshot(struct gw_server *srv, int reloading)
 {
+    const char *file = srv->settings.config_file;
     struct gw_errlist errs = {0};
     struct gw_config *cfg = gw_config_load_file(file, reloading, &errs);
-    if (!cfg) {
+    SSL_CTX *tls = gw_tls_context_load(&srv->settings, &errs);
+    if (!cfg || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             gw_error("%s", errs.v[i]);
         gw_error("%s: %zu error%s in configuration", file, errs.n, errs.n == 1 ? "" : "s");
+        gw_errlist_free(&errs);
+        if (cfg) gw_config_free(cfg);
+        SSL_CTX_free(tls);
+        return NULL;
     }
-    gw_errlist_free(&errs);
-    return cfg;
+    struct gw_snapshot *snap = gw_snapshot_build(cfg, ++srv->generation);
+    if (tls) {
+        snap->tls = tls;
+        gw_arena_cleanup(cfg->arena, (gw_cleanup_fn)SSL_CTX_free, tls);
+    }
+    return snap;
 }
 
 static void reload(struct gw_server *srv)
 {
     gw_sd_notify_reloading();
     gw_notice("reloading %s", srv->settings.config_file);
-    struct gw_config *cfg = load_config(srv->settings.config_file, 1);
-    if (!cfg) {
+    struct gw_snapshot *snap = load_snapshot(srv, 1);
+    if (!snap) {
         gw_error("reload refused: still serving config sha256=%s", srv->snapshot->cfg->sha256);
         gw_sd_notify("READY=1");
         return;
     }
-    struct gw_snapshot *snap = gw_snapshot_build(cfg, ++srv->generation);
     for (unsigned i = 0; i < srv->n_workers; i++)
         gw_worker_post_snapshot(&srv->workers[i], snap);
     struct gw_snapshot *old = srv->snapshot;
     srv->snapshot = snap;
     gw_snapshot_unref(old);
-    gw_notice("config reloaded: sha256=%s generation=%llu", cfg->sha256,
-              (unsigned long long)snap->generation);
+    gw_notice("config reloaded: sha256=%s generation=%llu%s", snap->cfg->sha256,
+              (unsigned long long)snap->generation, snap->tls ? " (certificates read again)" : "");
     gw_sd_notify("READY=1");
 }
 
@@ -118,6 +131,12 @@ int main(int argc, char **argv)
     if (srv.settings.check_only) {
         struct gw_errlist errs = {0};
         struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, 0, &errs);
+        SSL_CTX *tls = gw_tls_context_load(&srv.settings, &errs);
+        SSL_CTX_free(tls);
+        if (errs.n && cfg) {
+            gw_config_free(cfg); /* the TLS files are part of what -t checks */
+            cfg = NULL;
+        }
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.v[i]);
         gw_errlist_free(&errs);
@@ -143,9 +162,8 @@ int main(int argc, char **argv)
     }
     evthread_use_pthreads();
 
-    struct gw_config *cfg = load_config(srv.settings.config_file, 0);
-    if (!cfg) return 1;
-    srv.snapshot = gw_snapshot_build(cfg, ++srv.generation);
+    srv.snapshot = load_snapshot(&srv, 0);
+    if (!srv.snapshot) return 1;
     srv.started_us = gw_now_us();
     srv.base = gw_oom_check(event_base_new());
 
@@ -186,11 +204,12 @@ int main(int argc, char **argv)
         }
     char where[GW_LISTEN_TEXT_MAX];
     for (size_t i = 0; i < srv.settings.n_proxy; i++)
-        gw_notice("proxy listening on %s", gw_listen_text(&srv.settings.proxy[i], where));
+        gw_notice("proxy listening on %s%s", gw_listen_text(&srv.settings.proxy[i], where),
+                  srv.settings.proxy[i].ssl ? " (TLS)" : "");
     if (!srv.settings.admin_off)
         gw_notice("admin listening on %s", gw_listen_text(&srv.settings.admin, where));
     gw_notice("sluice %s started: %u workers, config %s sha256=%s", SLUICE_VERSION, srv.n_workers,
-              cfg->file, cfg->sha256);
+              srv.snapshot->cfg->file, srv.snapshot->cfg->sha256);
     gw_sd_notify("READY=1");
 
     event_base_dispatch(srv.base);

@@ -1392,6 +1392,7 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     r->client_ip = gw_strdup(arena, c->peer);
     r->client_port = c->peer_port;
     r->server_port = c->local_port;
+    r->tls = c->ssl != NULL;
     r->connection = c->serial;
     r->connection_requests = ++c->requests;
     const char *host = gw_headers_get(r->headers, "Host");

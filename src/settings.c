@@ -20,7 +20,9 @@ static void usage(FILE *out)
         "  -t, --test                 check the config, print every error, exit 0 or 1\n"
         "  -V, --version              print the version\n"
         "  -h, --help                 this help\n"
-        "      --proxy-listen A:P     proxy listener, repeatable (default 0.0.0.0:8000)\n"
+        "      --proxy-listen A:P[ ssl]\n"
+        "                             proxy listener, repeatable (default 0.0.0.0:8000);\n"
+        "                             ' ssl' makes it speak TLS (HTTP/1.1, TLS 1.2 and 1.3)\n"
         "      --admin-listen A:P|off admin listener (default 127.0.0.1:8001)\n"
         "      --workers N            worker threads (default: CPUs it may run on)\n"
         "      --log-level L          debug|info|notice|warn|error (default info)\n"
@@ -28,6 +30,11 @@ static void usage(FILE *out)
         "      --max-body-size BYTES  largest client body accepted (default 16777216)\n"
         "      --drain-timeout S      graceful stop waits this long for requests (default 30)\n"
         "      --client-timeout S     idle keep-alive / slow client timeout (default 60)\n"
+        "      --ssl-cert FILE[,FILE] PEM certificate (leaf, then chain) of the ssl listeners;\n"
+        "                             a second file for a second key type (RSA + ECDSA)\n"
+        "      --ssl-cert-key FILE[,FILE]\n"
+        "                             PEM private key of each certificate, same order\n"
+        "                             (both files are read again on SIGHUP)\n"
         "      --upstream-keepalive-idle-timeout S\n"
         "                             idle upstream connections are closed after S (default 60)\n"
         "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
@@ -108,11 +115,6 @@ static int add_listen(struct gw_settings *s, const char *spec)
                 spec);
         return -1;
     }
-    if (s->proxy[s->n_proxy].ssl) {
-        fprintf(stderr, "sluice: --proxy-listen '%s': TLS listeners are not implemented yet\n",
-                spec);
-        return -1;
-    }
     s->n_proxy++;
     return 0;
 }
@@ -144,7 +146,14 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
             return 0;
         }
         s->admin_off = 0;
-        if (gw_listen_parse(&s->admin, v) < 0 || s->admin.ssl) {
+        if (gw_listen_parse(&s->admin, v) == 0 && s->admin.ssl) {
+            fprintf(stderr,
+                    "sluice: --admin-listen '%s': the admin listener speaks plain HTTP only "
+                    "(keep it on a loopback address)\n",
+                    v);
+            return -1;
+        }
+        if (gw_listen_parse(&s->admin, v) < 0) {
             fprintf(
                 stderr,
                 "sluice: --admin-listen: cannot parse '%s' (ADDR:PORT with PORT 1-65535, or off)\n",
@@ -180,6 +189,12 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         if (parse_long("--client-timeout", v, 1, 3600, &n) < 0) return -1;
         s->client_timeout = (int)n;
         return 0;
+    case 'S':
+        s->ssl_cert = v;
+        return 0;
+    case 'k':
+        s->ssl_cert_key = v;
+        return 0;
     case 'K':
         if (parse_long("--upstream-keepalive-idle-timeout", v, 1, 3600, &n) < 0) return -1;
         s->upstream_idle_timeout = (int)n;
@@ -197,6 +212,7 @@ static const struct {
     {"SLUICE_LOG_LEVEL", 'l'},      {"SLUICE_PID_FILE", 'p'},
     {"SLUICE_MAX_BODY_SIZE", 'B'},  {"SLUICE_DRAIN_TIMEOUT", 'D'},
     {"SLUICE_CLIENT_TIMEOUT", 'T'}, {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
+    {"SLUICE_SSL_CERT", 'S'},       {"SLUICE_SSL_CERT_KEY", 'k'},
 };
 
 /* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
@@ -236,6 +252,8 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"drain-timeout", required_argument, NULL, 'D'},
         {"client-timeout", required_argument, NULL, 'T'},
         {"upstream-keepalive-idle-timeout", required_argument, NULL, 'K'},
+        {"ssl-cert", required_argument, NULL, 'S'},
+        {"ssl-cert-key", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     /* A flag wins over its SLUICE_* variable, which is then not read at all:
@@ -283,5 +301,14 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         return -1;
     }
     if (s->n_proxy == 0) gw_listen_parse(&s->proxy[s->n_proxy++], "0.0.0.0:8000");
+    for (size_t i = 0; i < s->n_proxy; i++)
+        if (s->proxy[i].ssl && (!s->ssl_cert || !s->ssl_cert_key)) {
+            char where[GW_LISTEN_TEXT_MAX];
+            fprintf(stderr,
+                    "sluice: --proxy-listen '%s ssl' needs --ssl-cert and --ssl-cert-key "
+                    "(or SLUICE_SSL_CERT and SLUICE_SSL_CERT_KEY)\n",
+                    gw_listen_text(&s->proxy[i], where));
+            return -1;
+        }
     return 0;
 }

@@ -13,7 +13,7 @@
 struct gw_listen {
     char host[256];
     char port[8];
-    int ssl; /* "ADDR:PORT ssl": reserved for the TLS issue, refused for now */
+    int ssl; /* "ADDR:PORT ssl": the listener speaks TLS (tls.h) */
 };
 
 struct gw_settings {
@@ -30,6 +30,10 @@ struct gw_settings {
     int drain_timeout;         /* seconds */
     int client_timeout;        /* seconds: keep-alive idle and slow clients */
     int upstream_idle_timeout; /* seconds an idle upstream connection is kept */
+    /* Kong's ssl_cert / ssl_cert_key: PEM files, comma-separated pairs
+     * (tls.c reads them at start and on every reload). */
+    const char *ssl_cert;
+    const char *ssl_cert_key;
 };
 
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */

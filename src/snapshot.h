@@ -45,6 +45,9 @@ struct gw_snapshot {
      * path and query set, which spares libcurl parsing the whole URL again
      * on every transfer (~10k instructions of its ~87k per request). */
     void **service_urls;
+    /* The TLS listeners' server context (an SSL_CTX, tls.h), NULL without
+     * --ssl-cert. Loaded with the config so that SIGHUP renews both. */
+    void *tls;
 };
 
 /* Takes ownership of cfg (freed with the snapshot). refs starts at 1. */

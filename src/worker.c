@@ -200,6 +200,7 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_settings *s
         if (l->fd < 0) goto fail;
         l->worker = w;
         l->port = atoi(settings->proxy[i].port);
+        l->ssl = settings->proxy[i].ssl;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, gw_conn_accept_cb, l);
         event_add(&l->ev, NULL);
         w->n_listeners++;

@@ -27,6 +27,7 @@ struct gw_listener {
     struct gw_worker *worker;
     int fd;
     int port;
+    int ssl; /* speaks TLS, with the snapshot's context */
     struct event ev;
 };
 

@@ -335,7 +335,7 @@ describe('docs/configuration.md: load-time errors', { skip }, () => {
     ].join('\n')));
     assert.equal(r.code, 1);
     const all = r.lines.join('\n');
-    assert.match(all, /routes\[0\]\.snis: not supported: TLS listeners/);
+    assert.match(all, /routes\[0\]\.snis: not supported: routing on the TLS server name is not implemented/);
     assert.match(all, /routes\[0\]\.sources: not supported: stream/);
     assert.match(all, /routes\[0\]\.destinations: not supported: stream/);
     assert.match(all, /plugins\[0\]\.ordering: not supported: .*priority/);
