@@ -144,6 +144,9 @@ start_nginx_proxy() {
     upstream bench_sse { server 127.0.0.1:$SSE_PORT; keepalive 16; }
     server {
         listen 127.0.0.1:$NGX_PORT;
+        listen 127.0.0.1:$NGX_TLS_PORT ssl;
+        ssl_certificate $WORK/tls/cert.pem;
+        ssl_certificate_key $WORK/tls/key.pem;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host \$host;
@@ -275,7 +278,8 @@ start_sluice() { # extra command prefix (e.g. valgrind ...), optional
     "$SLUICE" -t -c "$WORK/kong.yml" >"$WORK/sluice-t.log" 2>&1 ||
         { cat "$WORK/sluice-t.log" >&2; die "sluice -t refused the bench config ($WORK/kong.yml)"; }
     "$@" "$SLUICE" -c "$WORK/kong.yml" --proxy-listen "127.0.0.1:$SL_PORT" \
-        --admin-listen "127.0.0.1:$ADM_PORT" --workers 1 --log-level warn 2>"$WORK/sluice.log" &
+        --proxy-listen "127.0.0.1:$SL_TLS_PORT ssl" --ssl-cert "$WORK/tls/cert.pem" \
+        --ssl-cert-key "$WORK/tls/key.pem" --admin-listen "127.0.0.1:$ADM_PORT" --workers 1 --log-level warn 2>"$WORK/sluice.log" &
     SL_PID=$!
     STARTED_PIDS+=("$SL_PID")
     wait_port "$SL_PORT" "sluice"
@@ -284,8 +288,17 @@ start_sluice() { # extra command prefix (e.g. valgrind ...), optional
 start_all() {
     [ -x "$SLUICE" ] || die "no sluice binary at $SLUICE (cmake -S $ROOT -B $ROOT/build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build $ROOT/build-bench -j2)"
     command -v wrk >/dev/null || die "wrk is not installed"
-    read -r UP_PORT SSE_PORT NGX_PORT SL_PORT ADM_PORT <<<"$(free_ports 5)"
+    read -r UP_PORT SSE_PORT NGX_PORT SL_PORT ADM_PORT NGX_TLS_PORT SL_TLS_PORT <<<"$(free_ports 7)"
     write_bodies
+    # One certificate for both TLS listeners: ECDSA P-256, what a current
+    # deployment would use (the same for both, so the handshake and record
+    # costs compare like for like).
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null ||
+        die "openssl could not make the bench certificate"
+    chmod 644 "$WORK/tls/key.pem" # nginx reads it as root anyway; the temp dir is ours
     start_upstream
     start_nginx_proxy
     start_sluice "$@"

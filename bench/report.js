@@ -43,14 +43,18 @@ out.push(
   ''
 );
 
-const label = { plain: 'plain GET proxy', ai: 'ai-proxy (OpenAI → Anthropic) vs nginx plain POST' };
-if (runs.plain || runs.ai) { // absent with BENCH_ONLY=ttft
+const label = {
+  plain: 'plain GET proxy',
+  tls: 'plain GET proxy, client over TLS 1.3 (keep-alive)',
+  ai: 'ai-proxy (OpenAI → Anthropic) vs nginx plain POST',
+};
+if (runs.plain || runs.tls || runs.ai) { // absent with BENCH_ONLY=ttft
   out.push('## Throughput and latency, sluice vs nginx', '');
   out.push(
     '| scenario | c | req/s sluice | req/s nginx | ratio | p50 µs sluice / nginx | p99 µs sluice / nginx | CPU µs/req sluice / nginx | errors |'
   );
   out.push('|---|---|---|---|---|---|---|---|---|');
-  for (const s of ['plain', 'ai']) {
+  for (const s of ['plain', 'tls', 'ai']) {
     if (!runs[s]) continue;
     for (const c of ['1', '32']) {
       if (!runs[s][c]) continue;
@@ -69,8 +73,8 @@ if (runs.plain || runs.ai) { // absent with BENCH_ONLY=ttft
   out.push('## Latency added over going direct, c=1 (p50 through the proxy − p50 direct, same round)', '');
   out.push('| scenario | direct p50 µs | added by sluice µs | added by nginx µs | ratio sluice/nginx |');
   out.push('|---|---|---|---|---|');
-  for (const s of ['plain', 'ai']) {
-    if (!runs[s] || !runs[s]['1']) continue;
+  for (const s of ['plain', 'tls', 'ai']) {
+    if (!runs[s] || !runs[s]['1'] || !runs[s]['1'].direct) continue;
     const addS = pairMed(s, '1', 'sluice', 'direct', (a, d) => a.p50 - d.p50);
     const addN = pairMed(s, '1', 'nginx', 'direct', (a, d) => a.p50 - d.p50);
     out.push(

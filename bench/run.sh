@@ -7,12 +7,12 @@
 # shared and noisy: every figure is reported next to nginx's (or the direct
 # run's) from the same round, and the median over rounds is kept.
 #
-#   bench/run.sh                       # ~8 minutes with the defaults
+#   bench/run.sh                       # ~11 minutes with the defaults
 #   BENCH_DURATION=3 BENCH_ROUNDS=1 bench/run.sh   # quick smoke run
 #
 # Environment: SLUICE (binary, default build-bench/sluice), BENCH_DURATION
 # (s per wrk run, 10), BENCH_ROUNDS (3), BENCH_TTFT_N (requests per TTFT
-# sample, 200), BENCH_BUDGET (s, 560: later runs are skipped past it),
+# sample, 200), BENCH_BUDGET (s, 800: later runs are skipped past it),
 # BENCH_OUT (markdown, bench/results/latest.md), BENCH_KEEP=1 keeps the temp dir,
 # BENCH_TTFT_ROUNDS (TTFT rounds, default BENCH_ROUNDS), BENCH_ONLY=ttft (only the
 # time-to-first-byte runs: the noisiest figure, which wants more rounds).
@@ -23,7 +23,7 @@ DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 TTFT_N=${BENCH_TTFT_N:-200}
 TTFT_ROUNDS=${BENCH_TTFT_ROUNDS:-$ROUNDS}
-BUDGET=${BENCH_BUDGET:-560}
+BUDGET=${BENCH_BUDGET:-800}
 OUT=${BENCH_OUT:-$BENCH_DIR/results/latest.md}
 RUNS="$WORK/runs.tsv" # round scenario c target rps p50 p99 mean cpu_us sockerr non2xx
 MEM="$WORK/mem.tsv"   # target phase kB
@@ -76,7 +76,7 @@ check() { # name url body marker
     if [ -n "$3" ]; then
         got=$(curl -s -m 5 -w '\n%{http_code}' -H 'content-type: application/json' --data-binary "@$3" "$2" || true)
     else
-        got=$(curl -s -m 5 -w '\n%{http_code}' "$2" || true)
+        got=$(curl -s -m 5 --cacert "$WORK/tls/cert.pem" -w '\n%{http_code}' "$2" || true)
     fi
     if [ "${got##*$'\n'}" = 200 ] && [[ $got == *"$4"* ]]; then return 0; fi
     note "$1: $2 did not answer 200 with '$4' (got: $(echo "$got" | tr '\n' ' ' | cut -c1-300)); scenario skipped"
@@ -98,6 +98,10 @@ SL=http://127.0.0.1:$SL_PORT
 SCENARIOS=()
 check plain "$SL/hello" "" "hello from the bench" && check plain "$NG/hello" "" "hello from the bench" &&
     SCENARIOS+=(plain)
+SLT=https://127.0.0.1:$SL_TLS_PORT
+NGT=https://127.0.0.1:$NGX_TLS_PORT
+check tls "$SLT/hello" "" "hello from the bench" && check tls "$NGT/hello" "" "hello from the bench" &&
+    SCENARIOS+=(tls)
 if have_ai_proxy; then
     check ai "$SL/ai/chat" "$WORK/chat_small.json" '"chat.completion"' && SCENARIOS+=(ai)
     check prompt "$SL/ai/guarded" "$WORK/chat_4k.json" '"chat.completion"' && SCENARIOS+=(prompt)
@@ -133,6 +137,19 @@ for round in $(seq 1 "$ROUNDS"); do
                         bench_one "$round" plain "$c" nginx "$NG/hello" "" "$NGX_PID"
                     else
                         bench_one "$round" plain "$c" sluice "$SL/hello" "" "$SL_PID"
+                    fi
+                done
+                ;;
+            tls)
+                # The same GET, the client's connection over TLS 1.3 (wrk
+                # keeps it alive: the record layer, not the handshake).
+                pair=(nginx sluice)
+                [ $((round % 2)) = 0 ] && pair=(sluice nginx)
+                for t in "${pair[@]}"; do
+                    if [ "$t" = nginx ]; then
+                        bench_one "$round" tls "$c" nginx "$NGT/hello" "" "$NGX_PID"
+                    else
+                        bench_one "$round" tls "$c" sluice "$SLT/hello" "" "$SL_PID"
                     fi
                 done
                 ;;
