@@ -51,6 +51,7 @@ struct gw_route {
     struct gw_strings hosts_raw;
     struct gw_string_map headers;
     struct gw_strings protocols;
+    struct gw_strings snis; /* TLS server names, lowercased, no trailing dot */
     int strip_path;
     int preserve_host;
     int request_buffering;  /* read the whole client body before the upstream call */

@@ -60,6 +60,7 @@ struct gw_request {
     uint64_t connection;          /* serial of the client connection (nginx's $connection) */
     unsigned connection_requests; /* this request's number on it, from 1 */
     int tls;                      /* arrived over TLS */
+    const char *tls_sni;          /* over TLS: the server name asked for, lowercased ("" if none) */
     struct gw_headers *headers;   /* request headers: what plugins leave here goes upstream */
     /* Request body, decoded. Whole before the access phase when a plugin
      * of the route sets needs_body; otherwise it streams to the upstream

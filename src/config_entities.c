@@ -5,6 +5,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,47 @@ static void check_methods(struct gw_conf *cf, const struct gw_node *node, struct
     }
 }
 
+/* Kong's snis on a route (typedefs.wildcard_host, the traditional_compatible
+ * router): server names, one '*' as the first or last character at most,
+ * no IP, no port; the trailing dot of an FQDN is not used for routing.
+ * Only on routes that take nothing but TLS. */
+static void check_snis(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
+{
+    if (!r->snis.n) return;
+    const struct gw_node *list = gw_node_get(node, "snis");
+    struct gw_arena *a = gw_conf_arena(cf);
+    for (size_t i = 0; i < r->protocols.n; i++)
+        if (r->protocols.v[i] && strcmp(r->protocols.v[i], "https") != 0) {
+            gw_conf_error(cf, list, "snis",
+                          "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
+                          "'tls_passthrough'");
+            return;
+        }
+    for (size_t i = 0; i < r->snis.n; i++) {
+        const char *v = r->snis.v[i];
+        if (!v) continue;
+        char *s = lowercase(a, v);
+        size_t n = strlen(s);
+        if (n > 1 && s[n - 1] == '.') s[--n] = '\0';
+        unsigned char ip[16];
+        const char *why = NULL;
+        const char *star = strchr(s, '*');
+        if (star && ((star != s && star != s + n - 1) || n == 1))
+            why = "wildcard must be leftmost or rightmost character";
+        else if (star && strchr(star + 1, '*'))
+            why = "only one wildcard must be specified";
+        else if (inet_pton(AF_INET, s, ip) == 1 || inet_pton(AF_INET6, s, ip) == 1)
+            why = "must not be an IP";
+        else if (strchr(s, ':'))
+            why = "must not have a port";
+        else if (n == 0 || n > 253 || s[0] == '.' ||
+                 strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-_*") != n)
+            why = gw_sprintf(a, "invalid value: %s", v);
+        if (why) gw_conf_error(cf, elem(list, i), elem_sub(cf, "snis", list, i), "%s", why);
+        r->snis.v[i] = s;
+    }
+}
+
 static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
 {
     struct gw_route *r = &((struct route_in *)obj)->r;
@@ -511,8 +553,17 @@ static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *
     if (code != 426 && code != 301 && code != 302 && code != 307 && code != 308)
         gw_conf_error(cf, gw_node_get(node, "https_redirect_status_code"),
                       "https_redirect_status_code", "expected one of 426, 301, 302, 307, 308");
-    if (!r->paths_raw.n && !r->hosts_raw.n && !r->methods.n && !r->headers.n)
-        gw_conf_error(cf, node, NULL, "must set one of 'methods', 'hosts', 'headers', 'paths'");
+    check_snis(cf, node, r);
+    /* Kong's: a route that takes only TLS may match on snis alone. */
+    int https_only = r->protocols.n > 0;
+    for (size_t i = 0; i < r->protocols.n; i++)
+        if (!r->protocols.v[i] || strcmp(r->protocols.v[i], "https") != 0) https_only = 0;
+    if (!r->paths_raw.n && !r->hosts_raw.n && !r->methods.n && !r->headers.n &&
+        !(https_only && r->snis.n))
+        gw_conf_error(cf, node, NULL,
+                      https_only ? "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' "
+                                   "when 'protocols' is 'https'"
+                                 : "must set one of 'methods', 'hosts', 'headers', 'paths'");
     compile_paths(cf, node, r);
     parse_hosts(cf, node, r);
     return 0;
@@ -536,8 +587,7 @@ static const struct gw_field route_fields[] = {
     {EF(struct route_in, "https_redirect_status_code", r.https_redirect_status_code, GW_F_INT, 0,
         "426")},
     {EF(struct route_in, "tags", r.tags, GW_F_STRINGS, 0, NULL)},
-    INERT("snis", "routing on the TLS server name is not implemented: the TLS listeners serve "
-                  "every name with --ssl-cert"),
+    {EF(struct route_in, "snis", r.snis, GW_F_STRINGS, 0, NULL)},
     INERT("sources", "stream (tcp, tls, udp) routes are not supported"),
     INERT("destinations", "stream (tcp, tls, udp) routes are not supported"),
     {EF(struct route_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},

@@ -1393,6 +1393,13 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
     r->client_port = c->peer_port;
     r->server_port = c->local_port;
     r->tls = c->ssl != NULL;
+    if (c->ssl) {
+        const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+        char *low = gw_strdup(arena, sni ? sni : "");
+        for (char *p = low; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        r->tls_sni = low;
+    }
     r->connection = c->serial;
     r->connection_requests = ++c->requests;
     const char *host = gw_headers_get(r->headers, "Host");
@@ -1410,8 +1417,8 @@ void gw_proxy_on_request(struct gw_conn *c, const struct gw_h1_head *head)
         r->path = clean;
 
     struct gw_route_match m;
-    if (bad || gw_router_match_at(rq->snap->router, r->method, r->host, r->server_port, r->path,
-                                  r->headers, &m) < 0) {
+    if (bad || gw_router_match_at(rq->snap->router, r->method, r->host, r->server_port, r->tls_sni,
+                                  r->path, r->headers, &m) < 0) {
         /* No route: the global plugins only. */
         rq->chain = rq->snap->global_chain;
         alloc_contexts(rq);

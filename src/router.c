@@ -11,8 +11,8 @@
  * getting its own priority. Entries are then sorted once, at build time, by
  * this order (each key only breaks ties of the ones before it):
  *
- *   1. match weight, descending: how many of methods, hosts, headers, paths
- *      the route sets (Kong also counts snis, which we do not have);
+ *   1. match weight, descending: how many of methods, hosts, headers, paths,
+ *      snis the route sets;
  *   2. "plain hosts only", set ones first: the route has hosts and none of
  *      them is a wildcard (Kong's PLAIN_HOST_ONLY_BIT);
  *   3. number of header names, descending;
@@ -289,15 +289,37 @@ static int regex_paths_match(const struct router_entry *e, const char *path, siz
 }
 
 /* Cheap criteria first, the regex last. */
+/* Kong's tls.sni conditions: "*.example.com" matches names ending in
+ * ".example.com", "example.*" names starting with "example.", any other
+ * one exactly (the route's names are lowercase, without the final dot). */
+static int sni_matches(const struct gw_route *r, const char *sni)
+{
+    size_t len = strlen(sni);
+    for (size_t i = 0; i < r->snis.n; i++) {
+        const char *s = r->snis.v[i];
+        size_t n = strlen(s);
+        if (s[0] == '*') {
+            if (len >= n - 1 && memcmp(sni + len - (n - 1), s + 1, n - 1) == 0) return 1;
+        } else if (s[n - 1] == '*') {
+            if (len >= n - 1 && memcmp(sni, s, n - 1) == 0) return 1;
+        } else if (len == n && memcmp(sni, s, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int entry_matches(const struct gw_router *rt, const struct router_entry *e,
-                         const char *method, const char *host, int port, const char *path,
-                         size_t len, const struct gw_headers *headers, size_t *strip)
+                         const char *method, const char *host, int port, const char *sni,
+                         const char *path, size_t len, const struct gw_headers *headers,
+                         size_t *strip)
 {
     const struct gw_route *r = e->route;
     *strip = 0;
     if (e->n_paths && !e->is_regex && !prefix_matches(e, path, len, strip)) return 0;
     if (r->methods.n && !method_matches(r, method)) return 0;
     if (r->n_hosts && !host_matches(r, host, port)) return 0;
+    if (r->snis.n && sni && !sni_matches(r, sni)) return 0;
     if (!headers_match(e, headers, rt->md_pairs)) return 0;
     if (e->n_paths && e->is_regex && !regex_paths_match(e, path, len, rt->md_pairs, strip))
         return 0;
@@ -315,11 +337,12 @@ static uint64_t head_word(const char *s, size_t len)
 int gw_router_match(const struct gw_router *rt, const char *method, const char *host,
                     const char *path, const struct gw_headers *headers, struct gw_route_match *m)
 {
-    return gw_router_match_at(rt, method, host, 0, path, headers, m);
+    return gw_router_match_at(rt, method, host, 0, NULL, path, headers, m);
 }
 
 int gw_router_match_at(const struct gw_router *rt, const char *method, const char *host, int port,
-                       const char *path, const struct gw_headers *headers, struct gw_route_match *m)
+                       const char *sni, const char *path, const struct gw_headers *headers,
+                       struct gw_route_match *m)
 {
     if (!rt) return -1;
     /* The query string is not part of the path; an empty path is "/". */
@@ -344,7 +367,7 @@ int gw_router_match_at(const struct gw_router *rt, const char *method, const cha
         last = it->pos;
         const struct router_entry *e = &rt->entries[it->pos];
         size_t strip;
-        if (entry_matches(rt, e, method, host, port, path, len, headers, &strip)) {
+        if (entry_matches(rt, e, method, host, port, sni, path, len, headers, &strip)) {
             m->route = e->route;
             m->strip_len = strip < real_len ? strip : real_len;
             return 0;
@@ -428,7 +451,8 @@ static size_t add_route_entries(struct gw_router *rt, const struct gw_route *r, 
     struct router_entry base = {.route = r, .order = order};
     base.headers = build_header_rules(rt, r, arena);
     base.n_headers = r->headers.n;
-    base.weight = (r->methods.n > 0) + (r->n_hosts > 0) + (r->headers.n > 0) + (r->n_paths > 0);
+    base.weight = (r->methods.n > 0) + (r->n_hosts > 0) + (r->headers.n > 0) + (r->n_paths > 0) +
+                  (r->snis.n > 0);
     base.plain_host_only = r->n_hosts > 0;
     for (size_t i = 0; i < r->n_hosts; i++)
         if (r->hosts[i].wildcard) base.plain_host_only = 0;

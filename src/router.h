@@ -34,9 +34,11 @@ int gw_router_match(const struct gw_router *rt, const char *method, const char *
 /* The same, for a request that came in on listener port `port`: a route
  * host written with a port ("api.example.com:8443") matches only there, as
  * Kong's does (http.host == h and net.dst.port == PORT). gw_router_match
- * is port 0, where such hosts never match. */
+ * is port 0, where such hosts never match. sni: the TLS server name the
+ * client asked for (lowercase, "" if it sent none), or NULL for plain
+ * HTTP, where a route's snis do not apply (Kong's traditional router). */
 int gw_router_match_at(const struct gw_router *rt, const char *method, const char *host, int port,
-                       const char *path, const struct gw_headers *headers,
+                       const char *sni, const char *path, const struct gw_headers *headers,
                        struct gw_route_match *m);
 
 /* Kong's uri_captures: the capture `name` (a group name, or its number;

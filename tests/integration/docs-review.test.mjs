@@ -321,9 +321,10 @@ describe('docs/configuration.md: load-time errors', { skip }, () => {
   });
 
   // "Kong fields for features sluice does not have load at the value that leaves them off ...
-  // and are load errors naming the field and the reason otherwise; on routes these are snis,
-  // sources and destinations; on plugins ordering."
-  test('snis, sources, destinations and a plugin ordering with values are refused, each with its reason', async () => {
+  // and are load errors naming the field and the reason otherwise; on routes these are
+  // sources and destinations; on plugins ordering." And snis, as in Kong, only on a route whose
+  // protocols are [https].
+  test('snis on an http route, sources, destinations and a plugin ordering with values are refused, each with its reason', async () => {
     const r = await check(svc([
       '    snis: [a.example]',
       '    sources: [{ip: 10.0.0.1}]',
@@ -335,7 +336,7 @@ describe('docs/configuration.md: load-time errors', { skip }, () => {
     ].join('\n')));
     assert.equal(r.code, 1);
     const all = r.lines.join('\n');
-    assert.match(all, /routes\[0\]\.snis: not supported: routing on the TLS server name is not implemented/);
+    assert.match(all, /routes\[0\]\.snis: 'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'/);
     assert.match(all, /routes\[0\]\.sources: not supported: stream/);
     assert.match(all, /routes\[0\]\.destinations: not supported: stream/);
     assert.match(all, /plugins\[0\]\.ordering: not supported: .*priority/);

@@ -262,7 +262,7 @@ static void test_bad_file(void)
 /* One inline config, one exact error list. */
 struct bad_case {
     const char *yaml;
-    const char *errors[4];
+    const char *errors[10];
 };
 
 static const struct bad_case bad_cases[] = {
@@ -321,8 +321,27 @@ static const struct bad_case bad_cases[] = {
       "kong.yml:6:22: services[0].ca_certificates: not supported: HTTPS upstreams are verified "
       "against the system's CA bundle; per-service CA certificates, client certificates and "
       "verify depth are not available yet",
-      "kong.yml:8:37: services[0].routes[0].snis: not supported: TLS listeners are not "
-      "implemented yet"}},
+      "kong.yml:8:37: services[0].routes[0].snis: 'snis' can only be set when 'protocols' is "
+      "'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
+    /* Route snis (Kong's wildcard_host): names only, one '*' at an end. */
+    {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    routes:\n"
+     "      - name: r\n        protocols: [https]\n"
+     "        snis: [1.2.3.4, 'a.b:443', 'a.*.b', '*.a.*', '', 'a b', '*']\n"
+     "      - {name: ok, protocols: [https], snis: [A.Example.COM., '*.x.test', 'api.*']}\n"
+     "      - {name: http, snis: [a.b]}\n",
+     {"kong.yml:8:16: services[0].routes[0].snis[0]: must not be an IP",
+      "kong.yml:8:25: services[0].routes[0].snis[1]: must not have a port",
+      "kong.yml:8:36: services[0].routes[0].snis[2]: wildcard must be leftmost or rightmost "
+      "character",
+      "kong.yml:8:45: services[0].routes[0].snis[3]: only one wildcard must be specified",
+      "kong.yml:8:54: services[0].routes[0].snis[4]: invalid value: ",
+      "kong.yml:8:58: services[0].routes[0].snis[5]: invalid value: a b",
+      "kong.yml:8:65: services[0].routes[0].snis[6]: wildcard must be leftmost or rightmost "
+      "character",
+      "kong.yml:10:9: services[0].routes[2]: must set one of 'methods', 'hosts', 'headers', "
+      "'paths'",
+      "kong.yml:10:28: services[0].routes[2].snis: 'snis' can only be set when 'protocols' is "
+      "'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    plugins:\n"
      "      - {name: correlation-id, service: s, route: nope, consumer: nobody}\n",
      {"kong.yml:6:41: services[0].plugins[0].service: not allowed in a plugin nested under a "
@@ -355,7 +374,7 @@ static void test_bad_inline(void)
         struct gw_config *cfg = load(c->yaml, &errs);
         CHECK(cfg == NULL);
         size_t n = 0;
-        while (n < 4 && c->errors[n])
+        while (n < 10 && c->errors[n])
             n++;
         if (errs.n != n) {
             fprintf(stderr, "case %zu: %zu errors, expected %zu:\n", i, errs.n, n);

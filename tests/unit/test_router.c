@@ -422,6 +422,39 @@ static void test_config_order_ties(void)
     fixture_free(&f);
 }
 
+/* Kong's tls.sni: a route's snis apply to TLS requests only (plain HTTP
+ * ignores them), wildcards at either end, and they add to the weight. */
+static const char *match_sni(const struct gw_router *rt, const char *sni, const char *path)
+{
+    struct gw_route_match m = {0};
+    if (gw_router_match_at(rt, "GET", "", 443, sni, path, NULL, &m) != 0) return "-";
+    return m.route->name;
+}
+
+static void test_snis(void)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct gw_route *named = add_route(&f, "named");
+    set_paths(&f, named, "/", NULL);
+    named->snis.v = gw_calloc(f.arena, 4 * sizeof(char *));
+    named->snis.v[named->snis.n++] = "a.example.com";
+    named->snis.v[named->snis.n++] = "*.wild.test";
+    named->snis.v[named->snis.n++] = "api.*";
+    set_paths(&f, add_route(&f, "any"), "/", NULL);
+    struct gw_router *rt = build(&f);
+
+    CHECK_STR(match_sni(rt, "a.example.com", "/x"), "named");
+    CHECK_STR(match_sni(rt, "b.a.example.com", "/x"), "any"); /* exact, not a suffix */
+    CHECK_STR(match_sni(rt, "x.wild.test", "/x"), "named");
+    CHECK_STR(match_sni(rt, "wild.test", "/x"), "any");
+    CHECK_STR(match_sni(rt, "api.example.org", "/x"), "named");
+    CHECK_STR(match_sni(rt, "apis.example.org", "/x"), "any");
+    CHECK_STR(match_sni(rt, "", "/x"), "any");     /* TLS without a server name */
+    CHECK_STR(match_sni(rt, NULL, "/x"), "named"); /* plain HTTP: snis do not apply */
+    fixture_free(&f);
+}
+
 static void test_strip_len(void)
 {
     struct fixture f;
@@ -681,6 +714,7 @@ int main(void)
     test_methods();
     test_headers();
     test_config_order_ties();
+    test_snis();
     test_strip_len();
     test_unanchored_regex();
     test_no_match();
