@@ -69,6 +69,26 @@ struct gw_route {
     const struct gw_node *node;
 };
 
+/* Kong's certificates entity: a PEM certificate (leaf, then its chain) and
+ * its key, optionally a second pair of another key type (cert_alt,
+ * key_alt), served on the TLS listeners to clients that ask for one of its
+ * server names (struct gw_sni). Checked at load (tls.c builds from them). */
+struct gw_certificate {
+    const char *cert, *key;
+    const char *cert_alt, *key_alt;
+    struct gw_strings tags;
+    size_t index;
+    const struct gw_node *node;
+};
+
+/* Kong's snis entity: a server name, lowercase, with at most one '*' as
+ * its first or last character, and the certificate it selects. */
+struct gw_sni {
+    const char *name;
+    const struct gw_certificate *certificate;
+    const struct gw_node *node;
+};
+
 struct gw_keyauth_credential {
     const char *key;
     struct gw_strings tags;

@@ -37,6 +37,10 @@ struct gw_config {
     size_t n_consumers;
     struct gw_plugin_instance **plugins; /* in file order */
     size_t n_plugins;
+    struct gw_certificate **certificates;
+    size_t n_certificates;
+    struct gw_sni *snis; /* sorted by name, unique */
+    size_t n_snis;
     const struct gw_node *root;
     /* Nodes whose values are secrets (GW_SECRET fields, credentials). */
     const struct gw_node **secrets;

@@ -18,6 +18,7 @@
 #include "url_userinfo.h"
 #include "gw_num_text.h"
 #include "path_dots.h"
+#include "tls.h"
 #include "yaml_node.h"
 
 /* Like GW_FIELD, for members of the public struct inside a wrapper. */
@@ -461,10 +462,31 @@ static void check_methods(struct gw_conf *cf, const struct gw_node *node, struct
     }
 }
 
+const char *gw_server_name_read(struct gw_arena *a, const char *v, const char **why)
+{
+    char *s = lowercase(a, v);
+    size_t n = strlen(s);
+    if (n > 1 && s[n - 1] == '.') s[--n] = '\0';
+    unsigned char ip[16];
+    const char *star = strchr(s, '*');
+    *why = NULL;
+    if (star && ((star != s && star != s + n - 1) || n == 1))
+        *why = "wildcard must be leftmost or rightmost character";
+    else if (star && strchr(star + 1, '*'))
+        *why = "only one wildcard must be specified";
+    else if (inet_pton(AF_INET, s, ip) == 1 || inet_pton(AF_INET6, s, ip) == 1)
+        *why = "must not be an IP";
+    else if (strchr(s, ':'))
+        *why = "must not have a port";
+    else if (n == 0 || n > 253 || s[0] == '.' ||
+             strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-_*") != n)
+        *why = gw_sprintf(a, "invalid value: %s", v);
+    return s;
+}
+
 /* Kong's snis on a route (typedefs.wildcard_host, the traditional_compatible
- * router): server names, one '*' as the first or last character at most,
- * no IP, no port; the trailing dot of an FQDN is not used for routing.
- * Only on routes that take nothing but TLS. */
+ * router): server names as gw_server_name_read reads them. Only on routes
+ * that take nothing but TLS. */
 static void check_snis(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
 {
     if (!r->snis.n) return;
@@ -478,27 +500,10 @@ static void check_snis(struct gw_conf *cf, const struct gw_node *node, struct gw
             return;
         }
     for (size_t i = 0; i < r->snis.n; i++) {
-        const char *v = r->snis.v[i];
-        if (!v) continue;
-        char *s = lowercase(a, v);
-        size_t n = strlen(s);
-        if (n > 1 && s[n - 1] == '.') s[--n] = '\0';
-        unsigned char ip[16];
-        const char *why = NULL;
-        const char *star = strchr(s, '*');
-        if (star && ((star != s && star != s + n - 1) || n == 1))
-            why = "wildcard must be leftmost or rightmost character";
-        else if (star && strchr(star + 1, '*'))
-            why = "only one wildcard must be specified";
-        else if (inet_pton(AF_INET, s, ip) == 1 || inet_pton(AF_INET6, s, ip) == 1)
-            why = "must not be an IP";
-        else if (strchr(s, ':'))
-            why = "must not have a port";
-        else if (n == 0 || n > 253 || s[0] == '.' ||
-                 strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-_*") != n)
-            why = gw_sprintf(a, "invalid value: %s", v);
+        if (!r->snis.v[i]) continue;
+        const char *why;
+        r->snis.v[i] = gw_server_name_read(a, r->snis.v[i], &why);
         if (why) gw_conf_error(cf, elem(list, i), elem_sub(cf, "snis", list, i), "%s", why);
-        r->snis.v[i] = s;
     }
 }
 
@@ -643,6 +648,99 @@ const struct gw_schema gw_consumer_schema = {
     .size = sizeof(struct consumer_in),
     .fields = consumer_fields,
     .validate = consumer_validate,
+};
+
+/* Kong's certificate entity checks (certificates.lua), with its messages:
+ * each PEM parses, each key matches its certificate, the alternative pair
+ * is complete and of another key type. */
+static void check_pair(struct gw_conf *cf, const struct gw_node *node, const char *cert,
+                       const char *key, const char *cert_field, const char *key_field,
+                       const char *mismatch, int *type)
+{
+    const char *why;
+    switch (gw_tls_pem_pair_check(cert, key, type, &why)) {
+    case GW_TLS_BAD_CERT:
+        gw_conf_error(cf, gw_node_get(node, cert_field), cert_field, "invalid certificate: %s",
+                      why);
+        break;
+    case GW_TLS_BAD_KEY:
+        gw_conf_error(cf, gw_node_get(node, key_field), key_field, "invalid key: %s", why);
+        break;
+    case GW_TLS_MISMATCH:
+        gw_conf_error(cf, node, NULL, "%s", mismatch);
+        break;
+    }
+}
+
+static int certificate_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    struct gw_certificate *c = &((struct certificate_in *)obj)->c;
+    int type = 0, alt_type = 0;
+    if (c->cert && c->key)
+        check_pair(cf, node, c->cert, c->key, "cert", "key", "certificate does not match key",
+                   &type);
+    if (!c->cert_alt != !c->key_alt) {
+        gw_conf_error(cf, node, NULL,
+                      "all or none of these fields must be set: 'cert_alt', 'key_alt'");
+    } else if (c->cert_alt) {
+        check_pair(cf, node, c->cert_alt, c->key_alt, "cert_alt", "key_alt",
+                   "alternative certificate does not match key", &alt_type);
+        if (type && type == alt_type)
+            gw_conf_error(cf, node, NULL,
+                          "certificate and alternative certificate need to have different type "
+                          "(e.g. RSA and ECDSA), the provided certificates were both of the same "
+                          "type");
+    }
+    return 0;
+}
+
+static const struct gw_field certificate_fields[] = {
+    {EF(struct certificate_in, "cert", c.cert, GW_F_STRING, GW_REQUIRED, NULL), .min = 1},
+    {EF(struct certificate_in, "key", c.key, GW_F_STRING, GW_REQUIRED | GW_SECRET, NULL), .min = 1},
+    {EF(struct certificate_in, "cert_alt", c.cert_alt, GW_F_STRING, 0, NULL), .min = 1},
+    {EF(struct certificate_in, "key_alt", c.key_alt, GW_F_STRING, GW_SECRET, NULL), .min = 1},
+    {EF(struct certificate_in, "tags", c.tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct certificate_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
+    {EF(struct certificate_in, "snis", snis, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
+    {0},
+};
+
+const struct gw_schema gw_certificate_schema = {
+    .name = "certificate",
+    .size = sizeof(struct certificate_in),
+    .fields = certificate_fields,
+    .validate = certificate_validate,
+};
+
+static const struct gw_field sni_fields[] = {
+    {EF(struct sni_in, "name", name, GW_F_STRING, GW_REQUIRED, NULL), .min = 1},
+    {EF(struct sni_in, "tags", tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct sni_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
+    {0},
+};
+
+const struct gw_schema gw_sni_schema = {
+    .name = "sni",
+    .size = sizeof(struct sni_in),
+    .fields = sni_fields,
+};
+
+static const struct gw_field top_level_sni_fields[] = {
+    {EF(struct sni_in, "name", name, GW_F_STRING, GW_REQUIRED, NULL), .min = 1},
+    {EF(struct sni_in, "certificate", certificate_ref, GW_F_CUSTOM, GW_REQUIRED, NULL),
+     .parse = keep_node_parse},
+    {EF(struct sni_in, "tags", tags, GW_F_STRINGS, 0, NULL)},
+    {EF(struct sni_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
+    {0},
+};
+
+const struct gw_schema gw_top_level_sni_schema = {
+    .name = "sni",
+    .size = sizeof(struct sni_in),
+    .fields = top_level_sni_fields,
 };
 
 static const struct gw_field plugin_fields[] = {

@@ -34,6 +34,29 @@ struct plugin_in {
     struct gw_strings tags;
 };
 
+/* Kong's certificates and snis entities (config_certificates.c reads them). */
+struct certificate_in {
+    struct gw_certificate c;
+    const char *id;
+    const struct gw_node *snis; /* nested: names, or maps with a name */
+};
+
+struct sni_in {
+    const char *name, *id;
+    const struct gw_node *certificate_ref; /* top level: the certificate's id */
+    struct gw_strings tags;
+};
+
+/* A server name as Kong's typedefs.wildcard_host takes it: lowercased, the
+ * final dot of an FQDN dropped, at most one '*' as its first or last
+ * character, no IP, no port. Returns the name (in a); *why is NULL, or
+ * the error. */
+struct gw_arena;
+const char *gw_server_name_read(struct gw_arena *a, const char *v, const char **why);
+
+extern const struct gw_schema gw_certificate_schema;
+extern const struct gw_schema gw_sni_schema;           /* nested under a certificate */
+extern const struct gw_schema gw_top_level_sni_schema; /* with `certificate` */
 extern const struct gw_schema gw_service_schema;
 extern const struct gw_schema gw_route_schema;
 extern const struct gw_schema gw_consumer_schema;

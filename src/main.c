@@ -33,7 +33,7 @@ static struct gw_snapshot *load_snapshot(struct gw_server *srv, int reloading)
     const char *file = srv->settings.config_file;
     struct gw_errlist errs = {0};
     struct gw_config *cfg = gw_config_load_file(file, reloading, &errs);
-    SSL_CTX *tls = gw_tls_context_load(&srv->settings, &errs);
+    SSL_CTX *tls = gw_tls_context_load(&srv->settings, cfg, &errs);
     if (!cfg || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             gw_error("%s", errs.v[i]);
@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     if (srv.settings.check_only) {
         struct gw_errlist errs = {0};
         struct gw_config *cfg = gw_config_load_file(srv.settings.config_file, 0, &errs);
-        SSL_CTX *tls = gw_tls_context_load(&srv.settings, &errs);
+        SSL_CTX *tls = gw_tls_context_load(&srv.settings, cfg, &errs);
         SSL_CTX_free(tls);
         if (errs.n && cfg) {
             gw_config_free(cfg); /* the TLS files are part of what -t checks */

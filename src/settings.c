@@ -301,14 +301,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         return -1;
     }
     if (s->n_proxy == 0) gw_listen_parse(&s->proxy[s->n_proxy++], "0.0.0.0:8000");
-    for (size_t i = 0; i < s->n_proxy; i++)
-        if (s->proxy[i].ssl && (!s->ssl_cert || !s->ssl_cert_key)) {
-            char where[GW_LISTEN_TEXT_MAX];
-            fprintf(stderr,
-                    "sluice: --proxy-listen '%s ssl' needs --ssl-cert and --ssl-cert-key "
-                    "(or SLUICE_SSL_CERT and SLUICE_SSL_CERT_KEY)\n",
-                    gw_listen_text(&s->proxy[i], where));
-            return -1;
-        }
+    /* An ssl listener's certificate: --ssl-cert or kong.yml's certificates,
+     * which only the config load knows (tls.c). */
     return 0;
 }

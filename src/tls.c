@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -180,38 +182,13 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, int *types
     return 0;
 }
 
-SSL_CTX *gw_tls_context_load(const struct gw_settings *s, struct gw_errlist *errs)
+/* Every server context, the default one and each certificate's, alike:
+ * after a switch by server name OpenSSL reads the ALPN callback and the
+ * modes from the new context. */
+static SSL_CTX *new_server_ctx(void)
 {
-    if (!s->ssl_cert && !s->ssl_cert_key) return NULL;
-    size_t errs_before = errs->n;
-    if (!s->ssl_cert || !s->ssl_cert_key) {
-        gw_errlist_add(errs, "%s is set but %s is not: both are needed",
-                       s->ssl_cert ? "--ssl-cert" : "--ssl-cert-key",
-                       s->ssl_cert ? "--ssl-cert-key" : "--ssl-cert");
-        return NULL;
-    }
-    char cbuf[4096], kbuf[4096];
-    char *certs[MAX_PAIRS], *keys[MAX_PAIRS];
-    size_t nc = split_list(s->ssl_cert, cbuf, sizeof(cbuf), certs, MAX_PAIRS);
-    size_t nk = split_list(s->ssl_cert_key, kbuf, sizeof(kbuf), keys, MAX_PAIRS);
-    if (nc > MAX_PAIRS || nk > MAX_PAIRS) {
-        gw_errlist_add(errs, "--ssl-cert: at most %d certificates (one per key type)", MAX_PAIRS);
-        return NULL;
-    }
-    if (nc == 0 || nc != nk) {
-        gw_errlist_add(errs,
-                       "--ssl-cert lists %zu file%s and --ssl-cert-key %zu: one key per "
-                       "certificate, in the same order",
-                       nc, nc == 1 ? "" : "s", nk);
-        return NULL;
-    }
-
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx) {
-        gw_errlist_add(errs, "TLS: cannot create a context (%s)", openssl_reason());
-        ERR_clear_error();
-        return NULL;
-    }
+    if (!ctx) return NULL;
     /* Kong's default ssl_protocols: TLS 1.2 and 1.3. */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
@@ -230,11 +207,288 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, struct gw_errlist *err
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase_cb);
+    return ctx;
+}
 
+/* --- certificates from kong.yml ---------------------------------------- */
+
+/* A PEM text's certificate (leaf then chain) into ctx: 0, or -1 with *why. */
+static int use_pem_cert(SSL_CTX *ctx, const char *pem, const char **why)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *leaf = bio ? PEM_read_bio_X509_AUX(bio, NULL, no_passphrase_cb, NULL) : NULL;
+    int ok = leaf && SSL_CTX_use_certificate(ctx, leaf) == 1;
+    X509_free(leaf);
+    X509 *ca;
+    while (ok && (ca = PEM_read_bio_X509(bio, NULL, no_passphrase_cb, NULL)))
+        if (!SSL_CTX_add0_chain_cert(ctx, ca)) { /* takes ca on success */
+            X509_free(ca);
+            ok = 0;
+        }
+    if (ok) {
+        /* The end of the text reads as "no start line": not an error. */
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+            ERR_clear_error();
+        else if (e)
+            ok = 0;
+    }
+    if (!ok) *why = openssl_reason();
+    BIO_free(bio);
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+static EVP_PKEY *read_pem_key(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase_cb, NULL) : NULL;
+    BIO_free(bio);
+    return key;
+}
+
+int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, const char **why)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    int rc = 0;
+    *why = "";
+    if (!ctx) {
+        *why = "out of memory";
+        return GW_TLS_BAD_CERT;
+    }
+    ERR_clear_error();
+    if (use_pem_cert(ctx, cert, why) < 0) {
+        rc = GW_TLS_BAD_CERT;
+    } else {
+        EVP_PKEY *pk = read_pem_key(key);
+        if (!pk) {
+            *why = strstr(key, "ENCRYPTED") ? "the key is encrypted (no passphrase can be given)"
+                                            : openssl_reason();
+            rc = GW_TLS_BAD_KEY;
+        } else {
+            ERR_clear_error();
+            if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+                rc = GW_TLS_MISMATCH;
+            *key_type = EVP_PKEY_get_base_id(pk);
+            EVP_PKEY_free(pk);
+        }
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* A certificate entity (already checked at load) as a context of its own. */
+static SSL_CTX *certificate_ctx(const struct gw_certificate *c)
+{
+    SSL_CTX *ctx = new_server_ctx();
+    if (!ctx) return NULL;
+    const char *why;
+    const char *pairs[2][2] = {{c->cert, c->key}, {c->cert_alt, c->key_alt}};
+    for (int i = 0; i < 2 && pairs[i][0]; i++) {
+        EVP_PKEY *pk = NULL;
+        if (use_pem_cert(ctx, pairs[i][0], &why) < 0 || !(pk = read_pem_key(pairs[i][1])) ||
+            SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+            EVP_PKEY_free(pk);
+            SSL_CTX_free(ctx);
+            ERR_clear_error();
+            return NULL;
+        }
+        EVP_PKEY_free(pk);
+    }
+    return ctx;
+}
+
+/* Server name -> context, sorted by name: Kong's certificate lookup. It
+ * belongs to the default context (ex_data, freed with it), since a
+ * connection may still be in its handshake when the snapshot that built
+ * it is gone: the context outlives it by its references. */
+struct sni_table {
+    size_t n;
+    int has_default; /* the default context has a certificate (--ssl-cert) */
+    struct sni_slot {
+        char *name;
+        SSL_CTX *ctx;
+    } v[];
+};
+
+static int sni_table_index = -1;
+
+static void sni_table_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                              void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    struct sni_table *t = ptr;
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].name);
+        SSL_CTX_free(t->v[i].ctx);
+    }
+    free(t);
+}
+
+static int slot_cmp_cb(const void *a, const void *b)
+{
+    return strcmp(((const struct sni_slot *)a)->name, ((const struct sni_slot *)b)->name);
+}
+
+static SSL_CTX *sni_find(const struct sni_table *t, const char *name)
+{
+    struct sni_slot key = {.name = (char *)name};
+    const struct sni_slot *hit = bsearch(&key, t->v, t->n, sizeof(key), slot_cmp_cb);
+    return hit ? hit->ctx : NULL;
+}
+
+/* Kong's order (runloop/certificate.lua): the exact name, then "*." and
+ * the name without its first label (at least two left), then the name
+ * with its last label replaced by "*". */
+static SSL_CTX *sni_lookup(const struct sni_table *t, const char *sni)
+{
+    char name[256];
+    size_t n = strlen(sni);
+    if (n == 0 || n >= sizeof(name) - 2) return NULL;
+    for (size_t i = 0; i <= n; i++)
+        name[i] = (char)tolower((unsigned char)sni[i]);
+    SSL_CTX *ctx = sni_find(t, name);
+    if (ctx) return ctx;
+    const char *dot = strchr(name, '.');
+    if (dot && dot > name && strchr(dot + 1, '.')) {
+        char wild[258];
+        snprintf(wild, sizeof(wild), "*%s", dot);
+        if ((ctx = sni_find(t, wild))) return ctx;
+    }
+    char *last = strrchr(name, '.');
+    if (last && last[1]) {
+        last[1] = '*';
+        last[2] = '\0';
+        if ((ctx = sni_find(t, name))) return ctx;
+    }
+    return NULL;
+}
+
+/* Why servername_cb refused the last handshake of this thread, for the
+ * debug line ("callback failed" otherwise). */
+static _Thread_local char sni_refused[384];
+
+static int servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    const struct sni_table *t = arg;
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    SSL_CTX *ctx = sni ? sni_lookup(t, sni) : NULL;
+    if (ctx) {
+        SSL_set_SSL_CTX(ssl, ctx);
+        return SSL_TLSEXT_ERR_OK;
+    }
+    if (t->has_default) return SSL_TLSEXT_ERR_OK;
+    /* No certificate for that name, and no default to fall back on. */
+    if (!sni)
+        snprintf(sni_refused, sizeof(sni_refused),
+                 "the client sent no server name, and there is no --ssl-cert to fall back on");
+    else if (strspn(sni, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+             strlen(sni))
+        snprintf(sni_refused, sizeof(sni_refused),
+                 "no certificate for server name '%.255s', and no --ssl-cert to fall back on", sni);
+    else
+        snprintf(sni_refused, sizeof(sni_refused),
+                 "no certificate for a server name that is not "
+                 "a host name");
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_config *cfg,
+                               struct gw_errlist *errs)
+{
+    if (sni_table_index < 0)
+        sni_table_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_table_free_cb);
+    struct sni_table *t = calloc(1, sizeof(*t) + cfg->n_snis * sizeof(t->v[0]));
+    SSL_CTX **by_cert = calloc(cfg->n_certificates + 1, sizeof(*by_cert));
+    if (!t || !by_cert || sni_table_index < 0 || !SSL_CTX_set_ex_data(dflt, sni_table_index, t)) {
+        free(t);
+        free(by_cert);
+        gw_errlist_add(errs, "TLS: out of memory");
+        return -1;
+    }
+    t->has_default = has_default;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_snis && rc == 0; i++) {
+        const struct gw_certificate *c = cfg->snis[i].certificate;
+        if (!by_cert[c->index] && !(by_cert[c->index] = certificate_ctx(c))) {
+            gw_errlist_add(errs, "TLS: cannot set up the certificate of SNI '%s'",
+                           cfg->snis[i].name);
+            rc = -1;
+            break;
+        }
+        SSL_CTX_up_ref(by_cert[c->index]);
+        t->v[t->n].ctx = by_cert[c->index];
+        t->v[t->n].name = strdup(cfg->snis[i].name);
+        if (!t->v[t->n++].name) rc = -1;
+    }
+    for (size_t i = 0; i < cfg->n_certificates; i++)
+        SSL_CTX_free(by_cert[i]); /* the table holds its own references */
+    free(by_cert);
+    /* cfg->snis is sorted by name and unique: so is the table. */
+    SSL_CTX_set_tlsext_servername_callback(dflt, servername_cb);
+    SSL_CTX_set_tlsext_servername_arg(dflt, t);
+    return rc;
+}
+
+SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config *cfg,
+                             struct gw_errlist *errs)
+{
+    int need = 0;
+    for (size_t i = 0; i < s->n_proxy; i++)
+        if (s->proxy[i].ssl) need = 1;
+    int with_certs = cfg && cfg->n_snis;
+    if (!s->ssl_cert && !s->ssl_cert_key) {
+        /* cfg NULL: the config did not load, its errors say why, and
+         * whether it has certificates is not known. */
+        if (need && !with_certs && cfg) {
+            gw_errlist_add(errs, "a --proxy-listen with ssl needs --ssl-cert and --ssl-cert-key "
+                                 "(SLUICE_SSL_CERT, SLUICE_SSL_CERT_KEY), or certificates with "
+                                 "snis in the config");
+            return NULL;
+        }
+        if (!with_certs) return NULL;
+    }
+    size_t errs_before = errs->n;
+    if (!s->ssl_cert != !s->ssl_cert_key) {
+        gw_errlist_add(errs, "%s is set but %s is not: both are needed",
+                       s->ssl_cert ? "--ssl-cert" : "--ssl-cert-key",
+                       s->ssl_cert ? "--ssl-cert-key" : "--ssl-cert");
+        return NULL;
+    }
+    char cbuf[4096], kbuf[4096];
+    char *certs[MAX_PAIRS], *keys[MAX_PAIRS];
+    size_t nc = 0, nk = 0;
+    if (s->ssl_cert) {
+        nc = split_list(s->ssl_cert, cbuf, sizeof(cbuf), certs, MAX_PAIRS);
+        nk = split_list(s->ssl_cert_key, kbuf, sizeof(kbuf), keys, MAX_PAIRS);
+        if (nc > MAX_PAIRS || nk > MAX_PAIRS) {
+            gw_errlist_add(errs, "--ssl-cert: at most %d certificates (one per key type)",
+                           MAX_PAIRS);
+            return NULL;
+        }
+        if (nc == 0 || nc != nk) {
+            gw_errlist_add(errs,
+                           "--ssl-cert lists %zu file%s and --ssl-cert-key %zu: one key per "
+                           "certificate, in the same order",
+                           nc, nc == 1 ? "" : "s", nk);
+            return NULL;
+        }
+    }
+
+    SSL_CTX *ctx = new_server_ctx();
+    if (!ctx) {
+        gw_errlist_add(errs, "TLS: cannot create a context (%s)", openssl_reason());
+        ERR_clear_error();
+        return NULL;
+    }
     int types[MAX_PAIRS];
     for (size_t i = 0; i < nc; i++)
         if (load_pair(ctx, certs[i], keys[i], types, i, errs) < 0) break;
     ERR_clear_error();
+    if (errs->n == errs_before && with_certs) attach_certificates(ctx, nc > 0, cfg, errs);
     if (errs->n != errs_before) {
         SSL_CTX_free(ctx);
         return NULL;
@@ -269,6 +523,9 @@ static ssize_t failed(SSL *ssl, int r, int *want_write)
     default: {
         unsigned long e = ERR_peek_last_error();
         last_error = openssl_reason();
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CALLBACK_FAILED &&
+            sni_refused[0])
+            last_error = sni_refused;
         if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
             SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
             ERR_clear_error();

@@ -19,11 +19,24 @@ struct gw_settings;
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* The settings' certificate and key lists (comma-separated, in pairs),
- * loaded into a server context. NULL with errors added when a file is
- * missing, not PEM, or a key does not match its certificate; NULL with no
- * error when no certificate is configured. */
-SSL_CTX *gw_tls_context_load(const struct gw_settings *s, struct gw_errlist *errs);
+/* The server context of the TLS listeners: the settings' certificate and
+ * key files (comma-separated, in pairs) as the default, and cfg's
+ * certificates (NULL: none) chosen by the server name the client asks
+ * for, as Kong does (exact name, then *.rest, then first.*; else the
+ * default, else the handshake fails with unrecognized_name). NULL with
+ * errors added when a file is missing, not PEM, a key does not match, or
+ * an ssl listener has no certificate at all; NULL with no error when
+ * there is no certificate and no ssl listener. */
+struct gw_config;
+SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config *cfg,
+                             struct gw_errlist *errs);
+
+/* The PEM texts of a certificate (leaf, then its chain) and of its key,
+ * checked as a TLS listener would use them: 0 and *key_type (an EVP_PKEY
+ * id), else GW_TLS_BAD_CERT or GW_TLS_BAD_KEY with *why (OpenSSL's
+ * reason), or GW_TLS_MISMATCH. */
+enum { GW_TLS_BAD_CERT = 1, GW_TLS_BAD_KEY = 2, GW_TLS_MISMATCH = 3 };
+int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, const char **why);
 
 /* What a read or write did. GW_TLS_AGAIN: nothing now, the caller waits
  * for the event gw_tls_wants() names. */

@@ -581,7 +581,7 @@ describe('process settings', { skip: binaryMissing() }, () => {
       [['--workers', '0'], 2, /--workers: expected an integer between 1 and 256, got '0'/],
       [['--workers', '257'], 2, /--workers/],
       [['--proxy-listen', '127.0.0.1:65536'], 2, /--proxy-listen: cannot parse/],
-      [['--proxy-listen', '127.0.0.1:8000 ssl'], 2, /'127\.0\.0\.1:8000 ssl' needs --ssl-cert and --ssl-cert-key/],
+      [['--proxy-listen', '127.0.0.1:8000 ssl'], 1, /a --proxy-listen with ssl needs --ssl-cert and --ssl-cert-key \(SLUICE_SSL_CERT, SLUICE_SSL_CERT_KEY\), or certificates with snis in the config/],
       [['--proxy-listen', '127.0.0.1:8000 tls'], 2, /--proxy-listen: cannot parse/],
       [['--admin-listen', '127.0.0.1:8001 ssl'], 2, /--admin-listen '127\.0\.0\.1:8001 ssl': the admin listener speaks plain HTTP only/],
       [['--admin-listen', 'nope'], 2, /--admin-listen: cannot parse/],

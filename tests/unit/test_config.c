@@ -273,8 +273,8 @@ static const struct bad_case bad_cases[] = {
       "4:11)"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: a\n    host: h\n    hots: x\n",
      {"kong.yml:5:5: services[0].hots: unknown field"}},
-    {"_format_version: \"3.0\"\ncertificates: []\nfoo: 1\n",
-     {"kong.yml:2:1: certificates: not supported by sluice", "kong.yml:3:1: foo: unknown field"}},
+    {"_format_version: \"3.0\"\ncertificates: []\nupstreams: []\nfoo: 1\n",
+     {"kong.yml:3:1: upstreams: not supported by sluice", "kong.yml:4:1: foo: unknown field"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: a\n    host: h\n    port: \"80\"\n"
      "    enabled: 1\n",
      {"kong.yml:5:11: services[0].port: expected an integer",

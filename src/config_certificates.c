@@ -1,0 +1,202 @@
+/*
+ * Kong's certificates and snis entities in kong.yml: the certificates the
+ * TLS listeners serve by server name (tls.c builds them into contexts).
+ *
+ * As decK writes them, snis nest under their certificate as maps with a
+ * name (Kong's Admin API shorthand, a plain list of names, is taken too),
+ * or stand at the top level with `certificate:` naming the certificate's
+ * id. A name belongs to one certificate in the whole file.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_certificates.h"
+#include "config_entities.h"
+#include "gw_arena.h"
+
+/* A name as read, with the field path its errors name. */
+struct sni_entry {
+    struct gw_sni s;
+    const char *path;
+};
+
+struct reader {
+    struct gw_conf *cf;
+    struct gw_arena *a;
+    struct certificate_in **certs;
+    size_t n_certs;
+    struct sni_entry *snis;
+    size_t n_snis, cap_snis;
+};
+
+/* node: the name's node; sub: its field under the current path (NULL for
+ * a name written as a plain list item). */
+static void add_sni(struct reader *R, const struct gw_node *node, const char *sub, const char *name,
+                    const struct gw_certificate *cert)
+{
+    const char *why;
+    const char *s = gw_server_name_read(R->a, name, &why);
+    if (why) {
+        gw_conf_error(R->cf, node, sub, "%s", why);
+        return;
+    }
+    if (R->n_snis == R->cap_snis) {
+        size_t cap = R->cap_snis ? R->cap_snis * 2 : 16;
+        struct sni_entry *v = gw_alloc(R->a, cap * sizeof(*v));
+        if (R->n_snis) memcpy(v, R->snis, R->n_snis * sizeof(*v));
+        R->snis = v;
+        R->cap_snis = cap;
+    }
+    const char *here = gw_conf_path(R->cf);
+    R->snis[R->n_snis++] = (struct sni_entry){
+        .s = {.name = s, .certificate = cert, .node = node},
+        .path = sub ? gw_sprintf(R->a, "%s.%s", here, sub) : gw_strdup(R->a, here),
+    };
+}
+
+/* A certificate's nested snis: [{name: a.example}, ...] or [a.example, ...]. */
+static void read_nested_snis(struct reader *R, struct certificate_in *ci)
+{
+    const struct gw_node *list = ci->snis;
+    if (!list || list->type == GW_NODE_NULL) return;
+    if (list->type != GW_NODE_SEQ) {
+        gw_conf_error(R->cf, list, "snis", "expected a list");
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        const struct gw_node *item = list->items[i];
+        const char *path = gw_sprintf(R->a, "snis[%zu]", i);
+        if (item->type == GW_NODE_SCALAR) {
+            gw_conf_push(R->cf, path);
+            add_sni(R, item, NULL, item->value, &ci->c);
+            gw_conf_pop(R->cf);
+            continue;
+        }
+        if (item->type != GW_NODE_MAP) {
+            gw_conf_error(R->cf, item, path, "expected a server name or a map with a name");
+            continue;
+        }
+        struct sni_in si = {0};
+        if (gw_conf_read(R->cf, &gw_sni_schema, item, path, &si) < 0 || !si.name) continue;
+        gw_conf_push(R->cf, path);
+        add_sni(R, gw_node_get(item, "name"), "name", si.name, &ci->c);
+        gw_conf_pop(R->cf);
+    }
+}
+
+static int cert_by_id_cb(const void *a, const void *b)
+{
+    const struct certificate_in *x = *(const struct certificate_in *const *)a;
+    const struct certificate_in *y = *(const struct certificate_in *const *)b;
+    if (!x->id || !y->id) return !x->id - !y->id; /* those without an id last */
+    return strcmp(x->id, y->id);
+}
+
+static int sni_by_name_cb(const void *a, const void *b)
+{
+    const struct gw_sni *x = &((const struct sni_entry *)a)->s,
+                        *y = &((const struct sni_entry *)b)->s;
+    int c = strcmp(x->name, y->name);
+    if (c) return c;
+    return x->node->line != y->node->line ? (x->node->line < y->node->line ? -1 : 1)
+                                          : (x->node->col < y->node->col ? -1 : 1);
+}
+
+/* Top-level snis: `certificate:` is the id of a certificate in the file,
+ * as a string or as {id: ...}. `by_id` is sorted by id. */
+static void read_top_level_snis(struct reader *R, const struct gw_node *list,
+                                struct certificate_in **by_id, size_t n_ids)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        const char *path = gw_sprintf(R->a, "snis[%zu]", i);
+        struct sni_in si = {0};
+        if (gw_conf_read(R->cf, &gw_top_level_sni_schema, list->items[i], path, &si) < 0 ||
+            !si.name || !si.certificate_ref)
+            continue;
+        gw_conf_push(R->cf, path);
+        const struct gw_node *ref = si.certificate_ref;
+        if (ref->type == GW_NODE_MAP) ref = gw_node_get(ref, "id");
+        if (!ref || ref->type != GW_NODE_SCALAR) {
+            gw_conf_error(R->cf, si.certificate_ref, "certificate",
+                          "expected the id of a certificate (a string, or {id: ...})");
+        } else {
+            struct certificate_in key = {.id = ref->value}, *kp = &key;
+            struct certificate_in **hit =
+                n_ids ? bsearch(&kp, by_id, n_ids, sizeof(*by_id), cert_by_id_cb) : NULL;
+            if (!hit)
+                gw_conf_error(R->cf, ref, "certificate", "unknown certificate '%s'", ref->value);
+            else
+                add_sni(R, gw_node_get(list->items[i], "name"), "name", si.name, &(*hit)->c);
+        }
+        gw_conf_pop(R->cf);
+    }
+}
+
+void gw_config_read_certificates(struct gw_conf *cf, const struct gw_node *root,
+                                 struct gw_config *cfg)
+{
+    struct reader R = {.cf = cf, .a = gw_conf_arena(cf)};
+    const struct gw_node *list = gw_node_get(root, "certificates");
+    if (list && list->type != GW_NODE_NULL && list->type != GW_NODE_SEQ) {
+        gw_conf_error(cf, list, "certificates", "expected a list");
+        list = NULL;
+    }
+    size_t n = list && list->type == GW_NODE_SEQ ? list->n : 0;
+    R.certs = gw_calloc(R.a, (n ? n : 1) * sizeof(*R.certs));
+    for (size_t i = 0; i < n; i++) {
+        const char *path = gw_sprintf(R.a, "certificates[%zu]", i);
+        struct certificate_in *ci = gw_calloc(R.a, sizeof(*ci));
+        gw_conf_read(cf, &gw_certificate_schema, list->items[i], path, ci);
+        ci->c.node = list->items[i];
+        ci->c.index = R.n_certs;
+        R.certs[R.n_certs++] = ci;
+        gw_conf_push(cf, path);
+        read_nested_snis(&R, ci);
+        gw_conf_pop(cf);
+    }
+
+    /* Ids are unique, as Kong's primary keys; top-level snis refer to them. */
+    struct certificate_in **by_id =
+        gw_memdup(R.a, R.certs, (R.n_certs ? R.n_certs : 1) * sizeof(*R.certs));
+    qsort(by_id, R.n_certs, sizeof(*by_id), cert_by_id_cb);
+    size_t n_ids = 0;
+    while (n_ids < R.n_certs && by_id[n_ids]->id)
+        n_ids++;
+    for (size_t i = 1; i < n_ids; i++)
+        if (strcmp(by_id[i - 1]->id, by_id[i]->id) == 0) {
+            const struct certificate_in *later =
+                by_id[i]->c.index > by_id[i - 1]->c.index ? by_id[i] : by_id[i - 1];
+            gw_conf_push(cf, gw_sprintf(R.a, "certificates[%zu]", later->c.index));
+            gw_conf_error(cf, gw_node_get(later->c.node, "id"), "id",
+                          "duplicate certificate id '%s'", later->id);
+            gw_conf_pop(cf);
+        }
+    const struct gw_node *top = gw_node_get(root, "snis");
+    if (top && top->type != GW_NODE_NULL && top->type != GW_NODE_SEQ)
+        gw_conf_error(cf, top, "snis", "expected a list");
+    else if (top && top->type == GW_NODE_SEQ)
+        read_top_level_snis(&R, top, by_id, n_ids);
+
+    /* One certificate per name (Kong: snis.name is unique). */
+    if (R.n_snis) qsort(R.snis, R.n_snis, sizeof(*R.snis), sni_by_name_cb);
+    struct gw_sni *snis = gw_alloc(R.a, (R.n_snis ? R.n_snis : 1) * sizeof(*snis));
+    size_t kept = 0;
+    for (size_t i = 0; i < R.n_snis; i++) {
+        const struct sni_entry *e = &R.snis[i];
+        if (kept && strcmp(snis[kept - 1].name, e->s.name) == 0) {
+            /* At the top level the current path is empty: sub is the whole path. */
+            gw_conf_error(cf, e->s.node, e->path, "duplicate SNI name '%s' (first at line %d)",
+                          e->s.name, snis[kept - 1].node->line);
+            continue;
+        }
+        snis[kept++] = e->s;
+    }
+
+    cfg->n_certificates = R.n_certs;
+    cfg->certificates = gw_alloc(R.a, (R.n_certs ? R.n_certs : 1) * sizeof(void *));
+    for (size_t i = 0; i < R.n_certs; i++)
+        cfg->certificates[i] = &R.certs[i]->c;
+    cfg->snis = snis;
+    cfg->n_snis = kept;
+}
