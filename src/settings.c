@@ -45,7 +45,6 @@ static void usage(FILE *out)
     fputc('\n', out);
 }
 
-/* "ADDR:PORT", "[v6]:PORT", "PORT", optionally followed by " ssl". */
 const char *gw_listen_text(const struct gw_listen *l, char buf[GW_LISTEN_TEXT_MAX])
 {
     int v6 = strchr(l->host, ':') != NULL;
@@ -53,19 +52,48 @@ const char *gw_listen_text(const struct gw_listen *l, char buf[GW_LISTEN_TEXT_MA
     return buf;
 }
 
-int gw_listen_parse(struct gw_listen *l, const char *spec)
+/* Kong's proxy_listen flags after the address ("0.0.0.0:8443 http2 ssl
+ * reuseport backlog=16384"), so that its value works here unchanged where
+ * it can: ssl, backlog=N and deferred act; reuseport and bind are what
+ * sluice does anyway. Returns NULL, or why the flag is refused. */
+static const char *listen_flag(struct gw_listen *l, const char *f)
+{
+    if (strcmp(f, "ssl") == 0) {
+        l->ssl = 1;
+    } else if (strncmp(f, "backlog=", 8) == 0) {
+        char *end;
+        long n = strtol(f + 8, &end, 10);
+        if (!f[8] || *end || n < 1 || n > 65535) return "backlog=N: N between 1 and 65535";
+        l->backlog = (int)n;
+    } else if (strcmp(f, "deferred") == 0) {
+        l->deferred = 1;
+    } else if (strcmp(f, "reuseport") == 0 || strcmp(f, "bind") == 0) {
+        /* every listener is bound on its own, once per worker, with SO_REUSEPORT */
+    } else if (strcmp(f, "http2") == 0) {
+        return "http2: clients speak HTTP/1.1 (over TLS too); HTTP/2 from clients is not supported";
+    } else if (strcmp(f, "proxy_protocol") == 0) {
+        return "proxy_protocol: the PROXY protocol is not supported";
+    } else {
+        return "unknown flag (known: ssl, backlog=N, deferred, reuseport, bind)";
+    }
+    return NULL;
+}
+
+/* "ADDR:PORT", "[v6]:PORT", "PORT", then flags (listen_flag). Returns 0,
+ * -1 when the address does not parse, or -2 with *why for a flag. */
+int gw_listen_parse_flags(struct gw_listen *l, const char *spec, const char **why)
 {
     memset(l, 0, sizeof(*l));
+    l->backlog = 4096;
     char buf[300];
     if (strlen(spec) >= sizeof(buf)) return -1;
     strcpy(buf, spec);
     char *sp = strchr(buf, ' ');
     if (sp) {
         *sp++ = '\0';
-        while (*sp == ' ')
-            sp++;
-        if (strcmp(sp, "ssl") != 0) return -1;
-        l->ssl = 1;
+        char *save = NULL;
+        for (char *f = strtok_r(sp, " \t", &save); f; f = strtok_r(NULL, " \t", &save))
+            if ((*why = listen_flag(l, f))) return -2;
     }
     const char *host = "0.0.0.0", *port = buf;
     char *colon = strrchr(buf, ':');
@@ -90,6 +118,12 @@ int gw_listen_parse(struct gw_listen *l, const char *spec)
     return 0;
 }
 
+int gw_listen_parse(struct gw_listen *l, const char *spec)
+{
+    const char *why;
+    return gw_listen_parse_flags(l, spec, &why) == 0 ? 0 : -1;
+}
+
 static int parse_long(const char *name, const char *v, long min, long max, long *out)
 {
     char *end;
@@ -109,7 +143,13 @@ static int add_listen(struct gw_settings *s, const char *spec)
         fprintf(stderr, "sluice: at most %d proxy listeners\n", GW_MAX_LISTEN);
         return -1;
     }
-    if (gw_listen_parse(&s->proxy[s->n_proxy], spec) < 0) {
+    const char *why;
+    int rc = gw_listen_parse_flags(&s->proxy[s->n_proxy], spec, &why);
+    if (rc == -2) {
+        fprintf(stderr, "sluice: --proxy-listen '%s': %s\n", spec, why);
+        return -1;
+    }
+    if (rc < 0) {
         fprintf(stderr,
                 "sluice: --proxy-listen: cannot parse '%s' (expected ADDR:PORT, PORT 1-65535)\n",
                 spec);
@@ -146,6 +186,10 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
             return 0;
         }
         s->admin_off = 0;
+        if (gw_listen_parse(&s->admin, v) == 0 && strchr(v, ' ') && !s->admin.ssl) {
+            fprintf(stderr, "sluice: --admin-listen '%s': the admin listener takes no flags\n", v);
+            return -1;
+        }
         if (gw_listen_parse(&s->admin, v) == 0 && s->admin.ssl) {
             fprintf(stderr,
                     "sluice: --admin-listen '%s': the admin listener speaks plain HTTP only "

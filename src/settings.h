@@ -13,7 +13,9 @@
 struct gw_listen {
     char host[256];
     char port[8];
-    int ssl; /* "ADDR:PORT ssl": the listener speaks TLS (tls.h) */
+    int ssl;      /* "ADDR:PORT ssl": the listener speaks TLS (tls.h) */
+    int backlog;  /* listen(2) queue: Kong's backlog=N (default 4096) */
+    int deferred; /* TCP_DEFER_ACCEPT: accept once the client has sent bytes */
 };
 
 struct gw_settings {
@@ -39,6 +41,8 @@ struct gw_settings {
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */
 int gw_settings_parse(struct gw_settings *s, int argc, char **argv);
 int gw_listen_parse(struct gw_listen *l, const char *spec);
+/* The same, telling a bad flag (-2, *why) from a bad address (-1). */
+int gw_listen_parse_flags(struct gw_listen *l, const char *spec, const char **why);
 /* "host:port", or "[host]:port" for an IPv6 address, as it was given. */
 #define GW_LISTEN_TEXT_MAX (sizeof(((struct gw_listen *)0)->host) + 12)
 const char *gw_listen_text(const struct gw_listen *l, char buf[GW_LISTEN_TEXT_MAX]);

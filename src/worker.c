@@ -69,7 +69,13 @@ static int listen_socket(const struct gw_listen *l, int first)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+    if (l->deferred) {
+        /* Kong's `deferred`: no accept (nor a connection struct) until
+         * the client sends its first bytes. */
+        int secs = 60;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+    }
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, l->backlog) < 0) {
         gw_error("cannot listen on %s: %s", gw_listen_text(l, where), strerror(errno));
         close(fd);
         freeaddrinfo(res);

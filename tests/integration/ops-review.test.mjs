@@ -582,7 +582,12 @@ describe('process settings', { skip: binaryMissing() }, () => {
       [['--workers', '257'], 2, /--workers/],
       [['--proxy-listen', '127.0.0.1:65536'], 2, /--proxy-listen: cannot parse/],
       [['--proxy-listen', '127.0.0.1:8000 ssl'], 1, /a --proxy-listen with ssl needs --ssl-cert and --ssl-cert-key \(SLUICE_SSL_CERT, SLUICE_SSL_CERT_KEY\), or certificates with snis in the config/],
-      [['--proxy-listen', '127.0.0.1:8000 tls'], 2, /--proxy-listen: cannot parse/],
+      [['--proxy-listen', '127.0.0.1:8000 tls'], 2, /--proxy-listen '127\.0\.0\.1:8000 tls': unknown flag \(known: ssl, backlog=N, deferred, reuseport, bind\)/],
+      [['--proxy-listen', '127.0.0.1:8443 http2 ssl'], 2, /'127\.0\.0\.1:8443 http2 ssl': http2: clients speak HTTP\/1\.1 \(over TLS too\); HTTP\/2 from clients is not supported/],
+      [['--proxy-listen', '127.0.0.1:8000 proxy_protocol'], 2, /proxy_protocol: the PROXY protocol is not supported/],
+      [['--proxy-listen', '127.0.0.1:8000 backlog=0'], 2, /backlog=N: N between 1 and 65535/],
+      [['--proxy-listen', '127.0.0.1:8000 reuseport backlog=16384 deferred bind'], 0, /is ok/],
+      [['--admin-listen', '127.0.0.1:8001 backlog=5'], 2, /the admin listener takes no flags/],
       [['--admin-listen', '127.0.0.1:8001 ssl'], 2, /--admin-listen '127\.0\.0\.1:8001 ssl': the admin listener speaks plain HTTP only/],
       [['--admin-listen', 'nope'], 2, /--admin-listen: cannot parse/],
       [['--log-level', 'loud'], 2, /--log-level/],
@@ -672,6 +677,32 @@ describe('process settings', { skip: binaryMissing() }, () => {
   test('--proxy-listen with port 0 is refused', async () => {
     const r = await runSluice(['-t', '-c', ok, '--proxy-listen', '127.0.0.1:0']);
     assert.equal(r.code, 2, r.stderr);
+  });
+
+  test("Kong's listen flags act: backlog=N sizes the accept queue, deferred waits for the client's first bytes", async () => {
+    const { freePort } = await import('./lib/harness.mjs');
+    const port = await freePort();
+    const sl = await startSluice({ args: ['--proxy-listen', `127.0.0.1:${port} deferred backlog=77 reuseport`], workers: 1 });
+    try {
+      // ss shows a listening socket's backlog as its Send-Q.
+      const ss = spawnSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).stdout;
+      assert.match(ss, /^LISTEN\s+\d+\s+77\s/m, ss);
+      // A client that connects and says nothing is not accepted yet (no connection in /status)...
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      await sleep(300);
+      assert.equal((await sl.status()).connections, 0);
+      // ...and is served as soon as it speaks.
+      const answer = new Promise((resolve) => {
+        let got = '';
+        sock.on('data', (d) => { got += d; if (got.includes('\r\n\r\n')) resolve(got); });
+      });
+      sock.write('GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match(await answer, /^HTTP\/1\.1 404 /);
+      sock.destroy();
+    } finally {
+      await sl.stop();
+    }
   });
 });
 
