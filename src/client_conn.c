@@ -97,7 +97,7 @@ static void resume_reading(struct gw_conn *c)
     event_add(&c->rev, NULL);
     /* Bytes OpenSSL decrypted before the pause: the socket will not wake
      * us for them. */
-    if (c->ssl && SSL_has_pending(c->ssl)) event_active(&c->rev, EV_READ, 1);
+    if (c->ssl && SSL_pending(c->ssl) > 0) event_active(&c->rev, EV_READ, 1);
 }
 
 static void conn_free(struct gw_conn *c)
@@ -303,7 +303,7 @@ static void conn_write(struct gw_conn *c)
     }
     if (c->writing) {
         c->writing = 0;
-        event_del(&c->wev);
+        if (!c->tls_read_wants_write) event_del(&c->wev); /* else write_cb resumes the read */
         conn_rearm_timer(c);
     }
     if (c->reply_done) {
@@ -996,8 +996,12 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     read_once(c);
     /* OpenSSL reads whole records: what it decrypted beyond what fitted
      * in our buffer is not in the socket any more, so no event would come
-     * for it. */
-    if (c->ssl && !c->dead && !c->lingering && !c->read_paused && SSL_has_pending(c->ssl))
+     * for it. SSL_pending, not SSL_has_pending: the latter also counts the
+     * start of a record still arriving, and re-arming for that would spin
+     * the loop until its end comes (without read-ahead OpenSSL takes no
+     * more than one record from the socket, so the rest of the bytes
+     * still wake us through the socket). */
+    if (c->ssl && !c->dead && !c->lingering && !c->read_paused && SSL_pending(c->ssl) > 0)
         event_active(&c->rev, EV_READ, 1);
 }
 

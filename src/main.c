@@ -37,7 +37,8 @@ static struct gw_snapshot *load_snapshot(struct gw_server *srv, int reloading)
     if (!cfg || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             gw_error("%s", errs.v[i]);
-        gw_error("%s: %zu error%s in configuration", file, errs.n, errs.n == 1 ? "" : "s");
+        gw_error("%s%s: %zu error%s: not loaded", file,
+                 srv->settings.ssl_cert ? " with --ssl-cert" : "", errs.n, errs.n == 1 ? "" : "s");
         gw_errlist_free(&errs);
         if (cfg) gw_config_free(cfg);
         SSL_CTX_free(tls);
