@@ -25,6 +25,14 @@ struct gw_service {
     /* Derived at load: "http://host:port" and the path without a trailing '/'. */
     const char *origin;
     const char *base_path;
+    /* Upstream TLS, resolved at load from Kong's ca_certificates (ids of
+     * ca_certificates entities) and client_certificate (a certificates
+     * entity's id): the PEM of the CAs the upstream's certificate is
+     * verified against (NULL: the system's bundle), and the certificate
+     * and key presented to an upstream that asks for one (NULL: none). */
+    const char *ca_bundle;
+    size_t ca_bundle_len;
+    const struct gw_certificate *client_certificate;
     size_t index;
     const struct gw_node *node;
 };
@@ -77,6 +85,17 @@ struct gw_certificate {
     const char *cert, *key;
     const char *cert_alt, *key_alt;
     struct gw_strings tags;
+    size_t index;
+    const struct gw_node *node;
+};
+
+/* Kong's ca_certificates entity: a CA certificate (PEM) services name in
+ * their ca_certificates to verify their upstream against. */
+struct gw_ca_certificate {
+    const char *cert;
+    const char *cert_digest; /* hex SHA-256 of the DER, as Kong computes it */
+    struct gw_strings tags;
+    const char *id;
     size_t index;
     const struct gw_node *node;
 };

@@ -139,13 +139,23 @@ struct loader {
     struct name_index service_uuids, route_uuids, consumer_uuids; /* Kong's `id`s */
 };
 
-static const char *const top_level_keys[] = {
-    "_format_version", "_comment",  "_ignore", "_transform",   "_workspace", "services",
-    "routes",          "consumers", "plugins", "certificates", "snis",       NULL};
+static const char *const top_level_keys[] = {"_format_version",
+                                             "_comment",
+                                             "_ignore",
+                                             "_transform",
+                                             "_workspace",
+                                             "services",
+                                             "routes",
+                                             "consumers",
+                                             "plugins",
+                                             "certificates",
+                                             "snis",
+                                             "ca_certificates",
+                                             NULL};
 
 /* Kong entities a kong.yml may hold that sluice does not implement. */
-static const char *const unsupported_keys[] = {
-    "upstreams", "targets", "ca_certificates", "vaults", "key_sets", "keys", NULL};
+static const char *const unsupported_keys[] = {"upstreams", "targets", "vaults",
+                                               "key_sets",  "keys",    NULL};
 
 static int in_list(const char *const *list, const char *s)
 {
@@ -596,7 +606,8 @@ static void load_tree(struct loader *L, const struct gw_node *root)
     for (size_t i = 0; routes && i < routes->n; i++)
         read_route(L, routes->items[i], index_name(L, "routes", i), NULL);
     read_consumers(L, get_list(L, root, "consumers"));
-    gw_config_read_certificates(L->cf, root, L->cfg);
+    gw_config_read_certificates(L->cf, root, L->cfg, (struct service_in **)L->services.v,
+                                L->services.n);
     const struct gw_node *plugins = get_list(L, root, "plugins");
     for (size_t i = 0; i < L->pending.n; i++)
         read_plugin(L, L->pending.v[i]);

@@ -41,6 +41,8 @@ struct gw_config {
     size_t n_certificates;
     struct gw_sni *snis; /* sorted by name, unique */
     size_t n_snis;
+    struct gw_ca_certificate **ca_certificates;
+    size_t n_ca_certificates;
     const struct gw_node *root;
     /* Nodes whose values are secrets (GW_SECRET fields, credentials). */
     const struct gw_node **secrets;

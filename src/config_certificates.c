@@ -6,6 +6,10 @@
  * name (Kong's Admin API shorthand, a plain list of names, is taken too),
  * or stand at the top level with `certificate:` naming the certificate's
  * id. A name belongs to one certificate in the whole file.
+ *
+ * ca_certificates are the CAs a service's upstream is verified against:
+ * a service names them by id in its ca_certificates, and may name a
+ * certificate as its client_certificate (mutual TLS to the upstream).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +107,28 @@ static int sni_by_name_cb(const void *a, const void *b)
                                           : (x->node->col < y->node->col ? -1 : 1);
 }
 
+/* The certificate a reference names by id (a string, or {id: ...}), or
+ * NULL after an error at `field`. `by_id` is sorted by id. */
+static const struct gw_certificate *certificate_ref(struct reader *R, const struct gw_node *ref,
+                                                    const char *field,
+                                                    struct certificate_in **by_id, size_t n_ids)
+{
+    const struct gw_node *id = ref && ref->type == GW_NODE_MAP ? gw_node_get(ref, "id") : ref;
+    if (!id || id->type != GW_NODE_SCALAR) {
+        gw_conf_error(R->cf, ref, field,
+                      "expected the id of a certificate (a string, or {id: ...})");
+        return NULL;
+    }
+    struct certificate_in key = {.id = id->value}, *kp = &key;
+    struct certificate_in **hit =
+        n_ids ? bsearch(&kp, by_id, n_ids, sizeof(*by_id), cert_by_id_cb) : NULL;
+    if (!hit) {
+        gw_conf_error(R->cf, id, field, "unknown certificate '%s'", id->value);
+        return NULL;
+    }
+    return &(*hit)->c;
+}
+
 /* Top-level snis: `certificate:` is the id of a certificate in the file,
  * as a string or as {id: ...}. `by_id` is sorted by id. */
 static void read_top_level_snis(struct reader *R, const struct gw_node *list,
@@ -115,26 +141,107 @@ static void read_top_level_snis(struct reader *R, const struct gw_node *list,
             !si.name || !si.certificate_ref)
             continue;
         gw_conf_push(R->cf, path);
-        const struct gw_node *ref = si.certificate_ref;
-        if (ref->type == GW_NODE_MAP) ref = gw_node_get(ref, "id");
-        if (!ref || ref->type != GW_NODE_SCALAR) {
-            gw_conf_error(R->cf, si.certificate_ref, "certificate",
-                          "expected the id of a certificate (a string, or {id: ...})");
-        } else {
-            struct certificate_in key = {.id = ref->value}, *kp = &key;
-            struct certificate_in **hit =
-                n_ids ? bsearch(&kp, by_id, n_ids, sizeof(*by_id), cert_by_id_cb) : NULL;
-            if (!hit)
-                gw_conf_error(R->cf, ref, "certificate", "unknown certificate '%s'", ref->value);
-            else
-                add_sni(R, gw_node_get(list->items[i], "name"), "name", si.name, &(*hit)->c);
+        const struct gw_certificate *c =
+            certificate_ref(R, si.certificate_ref, "certificate", by_id, n_ids);
+        if (c) add_sni(R, gw_node_get(list->items[i], "name"), "name", si.name, c);
+        gw_conf_pop(R->cf);
+    }
+}
+
+static int ca_by_id_cb(const void *a, const void *b)
+{
+    const struct gw_ca_certificate *x = *(const struct gw_ca_certificate *const *)a;
+    const struct gw_ca_certificate *y = *(const struct gw_ca_certificate *const *)b;
+    if (!x->id || !y->id) return !x->id - !y->id;
+    return strcmp(x->id, y->id);
+}
+
+static void read_ca_certificates(struct reader *R, const struct gw_node *root,
+                                 struct gw_config *cfg)
+{
+    const struct gw_node *list = gw_node_get(root, "ca_certificates");
+    if (list && list->type != GW_NODE_NULL && list->type != GW_NODE_SEQ)
+        gw_conf_error(R->cf, list, "ca_certificates", "expected a list");
+    size_t n = list && list->type == GW_NODE_SEQ ? list->n : 0;
+    cfg->ca_certificates = gw_calloc(R->a, (n ? n : 1) * sizeof(void *));
+    for (size_t i = 0; i < n; i++) {
+        struct gw_ca_certificate *c = gw_calloc(R->a, sizeof(*c));
+        gw_conf_read(R->cf, &gw_ca_certificate_schema, list->items[i],
+                     gw_sprintf(R->a, "ca_certificates[%zu]", i), c);
+        c->node = list->items[i];
+        c->index = i;
+        cfg->ca_certificates[i] = c;
+    }
+    cfg->n_ca_certificates = n;
+}
+
+/* Each service's ca_certificates (ids) into one PEM bundle, and its
+ * client_certificate (an id) into the certificate. Kong names both by id
+ * only: ca_certificates and certificates have no names. */
+static void resolve_services(struct reader *R, struct gw_config *cfg, struct service_in **services,
+                             size_t n_services, struct certificate_in **certs_by_id,
+                             size_t n_cert_ids)
+{
+    size_t n_cas = cfg->n_ca_certificates;
+    struct gw_ca_certificate **cas =
+        gw_memdup(R->a, cfg->ca_certificates, (n_cas ? n_cas : 1) * sizeof(void *));
+    qsort(cas, n_cas, sizeof(*cas), ca_by_id_cb);
+    size_t n_ca_ids = 0;
+    while (n_ca_ids < n_cas && cas[n_ca_ids]->id)
+        n_ca_ids++;
+    for (size_t i = 1; i < n_ca_ids; i++)
+        if (strcmp(cas[i - 1]->id, cas[i]->id) == 0) {
+            const struct gw_ca_certificate *later =
+                cas[i]->index > cas[i - 1]->index ? cas[i] : cas[i - 1];
+            gw_conf_push(R->cf, gw_sprintf(R->a, "ca_certificates[%zu]", later->index));
+            gw_conf_error(R->cf, gw_node_get(later->node, "id"), "id",
+                          "duplicate ca_certificate id '%s'", later->id);
+            gw_conf_pop(R->cf);
         }
+    for (size_t i = 0; i < n_services; i++) {
+        struct service_in *si = services[i];
+        gw_conf_push(R->cf, gw_sprintf(R->a, "services[%zu]", i));
+        const struct gw_node *list = gw_node_get(si->s.node, "ca_certificates");
+        size_t total = 0;
+        const struct gw_ca_certificate **picked =
+            gw_calloc(R->a, (si->ca_certificate_ids.n + 1) * sizeof(*picked));
+        for (size_t k = 0; k < si->ca_certificate_ids.n; k++) {
+            struct gw_ca_certificate key = {.id = si->ca_certificate_ids.v[k]}, *kp = &key;
+            struct gw_ca_certificate **hit =
+                key.id && n_ca_ids ? bsearch(&kp, cas, n_ca_ids, sizeof(*cas), ca_by_id_cb) : NULL;
+            const struct gw_node *at = list && list->type == GW_NODE_SEQ ? list->items[k] : list;
+            if (!hit) {
+                gw_conf_error(R->cf, at, gw_sprintf(R->a, "ca_certificates[%zu]", k),
+                              "unknown ca_certificate '%s'", key.id ? key.id : "");
+                continue;
+            }
+            picked[k] = *hit;
+            total += strlen((*hit)->cert) + 1;
+        }
+        if (total) {
+            char *pem = gw_alloc(R->a, total + 1), *p = pem;
+            for (size_t k = 0; k < si->ca_certificate_ids.n; k++) {
+                if (!picked[k]) continue;
+                size_t len = strlen(picked[k]->cert);
+                memcpy(p, picked[k]->cert, len);
+                p += len;
+                *p++ = '\n'; /* a PEM that does not end its last line */
+            }
+            *p = '\0';
+            si->s.ca_bundle = pem;
+            si->s.ca_bundle_len = (size_t)(p - pem);
+        }
+        const struct gw_node *cc = si->client_certificate;
+        if (cc && cc->type != GW_NODE_NULL)
+            si->s.client_certificate =
+                certificate_ref(R, cc, "client_certificate", certs_by_id, n_cert_ids);
         gw_conf_pop(R->cf);
     }
 }
 
 void gw_config_read_certificates(struct gw_conf *cf, const struct gw_node *root,
-                                 struct gw_config *cfg)
+                                 struct gw_config *cfg, struct service_in **services,
+                                 size_t n_services)
 {
     struct reader R = {.cf = cf, .a = gw_conf_arena(cf)};
     const struct gw_node *list = gw_node_get(root, "certificates");
@@ -172,6 +279,9 @@ void gw_config_read_certificates(struct gw_conf *cf, const struct gw_node *root,
                           "duplicate certificate id '%s'", later->id);
             gw_conf_pop(cf);
         }
+    read_ca_certificates(&R, root, cfg);
+    resolve_services(&R, cfg, services, n_services, by_id, n_ids);
+
     const struct gw_node *top = gw_node_get(root, "snis");
     if (top && top->type != GW_NODE_NULL && top->type != GW_NODE_SEQ)
         gw_conf_error(cf, top, "snis", "expected a list");

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pcre2.h>
 
@@ -98,8 +99,8 @@ static int id_check_parse(struct gw_conf *cf, const struct gw_node *n, void *dst
         .name = (fname), .type = GW_F_INERT, .why = (why_)                                         \
     }
 #define UPSTREAM_TLS_WHY                                                                           \
-    "HTTPS upstreams are verified against the system's CA bundle; per-service CA certificates, "   \
-    "client certificates and verify depth are not available yet"
+    "tls_verify_depth is not available: HTTPS upstreams are verified with OpenSSL's default "      \
+    "depth (100)"
 
 static int given(const struct gw_node *map, const char *key)
 {
@@ -271,8 +272,9 @@ static const struct gw_field service_fields[] = {
     {EF(struct service_in, "enabled", s.enabled, GW_F_BOOL, 0, "true")},
     {EF(struct service_in, "tags", s.tags, GW_F_STRINGS, 0, NULL)},
     INERT("tls_verify_depth", UPSTREAM_TLS_WHY),
-    INERT("ca_certificates", UPSTREAM_TLS_WHY),
-    INERT("client_certificate", UPSTREAM_TLS_WHY),
+    {EF(struct service_in, "ca_certificates", ca_certificate_ids, GW_F_STRINGS, GW_NO_ENV, NULL)},
+    {EF(struct service_in, "client_certificate", client_certificate, GW_F_CUSTOM, 0, NULL),
+     .parse = keep_node_parse},
     {EF(struct service_in, "id", id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
     KONG_META_FIELDS,
     {EF(struct service_in, "routes", routes, GW_F_CUSTOM, 0, NULL), .parse = keep_node_parse},
@@ -711,6 +713,49 @@ const struct gw_schema gw_certificate_schema = {
     .size = sizeof(struct certificate_in),
     .fields = certificate_fields,
     .validate = certificate_validate,
+};
+
+/* Kong's ca_certificates.lua checks, with its messages. */
+static int ca_certificate_validate(struct gw_conf *cf, const struct gw_node *node, void *obj)
+{
+    struct gw_ca_certificate *c = obj;
+    if (!c->cert) return 0;
+    const struct gw_node *cn = gw_node_get(node, "cert");
+    char digest[65];
+    const char *why;
+    switch (gw_tls_ca_check(c->cert, digest, &why)) {
+    case GW_TLS_BAD_CERT:
+        gw_conf_error(cf, cn, "cert", "invalid certificate: %s", why);
+        return 0;
+    case GW_TLS_NOT_CA:
+        gw_conf_error(cf, cn, "cert",
+                      "certificate does not appear to be a CA because it is missing the \"CA\" "
+                      "basic constraint");
+        return 0;
+    case GW_TLS_EXPIRED:
+        gw_conf_error(cf, cn, "cert", "certificate expired, \"Not After\" time is in the past");
+        return 0;
+    }
+    if (c->cert_digest && strcasecmp(c->cert_digest, digest) != 0)
+        gw_conf_error(cf, gw_node_get(node, "cert_digest"), "cert_digest",
+                      "does not match the certificate (its SHA-256 is %s)", digest);
+    return 0;
+}
+
+static const struct gw_field ca_certificate_fields[] = {
+    {GW_FIELD(struct gw_ca_certificate, cert, GW_F_STRING, GW_REQUIRED, NULL), .min = 1},
+    {GW_FIELD(struct gw_ca_certificate, cert_digest, GW_F_STRING, 0, NULL), .min = 1},
+    {GW_FIELD(struct gw_ca_certificate, tags, GW_F_STRINGS, 0, NULL)},
+    {GW_FIELD(struct gw_ca_certificate, id, GW_F_CUSTOM, 0, NULL), .parse = id_parse},
+    KONG_META_FIELDS,
+    {0},
+};
+
+const struct gw_schema gw_ca_certificate_schema = {
+    .name = "ca_certificate",
+    .size = sizeof(struct gw_ca_certificate),
+    .fields = ca_certificate_fields,
+    .validate = ca_certificate_validate,
 };
 
 static const struct gw_field sni_fields[] = {

@@ -13,6 +13,8 @@ struct service_in {
     struct gw_service s;
     const char *id;
     const struct gw_node *routes, *plugins;
+    struct gw_strings ca_certificate_ids;     /* resolved by config_certificates.c */
+    const struct gw_node *client_certificate; /* an id, or {id: ...} */
 };
 
 struct route_in {
@@ -55,6 +57,7 @@ struct gw_arena;
 const char *gw_server_name_read(struct gw_arena *a, const char *v, const char **why);
 
 extern const struct gw_schema gw_certificate_schema;
+extern const struct gw_schema gw_ca_certificate_schema;
 extern const struct gw_schema gw_sni_schema;           /* nested under a certificate */
 extern const struct gw_schema gw_top_level_sni_schema; /* with `certificate` */
 extern const struct gw_schema gw_service_schema;

@@ -215,7 +215,7 @@ void gw_proxy_finish(struct proxy_request *rq)
     if (rq->easy) {
         if (rq->in_multi) gw_upstream_remove(w, rq->easy);
         rq->in_multi = 0;
-        gw_upstream_easy_put(w, rq->easy);
+        gw_upstream_easy_put(w, rq->easy, rq->tls_blobs);
         rq->easy = NULL;
     }
     if (rq->timer) event_del(rq->timer); /* its memory is the arena's */
@@ -1062,6 +1062,29 @@ static int is_idempotent(const char *method)
     return 0;
 }
 
+/* Kong's ca_certificates and client_certificate of a service. The PEMs
+ * live in the snapshot, which outlives the transfer (NOCOPY), and libcurl
+ * copies them into each connection it makes; it also compares them when
+ * it picks a kept-alive connection, so one made for another service's
+ * CAs or client certificate is never reused for this one. */
+static void set_upstream_tls(struct proxy_request *rq, CURL *e, const struct gw_service *svc)
+{
+    if (svc->ca_bundle) {
+        struct curl_blob ca = {(void *)svc->ca_bundle, svc->ca_bundle_len, CURL_BLOB_NOCOPY};
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+    }
+    const struct gw_certificate *cc = svc->client_certificate;
+    if (cc) {
+        struct curl_blob cert = {(void *)cc->cert, strlen(cc->cert), CURL_BLOB_NOCOPY};
+        struct curl_blob key = {(void *)cc->key, strlen(cc->key), CURL_BLOB_NOCOPY};
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
+        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    rq->tls_blobs = 1;
+}
+
 static int setup_transfer(struct proxy_request *rq)
 {
     struct gw_request *r = &rq->pub;
@@ -1074,7 +1097,8 @@ static int setup_transfer(struct proxy_request *rq)
         rq->upstream_headers_tail = &rq->upstream_headers;
         build_upstream_headers(rq);
     } else {
-        gw_upstream_easy_put(w, e);
+        gw_upstream_easy_put(w, e, rq->tls_blobs);
+        rq->tls_blobs = 0;
         e = rq->easy = gw_upstream_easy_get(w, &fresh);
     }
     if (fresh) set_shared_options(w, e);
@@ -1091,6 +1115,8 @@ static int setup_transfer(struct proxy_request *rq)
     long verify = r->service ? r->service->tls_verify : 1;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+    if (r->service && (r->service->ca_bundle || r->service->client_certificate))
+        set_upstream_tls(rq, e, r->service);
 
     const char *method = r->upstream_method ? r->upstream_method : r->method;
     size_t body_len;

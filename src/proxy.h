@@ -65,6 +65,7 @@ struct proxy_request {
     unsigned waiting_body : 1;   /* a plugin needs the body: access waits for it */
     unsigned upload_paused : 1;  /* streamed body: curl waits for the client's bytes */
     unsigned first_event : 1;    /* filtered event stream, nothing sent yet (write_cb) */
+    unsigned tls_blobs : 1;      /* the handle carries the service's CA / client certificate */
     curl_off_t uploaded;
     uint64_t body_sent;           /* streamed body bytes handed to curl */
     const char *server_addr;      /* gw_request_server_addr's answer, once asked */

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "gw_log.h"
@@ -275,6 +276,32 @@ int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, cons
     }
     ERR_clear_error();
     SSL_CTX_free(ctx);
+    return rc;
+}
+
+int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase_cb, NULL) : NULL;
+    BIO_free(bio);
+    if (!x) {
+        *why = openssl_reason();
+        ERR_clear_error();
+        return GW_TLS_BAD_CERT;
+    }
+    int rc = 0;
+    if (X509_check_ca(x) != 1)
+        rc = GW_TLS_NOT_CA;
+    else if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+        rc = GW_TLS_EXPIRED;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    digest[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &n) == 1)
+        for (unsigned i = 0; i < n && i < 32; i++)
+            snprintf(digest + 2 * i, 3, "%02x", md[i]);
+    X509_free(x);
+    ERR_clear_error();
     return rc;
 }
 

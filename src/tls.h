@@ -38,6 +38,12 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
 enum { GW_TLS_BAD_CERT = 1, GW_TLS_BAD_KEY = 2, GW_TLS_MISMATCH = 3 };
 int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, const char **why);
 
+/* A CA certificate's PEM, checked as Kong checks its ca_certificates: 0
+ * and its hex SHA-256 (of the DER) in digest, else GW_TLS_BAD_CERT (*why),
+ * GW_TLS_NOT_CA (no CA:TRUE basic constraint) or GW_TLS_EXPIRED. */
+enum { GW_TLS_NOT_CA = 4, GW_TLS_EXPIRED = 5 };
+int gw_tls_ca_check(const char *pem, char digest[65], const char **why);
+
 /* What a read or write did. GW_TLS_AGAIN: nothing now, the caller waits
  * for the event gw_tls_wants() names. */
 enum { GW_TLS_AGAIN = -1, GW_TLS_CLOSED = 0, GW_TLS_ERROR = -2, GW_TLS_PLAIN_HTTP = -3 };

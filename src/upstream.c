@@ -434,8 +434,13 @@ CURL *gw_upstream_easy_get(struct gw_worker *w, int *fresh)
 /* Every option a transfer may set for itself goes back to its default, so
  * that nothing of one request leaks into the next: the header list and
  * the callbacks' data point into the finished request's arena. */
-static void clear_transfer_options(CURL *e)
+static void clear_transfer_options(CURL *e, int tls_blobs)
 {
+    if (tls_blobs) { /* a service's CAs or client certificate (proxy.c) */
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, NULL);
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, NULL);
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, NULL);
+    }
     /* POSTFIELDS first: setting it selects POST; HTTPGET then selects GET
      * and clears upload and NOBODY. */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
@@ -465,7 +470,7 @@ static void forget_easy(struct gw_worker *w, CURL *easy)
         if (v[i].easy == easy) v[i].easy = NULL;
 }
 
-void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
+void gw_upstream_easy_put(struct gw_worker *w, CURL *easy, int tls_blobs)
 {
     if (w->n_easy_pool == w->cap_easy_pool) {
         if (w->cap_easy_pool >= EASY_POOL_MAX) {
@@ -483,7 +488,7 @@ void gw_upstream_easy_put(struct gw_worker *w, CURL *easy)
         w->easy_pool = v;
         w->cap_easy_pool = cap;
     }
-    clear_transfer_options(easy);
+    clear_transfer_options(easy, tls_blobs);
     w->easy_pool[w->n_easy_pool++] = easy;
 }
 

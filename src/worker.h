@@ -107,7 +107,8 @@ void gw_upstream_cleanup(struct gw_worker *w);
  * data) instead of curl_easy_reset, which callgrind put at ~3k
  * instructions a request, plus ~1k to set the shared options again. */
 CURL *gw_upstream_easy_get(struct gw_worker *w, int *fresh);
-void gw_upstream_easy_put(struct gw_worker *w, CURL *easy);
+/* tls_blobs: the transfer set a service's CA or client certificate. */
+void gw_upstream_easy_put(struct gw_worker *w, CURL *easy, int tls_blobs);
 /* Start a transfer that was set up on easy (CURLOPT_PRIVATE = the request). */
 int gw_upstream_add(struct gw_worker *w, CURL *easy);
 /* Remove a transfer; never from inside a curl callback. */

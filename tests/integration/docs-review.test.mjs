@@ -285,10 +285,10 @@ describe('docs/configuration.md: load-time errors', { skip }, () => {
     assert.equal(extra.code, 0, extra.out);
   });
 
-  // "Kong entities sluice does not implement (upstreams, targets, ca_certificates, vaults,
-  // key_sets, keys) are errors, not silently ignored."
+  // "Kong entities sluice does not implement (upstreams, targets, vaults, key_sets, keys) are
+  // errors, not silently ignored."
   test('each unimplemented Kong entity is an error of its own', async () => {
-    const ents = ['upstreams', 'targets', 'ca_certificates', 'vaults', 'key_sets', 'keys'];
+    const ents = ['upstreams', 'targets', 'vaults', 'key_sets', 'keys'];
     const r = await check(`_format_version: "3.0"\n${ents.map((e) => `${e}: []`).join('\n')}\n`);
     assert.equal(r.code, 1);
     assert.deepEqual(r.lines, ents.map((e, i) => `${i + 2}:1: ${e}: not supported by sluice`), r.out);

@@ -315,12 +315,10 @@ static const struct bad_case bad_cases[] = {
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    url: https://h\n"
      "    tls_verify_depth: 3\n    ca_certificates: [4e3ad2e4-0bc4-4638-8e34-c84a417ba39b]\n"
      "    routes:\n      - {name: r, paths: [/], snis: [a.example]}\n",
-     {"kong.yml:5:23: services[0].tls_verify_depth: not supported: HTTPS upstreams are verified "
-      "against the system's CA bundle; per-service CA certificates, client certificates and "
-      "verify depth are not available yet",
-      "kong.yml:6:22: services[0].ca_certificates: not supported: HTTPS upstreams are verified "
-      "against the system's CA bundle; per-service CA certificates, client certificates and "
-      "verify depth are not available yet",
+     {"kong.yml:5:23: services[0].tls_verify_depth: not supported: tls_verify_depth is not "
+      "available: HTTPS upstreams are verified with OpenSSL's default depth (100)",
+      "kong.yml:6:23: services[0].ca_certificates[0]: unknown ca_certificate "
+      "'4e3ad2e4-0bc4-4638-8e34-c84a417ba39b'",
       "kong.yml:8:37: services[0].routes[0].snis: 'snis' can only be set when 'protocols' is "
       "'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
     /* Route snis (Kong's wildcard_host): names only, one '*' at an end. */
