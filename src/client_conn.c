@@ -937,9 +937,38 @@ static void conn_process(struct gw_conn *c)
 
 /* read(2) on the connection, through TLS on a TLS listener; -2 when a
  * plain HTTP request came to it (answered here: close gracefully). */
+/* http:// for https://, the usual slip: say so, as nginx does (for any
+ * method: it looks at the first byte, where OpenSSL knows only GET, POST,
+ * HEAD and PUT), rather than reset a connection the client cannot make
+ * sense of. The reply to HEAD has no content (RFC 9110 9.3.2). */
+static ssize_t plain_http_on_tls(struct gw_conn *c, const unsigned char *head, size_t n)
+{
+    static const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 59\r\nConnection: close\r\n\r\n"
+                                "{\"message\":\"The plain HTTP request was sent to HTTPS port\"}";
+    size_t head_len = sizeof(reply) - 1 - 59;
+    int is_head = n >= 5 && memcmp(head, "HEAD ", 5) == 0;
+    gw_debug("client %s:%d: plain HTTP on a TLS listener", c->peer, c->peer_port);
+    ssize_t sent = write(c->fd, reply, is_head ? head_len : sizeof(reply) - 1);
+    (void)sent; /* a fresh socket takes 160 bytes; if not, the client is gone */
+    c->linger = 1;
+    errno = EPROTO;
+    return -2;
+}
+
 static ssize_t conn_recv(struct gw_conn *c, void *buf, size_t len)
 {
     if (!c->ssl) return read(c->fd, buf, len);
+    if (!c->tls_sniffed) {
+        /* A TLS connection starts with a handshake record (0x16), or an
+         * SSLv2-style hello (high bit) OpenSSL refuses properly; a letter
+         * is a plain HTTP request. One peek per connection. */
+        unsigned char head[8];
+        ssize_t k = recv(c->fd, head, sizeof(head), MSG_PEEK);
+        if (k <= 0) return k;
+        if (head[0] != 0x16 && !(head[0] & 0x80)) return plain_http_on_tls(c, head, (size_t)k);
+        c->tls_sniffed = 1;
+    }
     int want_write;
     ssize_t n = gw_tls_read(c->ssl, buf, len, &want_write);
     if (n >= 0) return n;
@@ -950,20 +979,6 @@ static ssize_t conn_recv(struct gw_conn *c, void *buf, size_t len)
         }
         errno = EAGAIN;
         return -1;
-    }
-    if (n == GW_TLS_PLAIN_HTTP) {
-        /* http:// for https://, the usual slip: say so, as nginx does,
-         * rather than reset a connection the client cannot make sense of. */
-        static const char reply[] =
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-            "Content-Length: 59\r\nConnection: close\r\n\r\n"
-            "{\"message\":\"The plain HTTP request was sent to HTTPS port\"}";
-        gw_debug("client %s:%d: plain HTTP on a TLS listener", c->peer, c->peer_port);
-        ssize_t sent = write(c->fd, reply, sizeof(reply) - 1); /* a fresh socket takes it all */
-        (void)sent;
-        c->linger = 1;
-        errno = EPROTO;
-        return -2;
     }
     gw_debug("client %s:%d: TLS %s: %s", c->peer, c->peer_port,
              SSL_is_init_finished(c->ssl) ? "error" : "handshake failed", gw_tls_last_error());

@@ -75,6 +75,7 @@ struct gw_conn {
     unsigned linger : 1;               /* close with a lingering close (after an error) */
     unsigned tls_read_wants_write : 1; /* a TLS read waits for the socket to take output */
     unsigned tls_write_wants_read : 1; /* a TLS write waits for input */
+    unsigned tls_sniffed : 1;          /* the first byte said TLS (not plain HTTP) */
     struct gw_h1_chunked chunk;        /* decoder state of a chunked request body */
     struct evbuffer *out;              /* the answer, not yet written */
     struct ssl_st *ssl;                /* on a TLS listener (tls.h); NULL on plain ones */

@@ -472,7 +472,7 @@ const char *gw_server_name_read(struct gw_arena *a, const char *v, const char **
     unsigned char ip[16];
     const char *star = strchr(s, '*');
     *why = NULL;
-    if (star && ((star != s && star != s + n - 1) || n == 1))
+    if (star && star != s && star != s + n - 1)
         *why = "wildcard must be leftmost or rightmost character";
     else if (star && strchr(star + 1, '*'))
         *why = "only one wildcard must be specified";
@@ -486,21 +486,28 @@ const char *gw_server_name_read(struct gw_arena *a, const char *v, const char **
     return s;
 }
 
+static int takes_https(const struct gw_route *r)
+{
+    for (size_t i = 0; i < r->protocols.n; i++)
+        if (r->protocols.v[i] && strcmp(r->protocols.v[i], "https") == 0) return 1;
+    return 0;
+}
+
 /* Kong's snis on a route (typedefs.wildcard_host, the traditional_compatible
- * router): server names as gw_server_name_read reads them. Only on routes
- * that take nothing but TLS. */
+ * router): server names as gw_server_name_read reads them. Only on a route
+ * that takes https, among other protocols or alone (routes.lua: the check
+ * fires when none of them is a TLS one); plain HTTP requests ignore them. */
 static void check_snis(struct gw_conf *cf, const struct gw_node *node, struct gw_route *r)
 {
     if (!r->snis.n) return;
     const struct gw_node *list = gw_node_get(node, "snis");
     struct gw_arena *a = gw_conf_arena(cf);
-    for (size_t i = 0; i < r->protocols.n; i++)
-        if (r->protocols.v[i] && strcmp(r->protocols.v[i], "https") != 0) {
-            gw_conf_error(cf, list, "snis",
-                          "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
-                          "'tls_passthrough'");
-            return;
-        }
+    if (!takes_https(r)) {
+        gw_conf_error(cf, list, "snis",
+                      "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
+                      "'tls_passthrough'");
+        return;
+    }
     for (size_t i = 0; i < r->snis.n; i++) {
         if (!r->snis.v[i]) continue;
         const char *why;
@@ -561,16 +568,16 @@ static int route_validate(struct gw_conf *cf, const struct gw_node *node, void *
         gw_conf_error(cf, gw_node_get(node, "https_redirect_status_code"),
                       "https_redirect_status_code", "expected one of 426, 301, 302, 307, 308");
     check_snis(cf, node, r);
-    /* Kong's: a route that takes only TLS may match on snis alone. */
-    int https_only = r->protocols.n > 0;
-    for (size_t i = 0; i < r->protocols.n; i++)
-        if (!r->protocols.v[i] || strcmp(r->protocols.v[i], "https") != 0) https_only = 0;
+    /* Kong's routes_subschemas: a route that takes https may match on snis
+     * alone. */
+    int https = takes_https(r);
     if (!r->paths_raw.n && !r->hosts_raw.n && !r->methods.n && !r->headers.n &&
-        !(https_only && r->snis.n))
+        !(https && r->snis.n))
         gw_conf_error(cf, node, NULL,
-                      https_only ? "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' "
-                                   "when 'protocols' is 'https'"
-                                 : "must set one of 'methods', 'hosts', 'headers', 'paths'");
+                      https ? "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when "
+                              "'protocols' is 'https'"
+                            : "must set one of 'methods', 'hosts', 'headers', 'paths' when "
+                              "'protocols' is 'http'");
     compile_paths(cf, node, r);
     parse_hosts(cf, node, r);
     return 0;

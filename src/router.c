@@ -295,6 +295,7 @@ static int regex_paths_match(const struct router_entry *e, const char *path, siz
 static int sni_matches(const struct gw_route *r, const char *sni)
 {
     size_t len = strlen(sni);
+    if (!len) return 0; /* no server name: no route with snis */
     for (size_t i = 0; i < r->snis.n; i++) {
         const char *s = r->snis.v[i];
         size_t n = strlen(s);

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -183,6 +184,16 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, int *types
     return 0;
 }
 
+/* The certificate was chosen in client_hello_cb: this only accepts the
+ * name, so that OpenSSL keeps it in the session, and SSL_get_servername on
+ * a resumed TLS 1.2 session (which returns the session's) gives the name
+ * the routes match on rather than NULL. */
+static int accept_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl, (void)alert, (void)arg;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* Every server context, the default one and each certificate's, alike:
  * after a switch by server name OpenSSL reads the ALPN callback and the
  * modes from the new context. */
@@ -208,6 +219,7 @@ static SSL_CTX *new_server_ctx(void)
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase_cb);
+    SSL_CTX_set_tlsext_servername_callback(ctx, accept_servername_cb);
     return ctx;
 }
 
@@ -368,14 +380,10 @@ static SSL_CTX *sni_find(const struct sni_table *t, const char *name)
 
 /* Kong's order (runloop/certificate.lua): the exact name, then "*." and
  * the name without its first label (at least two left), then the name
- * with its last label replaced by "*". */
-static SSL_CTX *sni_lookup(const struct sni_table *t, const char *sni)
+ * with its last label replaced by "*", then the "*" entry (Kong's default
+ * SNI). `name` is lowercase. */
+static SSL_CTX *sni_lookup(const struct sni_table *t, const char *name)
 {
-    char name[256];
-    size_t n = strlen(sni);
-    if (n == 0 || n >= sizeof(name) - 2) return NULL;
-    for (size_t i = 0; i <= n; i++)
-        name[i] = (char)tolower((unsigned char)sni[i]);
     SSL_CTX *ctx = sni_find(t, name);
     if (ctx) return ctx;
     const char *dot = strchr(name, '.');
@@ -384,43 +392,76 @@ static SSL_CTX *sni_lookup(const struct sni_table *t, const char *sni)
         snprintf(wild, sizeof(wild), "*%s", dot);
         if ((ctx = sni_find(t, wild))) return ctx;
     }
-    char *last = strrchr(name, '.');
+    const char *last = strrchr(name, '.');
     if (last && last[1]) {
-        last[1] = '*';
-        last[2] = '\0';
-        if ((ctx = sni_find(t, name))) return ctx;
+        char wild[258];
+        size_t keep = (size_t)(last - name) + 1;
+        memcpy(wild, name, keep);
+        wild[keep] = '*';
+        wild[keep + 1] = '\0';
+        if ((ctx = sni_find(t, wild))) return ctx;
     }
-    return NULL;
+    return sni_find(t, "*");
 }
 
-/* Why servername_cb refused the last handshake of this thread, for the
+/* Why client_hello_cb refused the last handshake of this thread, for the
  * debug line ("callback failed" otherwise). */
 static _Thread_local char sni_refused[384];
 
-static int servername_cb(SSL *ssl, int *alert, void *arg)
+/* The host name of a ClientHello's server_name extension (RFC 6066 3),
+ * lowercased into name; 0 when there is none usable. */
+static int client_hello_name(SSL *ssl, char name[256])
+{
+    const unsigned char *p;
+    size_t len;
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return 0;
+    size_t list = (size_t)p[0] << 8 | p[1];
+    size_t n = (size_t)p[3] << 8 | p[4];
+    if (list + 2 > len || p[2] != TLSEXT_NAMETYPE_host_name || n == 0 || n + 5 > len || n > 255 ||
+        memchr(p + 5, 0, n))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)tolower(p[5 + i]);
+    name[n] = '\0';
+    return 1;
+}
+
+/*
+ * The certificate is chosen here, at the start of the ClientHello, rather
+ * than in a servername callback: OpenSSL looks for a session to resume in
+ * between, and a TLS 1.2 session of one name must not be resumed under
+ * another (RFC 6066 3). Each name gets its own session id context (a hash
+ * of it), which OpenSSL compares before it resumes a session or a ticket.
+ */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
     const struct sni_table *t = arg;
-    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    SSL_CTX *ctx = sni ? sni_lookup(t, sni) : NULL;
-    if (ctx) {
-        SSL_set_SSL_CTX(ssl, ctx);
-        return SSL_TLSEXT_ERR_OK;
+    char name[256];
+    int have = client_hello_name(ssl, name);
+    SSL_CTX *ctx = have ? sni_lookup(t, name) : NULL;
+    if (!ctx && !have && !t->has_default) ctx = sni_find(t, "*");
+    if (!ctx && !t->has_default) {
+        /* No certificate for that name, and no default to fall back on. */
+        if (!have)
+            snprintf(sni_refused, sizeof(sni_refused),
+                     "the client sent no server name, and there is no --ssl-cert to fall back on");
+        else if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") == strlen(name))
+            snprintf(sni_refused, sizeof(sni_refused),
+                     "no certificate for server name '%s', and no --ssl-cert to fall back on",
+                     name);
+        else
+            snprintf(sni_refused, sizeof(sni_refused),
+                     "no certificate for a server name that is not a host name");
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
     }
-    if (t->has_default) return SSL_TLSEXT_ERR_OK;
-    /* No certificate for that name, and no default to fall back on. */
-    if (!sni)
-        snprintf(sni_refused, sizeof(sni_refused),
-                 "the client sent no server name, and there is no --ssl-cert to fall back on");
-    else if (strspn(sni, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
-             strlen(sni))
-        snprintf(sni_refused, sizeof(sni_refused),
-                 "no certificate for server name '%.255s', and no --ssl-cert to fall back on", sni);
-    else
-        snprintf(sni_refused, sizeof(sni_refused),
-                 "no certificate for a server name that is not "
-                 "a host name");
-    *alert = SSL_AD_UNRECOGNIZED_NAME;
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
+    if (ctx) SSL_set_SSL_CTX(ssl, ctx);
+    if (have) {
+        unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)name, strlen(name), sid_ctx);
+        SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx));
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_config *cfg,
@@ -455,8 +496,7 @@ static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_c
         SSL_CTX_free(by_cert[i]); /* the table holds its own references */
     free(by_cert);
     /* cfg->snis is sorted by name and unique: so is the table. */
-    SSL_CTX_set_tlsext_servername_callback(dflt, servername_cb);
-    SSL_CTX_set_tlsext_servername_arg(dflt, t);
+    SSL_CTX_set_client_hello_cb(dflt, client_hello_cb, t);
     return rc;
 }
 
@@ -553,11 +593,6 @@ static ssize_t failed(SSL *ssl, int r, int *want_write)
         if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CALLBACK_FAILED &&
             sni_refused[0])
             last_error = sni_refused;
-        if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
-            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-            ERR_clear_error();
-            return GW_TLS_PLAIN_HTTP;
-        }
         break;
     }
     }

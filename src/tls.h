@@ -44,14 +44,12 @@ int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, cons
 enum { GW_TLS_NOT_CA = 4, GW_TLS_EXPIRED = 5 };
 int gw_tls_ca_check(const char *pem, char digest[65], const char **why);
 
-/* What a read or write did. GW_TLS_AGAIN: nothing now, the caller waits
- * for the event gw_tls_wants() names. */
-enum { GW_TLS_AGAIN = -1, GW_TLS_CLOSED = 0, GW_TLS_ERROR = -2, GW_TLS_PLAIN_HTTP = -3 };
+/* What a read or write did. GW_TLS_AGAIN: nothing now; the caller waits
+ * for input, or for output room when *want_write is set. */
+enum { GW_TLS_AGAIN = -1, GW_TLS_CLOSED = 0, GW_TLS_ERROR = -2 };
 
 /* Like read(2)/write(2) on the connection's socket, through TLS: bytes
- * (> 0), GW_TLS_CLOSED (the peer closed), GW_TLS_AGAIN or GW_TLS_ERROR;
- * GW_TLS_PLAIN_HTTP is the error of a read that found a plain HTTP request
- * where the ClientHello should be (OpenSSL knows the first bytes of one).
+ * (> 0), GW_TLS_CLOSED (the peer closed), GW_TLS_AGAIN or GW_TLS_ERROR.
  * The handshake happens in the first reads. *want_write is set when the
  * call waits for the socket to take output (a handshake flight or a
  * session ticket the socket could not take), cleared otherwise. */

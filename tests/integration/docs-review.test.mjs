@@ -323,9 +323,10 @@ describe('docs/configuration.md: load-time errors', { skip }, () => {
   // "Kong fields for features sluice does not have load at the value that leaves them off ...
   // and are load errors naming the field and the reason otherwise; on routes these are
   // sources and destinations; on plugins ordering." And snis, as in Kong, only on a route whose
-  // protocols are [https].
+  // protocols include https.
   test('snis on an http route, sources, destinations and a plugin ordering with values are refused, each with its reason', async () => {
     const r = await check(svc([
+      '    protocols: [http]',
       '    snis: [a.example]',
       '    sources: [{ip: 10.0.0.1}]',
       '    destinations: [{port: 80}]',

@@ -130,7 +130,7 @@ describe('route snis: config errors', { skip }, () => {
       '- name: s',
       '  url: http://127.0.0.1:9',
       '  routes:',
-      '  - {name: a, paths: [/], snis: [a.test]}',
+      '  - {name: a, paths: [/], protocols: [http], snis: [a.test]}',
       '  - {name: b, protocols: [https], snis: [10.0.0.1, "x.test:443", "a.*.test"]}',
       '',
     ].join('\n'));

@@ -292,7 +292,8 @@ static const struct bad_case bad_cases[] = {
       "kong.yml:3:57: routes[0].headers.Host: cannot contain 'host' header, which must be "
       "specified in the 'hosts' attribute"}},
     {"_format_version: \"3.0\"\nroutes:\n  - name: r\n    strip_path: true\n",
-     {"kong.yml:3:5: routes[0]: must set one of 'methods', 'hosts', 'headers', 'paths'"}},
+     {"kong.yml:3:5: routes[0]: must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' "
+      "when 'protocols' is 'https'"}},
     {"_format_version: \"3.0\"\nroutes:\n  - {service: {name: ghost}, paths: [/]}\n",
      {"kong.yml:3:15: routes[0].service: unknown service 'ghost'"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    routes:\n"
@@ -314,19 +315,21 @@ static const struct bad_case bad_cases[] = {
     /* Kong fields for features sluice lacks, given a value: refused with why. */
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    url: https://h\n"
      "    tls_verify_depth: 3\n    ca_certificates: [4e3ad2e4-0bc4-4638-8e34-c84a417ba39b]\n"
-     "    routes:\n      - {name: r, paths: [/], snis: [a.example]}\n",
+     "    routes:\n      - {name: r, paths: [/], protocols: [http], snis: [a.example]}\n",
      {"kong.yml:5:23: services[0].tls_verify_depth: not supported: tls_verify_depth is not "
       "available: HTTPS upstreams are verified with OpenSSL's default depth (100)",
       "kong.yml:6:23: services[0].ca_certificates[0]: unknown ca_certificate "
       "'4e3ad2e4-0bc4-4638-8e34-c84a417ba39b'",
-      "kong.yml:8:37: services[0].routes[0].snis: 'snis' can only be set when 'protocols' is "
+      "kong.yml:8:56: services[0].routes[0].snis: 'snis' can only be set when 'protocols' is "
       "'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
-    /* Route snis (Kong's wildcard_host): names only, one '*' at an end. */
+    /* Route snis (Kong's wildcard_host): names only, one '*' at an end ("*"
+     * alone is any name); on a route that takes https (the default does). */
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    routes:\n"
      "      - name: r\n        protocols: [https]\n"
      "        snis: [1.2.3.4, 'a.b:443', 'a.*.b', '*.a.*', '', 'a b', '*']\n"
      "      - {name: ok, protocols: [https], snis: [A.Example.COM., '*.x.test', 'api.*']}\n"
-     "      - {name: http, snis: [a.b]}\n",
+     "      - {name: http, protocols: [http], snis: [a.b]}\n"
+     "      - {name: default-protocols, snis: [a.b]}\n",
      {"kong.yml:8:16: services[0].routes[0].snis[0]: must not be an IP",
       "kong.yml:8:25: services[0].routes[0].snis[1]: must not have a port",
       "kong.yml:8:36: services[0].routes[0].snis[2]: wildcard must be leftmost or rightmost "
@@ -334,11 +337,9 @@ static const struct bad_case bad_cases[] = {
       "kong.yml:8:45: services[0].routes[0].snis[3]: only one wildcard must be specified",
       "kong.yml:8:54: services[0].routes[0].snis[4]: invalid value: ",
       "kong.yml:8:58: services[0].routes[0].snis[5]: invalid value: a b",
-      "kong.yml:8:65: services[0].routes[0].snis[6]: wildcard must be leftmost or rightmost "
-      "character",
       "kong.yml:10:9: services[0].routes[2]: must set one of 'methods', 'hosts', 'headers', "
-      "'paths'",
-      "kong.yml:10:28: services[0].routes[2].snis: 'snis' can only be set when 'protocols' is "
+      "'paths' when 'protocols' is 'http'",
+      "kong.yml:10:47: services[0].routes[2].snis: 'snis' can only be set when 'protocols' is "
       "'grpcs', 'https', 'tls' or 'tls_passthrough'"}},
     {"_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    plugins:\n"
      "      - {name: correlation-id, service: s, route: nope, consumer: nobody}\n",
