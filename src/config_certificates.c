@@ -215,6 +215,7 @@ static void resolve_services(struct reader *R, struct gw_config *cfg, struct ser
                               "unknown ca_certificate '%s'", key.id ? key.id : "");
                 continue;
             }
+            if (!(*hit)->cert) continue; /* its own error says why */
             picked[k] = *hit;
             total += strlen((*hit)->cert) + 1;
         }

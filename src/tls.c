@@ -464,9 +464,15 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* Always attached, with no certificate from kong.yml too: the callback
+ * also gives each server name its session context, which routes on snis
+ * need as much as certificates do. cfg NULL (sluice -t on a broken file):
+ * no names. */
 static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_config *cfg,
                                struct gw_errlist *errs)
 {
+    static const struct gw_config none;
+    if (!cfg) cfg = &none;
     if (sni_table_index < 0)
         sni_table_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_table_free_cb);
     struct sni_table *t = calloc(1, sizeof(*t) + cfg->n_snis * sizeof(t->v[0]));
@@ -555,7 +561,7 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
     for (size_t i = 0; i < nc; i++)
         if (load_pair(ctx, certs[i], keys[i], types, i, errs) < 0) break;
     ERR_clear_error();
-    if (errs->n == errs_before && with_certs) attach_certificates(ctx, nc > 0, cfg, errs);
+    if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, errs);
     if (errs->n != errs_before) {
         SSL_CTX_free(ctx);
         return NULL;

@@ -110,6 +110,35 @@ describe('route snis', { skip }, () => {
     assert.match(r.text, /Please use HTTPS protocol/);
   });
 
+  test('TLS 1.2: a session made for one name is not resumed under another, so routing follows the new name (RFC 6066 3)', async () => {
+    const tls = await import('node:tls');
+    const session = await new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'a.example.com', rejectUnauthorized: false,
+        minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => {
+        s.write('GET /first HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      });
+      let sess = null;
+      s.on('session', (x) => { sess = x; });
+      s.on('data', () => {});
+      s.on('close', () => (sess ? resolve(sess) : reject(new Error('no session'))));
+      s.on('error', reject);
+    });
+    const again = (servername) => new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername, session, rejectUnauthorized: false,
+        minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => {
+        s.write('GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      });
+      let got = '';
+      s.on('data', (d) => { got += d; });
+      s.on('end', () => resolve({ reused: s.isSessionReused(), path: /"path":"([^"]*)"/.exec(got)?.[1] }));
+      s.on('error', reject);
+    });
+    const same = await again('a.example.com');
+    assert.deepEqual(same, { reused: true, path: '/exact/x' }, 'resumed under its own name, routed by it');
+    const other = await again('x.wild.test');
+    assert.deepEqual(other, { reused: false, path: '/suffix/x' }, 'not resumed under another name');
+  });
+
   test('the access log names the route the server name chose', async () => {
     const mark = sl.logMark();
     await tlsGet(tlsPort, 'x.wild.test', '/logged');
