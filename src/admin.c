@@ -142,11 +142,17 @@ int gw_admin_start(struct gw_server *srv)
                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                                EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     int port = atoi(srv->settings.admin.port);
+    errno = 0;
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(srv->admin, srv->settings.admin.host, (ev_uint16_t)port);
     if (!bound) {
+        /* errno is bind's or listen's (libevent keeps it), or 0 when the
+         * address did not resolve. */
+        int err = errno;
         char where[GW_LISTEN_TEXT_MAX];
-        gw_error("cannot listen on admin address %s", gw_listen_text(&srv->settings.admin, where));
+        gw_error("cannot listen on admin address %s: %s",
+                 gw_listen_text(&srv->settings.admin, where),
+                 err ? strerror(err) : "the address does not resolve");
         return -1;
     }
     /* Without an error callback libevent logs a failed accept() and leaves
