@@ -201,6 +201,23 @@ static void resolve_services(struct reader *R, struct gw_config *cfg, struct ser
     for (size_t i = 0; i < n_services; i++) {
         struct service_in *si = services[i];
         gw_conf_push(R->cf, gw_sprintf(R->a, "services[%zu]", i));
+        /* Kong's services.lua: both must be null unless the protocol is
+         * https; configured on an http:// service they would be ignored
+         * while the traffic goes out in clear. */
+        int https = si->s.protocol && strcmp(si->s.protocol, "https") == 0;
+        const struct gw_node *ccn = si->client_certificate;
+        if (!https && (si->ca_certificate_ids.n || (ccn && ccn->type != GW_NODE_NULL))) {
+            const char *f = si->ca_certificate_ids.n ? "ca_certificates" : "client_certificate";
+            gw_conf_error(R->cf, gw_node_get(si->s.node, f), f,
+                          "value must be null: only an https service verifies its upstream "
+                          "against CAs or presents a client certificate");
+            if (si->ca_certificate_ids.n && ccn && ccn->type != GW_NODE_NULL)
+                gw_conf_error(R->cf, ccn, "client_certificate",
+                              "value must be null: only an https service verifies its upstream "
+                              "against CAs or presents a client certificate");
+            gw_conf_pop(R->cf);
+            continue;
+        }
         const struct gw_node *list = gw_node_get(si->s.node, "ca_certificates");
         size_t total = 0;
         const struct gw_ca_certificate **picked =

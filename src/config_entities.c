@@ -742,6 +742,9 @@ static int ca_certificate_validate(struct gw_conf *cf, const struct gw_node *nod
     case GW_TLS_EXPIRED:
         gw_conf_error(cf, cn, "cert", "certificate expired, \"Not After\" time is in the past");
         return 0;
+    case GW_TLS_MULTIPLE:
+        gw_conf_error(cf, cn, "cert", "please submit only one certificate at a time");
+        return 0;
     }
     if (c->cert_digest && strcasecmp(c->cert_digest, digest) != 0)
         gw_conf_error(cf, gw_node_get(node, "cert_digest"), "cert_digest",

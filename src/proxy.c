@@ -1070,8 +1070,12 @@ static int is_idempotent(const char *method)
 static void set_upstream_tls(struct proxy_request *rq, CURL *e, const struct gw_service *svc)
 {
     if (svc->ca_bundle) {
+        /* These CAs only (Kong: "used to build the trust store"): the blob
+         * takes the CA file's place, and Debian's libcurl would still read
+         * its CA directory (/etc/ssl/certs) beside it. */
         struct curl_blob ca = {(void *)svc->ca_bundle, svc->ca_bundle_len, CURL_BLOB_NOCOPY};
         curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
     const struct gw_certificate *cc = svc->client_certificate;
     if (cc) {

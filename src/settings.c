@@ -88,7 +88,7 @@ int gw_listen_parse_flags(struct gw_listen *l, const char *spec, const char **wh
     char buf[300];
     if (strlen(spec) >= sizeof(buf)) return -1;
     strcpy(buf, spec);
-    char *sp = strchr(buf, ' ');
+    char *sp = strpbrk(buf, " \t");
     if (sp) {
         *sp++ = '\0';
         char *save = NULL;
@@ -345,6 +345,18 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         return -1;
     }
     if (s->n_proxy == 0) gw_listen_parse(&s->proxy[s->n_proxy++], "0.0.0.0:8000");
+    /* Two listeners on one address would each take half its connections
+     * (SO_REUSEPORT): the second is a mistake, said as such (nginx:
+     * "duplicate listen"). */
+    for (size_t i = 0; i < s->n_proxy; i++)
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(s->proxy[i].host, s->proxy[k].host) == 0 &&
+                strcmp(s->proxy[i].port, s->proxy[k].port) == 0) {
+                char where[GW_LISTEN_TEXT_MAX];
+                fprintf(stderr, "sluice: --proxy-listen: %s is given twice\n",
+                        gw_listen_text(&s->proxy[i], where));
+                return -1;
+            }
     /* An ssl listener's certificate: --ssl-cert or kong.yml's certificates,
      * which only the config load knows (tls.c). */
     return 0;

@@ -295,6 +295,9 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);
     X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase_cb, NULL) : NULL;
+    /* Kong's ca_certificates.lua: one certificate per entity (a second
+     * one would go into the trust store unchecked). */
+    X509 *more = x ? PEM_read_bio_X509(bio, NULL, no_passphrase_cb, NULL) : NULL;
     BIO_free(bio);
     if (!x) {
         *why = openssl_reason();
@@ -302,7 +305,9 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
         return GW_TLS_BAD_CERT;
     }
     int rc = 0;
-    if (X509_check_ca(x) != 1)
+    if (more)
+        rc = GW_TLS_MULTIPLE;
+    else if (X509_check_ca(x) != 1)
         rc = GW_TLS_NOT_CA;
     else if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
         rc = GW_TLS_EXPIRED;
@@ -313,6 +318,7 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
         for (unsigned i = 0; i < n && i < 32; i++)
             snprintf(digest + 2 * i, 3, "%02x", md[i]);
     X509_free(x);
+    X509_free(more);
     ERR_clear_error();
     return rc;
 }

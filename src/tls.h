@@ -40,8 +40,9 @@ int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, cons
 
 /* A CA certificate's PEM, checked as Kong checks its ca_certificates: 0
  * and its hex SHA-256 (of the DER) in digest, else GW_TLS_BAD_CERT (*why),
- * GW_TLS_NOT_CA (no CA:TRUE basic constraint) or GW_TLS_EXPIRED. */
-enum { GW_TLS_NOT_CA = 4, GW_TLS_EXPIRED = 5 };
+ * GW_TLS_NOT_CA (no CA:TRUE basic constraint), GW_TLS_EXPIRED, or
+ * GW_TLS_MULTIPLE (more than one certificate: Kong takes one each). */
+enum { GW_TLS_NOT_CA = 4, GW_TLS_EXPIRED = 5, GW_TLS_MULTIPLE = 6 };
 int gw_tls_ca_check(const char *pem, char digest[65], const char **why);
 
 /* What a read or write did. GW_TLS_AGAIN: nothing now; the caller waits

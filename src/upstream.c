@@ -437,6 +437,8 @@ CURL *gw_upstream_easy_get(struct gw_worker *w, int *fresh)
 static void clear_transfer_options(CURL *e, int tls_blobs)
 {
     if (tls_blobs) { /* a service's CAs or client certificate (proxy.c) */
+        /* The CA directory libcurl was built with, as a new handle has it. */
+        curl_easy_setopt(e, CURLOPT_CAPATH, curl_version_info(CURLVERSION_NOW)->capath);
         curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, NULL);
         curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, NULL);
         curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, NULL);

@@ -588,6 +588,8 @@ describe('process settings', { skip: binaryMissing() }, () => {
       [['--proxy-listen', '127.0.0.1:8000 backlog=0'], 2, /backlog=N: N between 1 and 65535/],
       [['--proxy-listen', '127.0.0.1:8000 reuseport backlog=16384 deferred bind'], 0, /is ok/],
       [['--admin-listen', '127.0.0.1:8001 backlog=5'], 2, /the admin listener takes no flags/],
+      [['--proxy-listen', '127.0.0.1:8000', '--proxy-listen', '127.0.0.1:8000 ssl'], 2, /--proxy-listen: 127\.0\.0\.1:8000 is given twice/],
+      [['--proxy-listen', '127.0.0.1:8000\tbacklog=5'], 0, /is ok/],
       [['--admin-listen', '127.0.0.1:8001 ssl'], 2, /--admin-listen '127\.0\.0\.1:8001 ssl': the admin listener speaks plain HTTP only/],
       [['--admin-listen', 'nope'], 2, /--admin-listen: cannot parse/],
       [['--log-level', 'loud'], 2, /--log-level/],
