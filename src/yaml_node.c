@@ -348,14 +348,58 @@ static struct gw_node *node_at(struct builder *b, enum gw_node_type type, yaml_m
     return n;
 }
 
+/* Tags: the YAML 1.2 core schema's, which say how to read a scalar
+ * (!!str and the non-specific "!" make it a string even unquoted; !!int,
+ * !!float, !!bool, !!null read it as plain even quoted) or name the kind
+ * of a collection. Any other (!!binary, !!timestamp, !!set, a custom
+ * !tag) would be an application's meaning sluice does not have: refused
+ * rather than ignored. Returns 1 (string), 0 (plain), -1 (refused) or -2
+ * (no tag: the style decides). */
+#define YAML_CORE_TAG "tag:yaml.org,2002:"
+static void refuse_tag(struct builder *b, const char *tag, yaml_mark_t m)
+{
+    int core = strncmp(tag, YAML_CORE_TAG, sizeof(YAML_CORE_TAG) - 1) == 0;
+    fail_at(
+        b, (int)m.line + 1, (int)m.column + 1,
+        gw_sprintf(b->a,
+                   "unsupported YAML tag '%s%.64s' (sluice reads the core schema: !!str, !!int, "
+                   "!!float, !!bool, !!null, !!map, !!seq)",
+                   core ? "!!" : "", core ? tag + sizeof(YAML_CORE_TAG) - 1 : tag));
+}
+
+static int scalar_tag(struct builder *b, const char *tag, yaml_mark_t m)
+{
+    if (!tag) return -2; /* none: the style decides */
+    if (strcmp(tag, "!") == 0 || strcmp(tag, YAML_STR_TAG) == 0) return 1;
+    if (strncmp(tag, YAML_CORE_TAG, sizeof(YAML_CORE_TAG) - 1) == 0) {
+        const char *t = tag + sizeof(YAML_CORE_TAG) - 1;
+        if (!strcmp(t, "int") || !strcmp(t, "float") || !strcmp(t, "bool") || !strcmp(t, "null"))
+            return 0;
+    }
+    refuse_tag(b, tag, m);
+    return -1;
+}
+
+static int collection_tag_ok(struct builder *b, const yaml_char_t *tag, const char *kind,
+                             yaml_mark_t m)
+{
+    if (!tag || strcmp((const char *)tag, "!") == 0) return 1;
+    if (strncmp((const char *)tag, YAML_CORE_TAG, sizeof(YAML_CORE_TAG) - 1) == 0 &&
+        strcmp((const char *)tag + sizeof(YAML_CORE_TAG) - 1, kind) == 0)
+        return 1;
+    refuse_tag(b, (const char *)tag, m);
+    return 0;
+}
+
 static void on_scalar(struct builder *b, yaml_event_t *ev)
 {
     struct gw_node *n = node_at(b, GW_NODE_SCALAR, ev->start_mark);
     n->len = ev->data.scalar.length;
     n->value = gw_strndup(b->a, (const char *)ev->data.scalar.value, n->len);
-    const char *tag = (const char *)ev->data.scalar.tag;
-    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-               !(tag && strcmp(tag, YAML_STR_TAG) == 0);
+    /* A refused tag is reported; the node still goes in (as a string), so
+     * that the tree stays whole and later errors are still found. */
+    int tagged = scalar_tag(b, (const char *)ev->data.scalar.tag, ev->start_mark);
+    n->plain = tagged == -2 ? ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE : tagged == 0;
     if (n->plain && is_null_text(n->value, n->len)) n->type = GW_NODE_NULL;
     /* "\0" in a quoted scalar: C strings would end there, and "a\0b" would
      * be read as "a" (a name, a key) without a word. */
@@ -574,9 +618,11 @@ struct gw_node *gw_yaml_load(struct gw_arena *a, const char *file, const char *t
             on_scalar(b, &ev);
             break;
         case YAML_SEQUENCE_START_EVENT:
+            collection_tag_ok(b, ev.data.sequence_start.tag, "seq", ev.start_mark);
             on_start(b, &ev, GW_NODE_SEQ, ev.data.sequence_start.anchor);
             break;
         case YAML_MAPPING_START_EVENT:
+            collection_tag_ok(b, ev.data.mapping_start.tag, "map", ev.start_mark);
             on_start(b, &ev, GW_NODE_MAP, ev.data.mapping_start.anchor);
             break;
         case YAML_SEQUENCE_END_EVENT:

@@ -523,8 +523,49 @@ static void test_no_crash(void)
     free(many);
 }
 
+/* YAML tags: the core schema's say how a scalar reads; any other is refused. */
+static void test_yaml_tags(void)
+{
+    struct gw_errlist errs = {0};
+    struct gw_config *cfg =
+        load("_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n"
+             "    retries: !!int \"3\"\n    tls_verify: !!bool 'false'\n    tags: [!!str 1, ! 2]\n",
+             &errs);
+    CHECK(cfg != NULL);
+    if (cfg) {
+        CHECK_INT(cfg->services[0]->retries, 3);
+        CHECK_INT(cfg->services[0]->tls_verify, 0);
+        CHECK_STR(cfg->services[0]->tags.v[0], "1");
+        CHECK_STR(cfg->services[0]->tags.v[1], "2");
+    }
+    gw_config_free(cfg);
+    gw_errlist_free(&errs);
+
+    /* !!str makes `false` a string: not a boolean any more. */
+    cfg = load("_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n"
+               "    enabled: !!str false\n",
+               &errs);
+    CHECK(cfg == NULL);
+    CHECK(errs.n == 1 && strstr(errs.v[0], "services[0].enabled: expected a boolean"));
+    gw_errlist_free(&errs);
+
+    cfg = load("_format_version: \"3.0\"\n_comment: !!binary aGVsbG8=\nservices: !!set {a: null}\n"
+               "consumers: !local [x]\n",
+               &errs);
+    CHECK(cfg == NULL);
+    CHECK_INT(errs.n, 3);
+    if (errs.n == 3) {
+        CHECK(strstr(errs.v[0], "kong.yml:2:11: unsupported YAML tag '!!binary' (sluice reads the "
+                                "core schema") != NULL);
+        CHECK(strstr(errs.v[1], "kong.yml:3:11: unsupported YAML tag '!!set'") != NULL);
+        CHECK(strstr(errs.v[2], "kong.yml:4:12: unsupported YAML tag '!local'") != NULL);
+    }
+    gw_errlist_free(&errs);
+}
+
 int main(void)
 {
+    test_yaml_tags();
     test_good_file();
     test_bad_file();
     test_bad_inline();
