@@ -356,15 +356,33 @@ static struct gw_node *node_at(struct builder *b, enum gw_node_type type, yaml_m
  * rather than ignored. Returns 1 (string), 0 (plain), -1 (refused) or -2
  * (no tag: the style decides). */
 #define YAML_CORE_TAG "tag:yaml.org,2002:"
+/* The field path of the node about to be added ("services[0].name"):
+ * the innermost mapping's waiting key, or the next item of a sequence.
+ * "" at the top, or for a mapping key itself (its mapping's path). */
+static const char *next_path(struct builder *b)
+{
+    if (!b->depth) return "";
+    const struct frame *f = &b->stack[b->depth - 1];
+    if (f->node->type == GW_NODE_MAP && !f->key) {
+        if (b->depth == 1) return "";
+        b->depth--; /* the mapping's own path, as its parent names it */
+        const char *p = next_path(b);
+        b->depth++;
+        return p;
+    }
+    return field_path(b, f->key);
+}
+
 static void refuse_tag(struct builder *b, const char *tag, yaml_mark_t m)
 {
     int core = strncmp(tag, YAML_CORE_TAG, sizeof(YAML_CORE_TAG) - 1) == 0;
-    fail_at(
-        b, (int)m.line + 1, (int)m.column + 1,
-        gw_sprintf(b->a,
-                   "unsupported YAML tag '%s%.64s' (sluice reads the core schema: !!str, !!int, "
-                   "!!float, !!bool, !!null, !!map, !!seq)",
-                   core ? "!!" : "", core ? tag + sizeof(YAML_CORE_TAG) - 1 : tag));
+    const char *path = next_path(b);
+    fail_at(b, (int)m.line + 1, (int)m.column + 1,
+            gw_sprintf(b->a,
+                       "%s%sunsupported YAML tag '%s%.64s' (sluice reads the core schema: !!str, "
+                       "!!int, !!float, !!bool, !!null, !!map, !!seq)",
+                       path, *path ? ": " : "", core ? "!!" : "",
+                       core ? tag + sizeof(YAML_CORE_TAG) - 1 : tag));
 }
 
 static int scalar_tag(struct builder *b, const char *tag, yaml_mark_t m)
@@ -403,8 +421,12 @@ static void on_scalar(struct builder *b, yaml_event_t *ev)
     if (n->plain && is_null_text(n->value, n->len)) n->type = GW_NODE_NULL;
     /* "\0" in a quoted scalar: C strings would end there, and "a\0b" would
      * be read as "a" (a name, a key) without a word. */
-    if (memchr(n->value, '\0', n->len))
-        fail_at(b, n->line, n->col, "a NUL character (\\0) is not allowed in a value");
+    if (memchr(n->value, '\0', n->len)) {
+        const char *path = next_path(b);
+        fail_at(b, n->line, n->col,
+                gw_sprintf(b->a, "%s%sa NUL character (\\0) is not allowed in a value", path,
+                           *path ? ": " : ""));
+    }
     if (ev->data.scalar.anchor)
         add_anchor(b, gw_strdup(b->a, (const char *)ev->data.scalar.anchor), n, 1);
     add_node(b, n, 1);

@@ -212,7 +212,7 @@ describe('hostile YAML (sluice -t)', { skip }, () => {
     // rule: alphanumerics and . - _ ~); a key "services\0x" is not services.
     let r = await check(lines('_format_version: "3.0"', 'services:', '- name: "a\\0b"', '  url: http://a'));
     assert.equal(r.code, 1, `name "a\\0b" loaded: ${r.out}`);
-    assert.match(r.out, /:3:9: a NUL character \(\\0\) is not allowed in a value/, r.out);
+    assert.match(r.out, /:3:9: services\[0\]\.name: a NUL character \(\\0\) is not allowed in a value/, r.out);
     r = await check(lines('_format_version: "3.0"', '"services\\0x":', '- name: a', '  url: http://a', '  bogus: 1'));
     assert.equal(r.code, 1);
     assert.ok(!r.out.includes('bogus'), `the key "services\\0x" was read as services: ${r.out}`);
@@ -226,7 +226,7 @@ describe('hostile YAML (sluice -t)', { skip }, () => {
     assert.equal(r.code, 0, r.out);
     r = await check(lines('_format_version: "3.0"', 'services:', '- name: !!binary aGVsbG8=', '  url: http://a'));
     assert.equal(r.code, 1);
-    assert.match(r.out, /3:9: unsupported YAML tag '!!binary' \(sluice reads the core schema/, r.out);
+    assert.match(r.out, /3:9: services\[0\]\.name: unsupported YAML tag '!!binary' \(sluice reads the core schema/, r.out);
   });
 
   test('keys that are not strings: 1 and ~ are keys of that text, [a] and {a: b} are refused with a position', async () => {
