@@ -35,6 +35,9 @@ static void usage(FILE *out)
         "      --ssl-cert-key FILE[,FILE]\n"
         "                             PEM private key of each certificate, same order\n"
         "                             (both files are read again on SIGHUP)\n"
+        "      --ssl-protocols LIST   TLSv1.2 and/or TLSv1.3 (default both)\n"
+        "      --ssl-ciphers LIST     OpenSSL cipher list for TLS 1.2 (default: Mozilla's\n"
+        "                             intermediate, Kong's default ssl_cipher_suite)\n"
         "      --upstream-keepalive-idle-timeout S\n"
         "                             idle upstream connections are closed after S (default 60)\n"
         "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
@@ -239,6 +242,12 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
     case 'k':
         s->ssl_cert_key = v;
         return 0;
+    case 'P':
+        s->ssl_protocols = v;
+        return 0;
+    case 'C':
+        s->ssl_ciphers = v;
+        return 0;
     case 'K':
         if (parse_long("--upstream-keepalive-idle-timeout", v, 1, 3600, &n) < 0) return -1;
         s->upstream_idle_timeout = (int)n;
@@ -257,6 +266,7 @@ static const struct {
     {"SLUICE_MAX_BODY_SIZE", 'B'},  {"SLUICE_DRAIN_TIMEOUT", 'D'},
     {"SLUICE_CLIENT_TIMEOUT", 'T'}, {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
     {"SLUICE_SSL_CERT", 'S'},       {"SLUICE_SSL_CERT_KEY", 'k'},
+    {"SLUICE_SSL_PROTOCOLS", 'P'},  {"SLUICE_SSL_CIPHERS", 'C'},
 };
 
 /* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
@@ -298,6 +308,8 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"upstream-keepalive-idle-timeout", required_argument, NULL, 'K'},
         {"ssl-cert", required_argument, NULL, 'S'},
         {"ssl-cert-key", required_argument, NULL, 'k'},
+        {"ssl-protocols", required_argument, NULL, 'P'},
+        {"ssl-ciphers", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     /* A flag wins over its SLUICE_* variable, which is then not read at all:

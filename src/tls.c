@@ -194,15 +194,87 @@ static int accept_servername_cb(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Kong's default ssl_cipher_suite, "intermediate": Mozilla's list for TLS
+ * 1.2 (forward secrecy and AEAD only: no CBC, no RSA key exchange, which
+ * OpenSSL's DEFAULT still offers and scanners flag). TLS 1.3's suites are
+ * OpenSSL's, all of them AEAD. */
+#define INTERMEDIATE_CIPHERS                                                                       \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
+/* --ssl-protocols and --ssl-ciphers, read once per load. */
+struct tls_params {
+    int min, max; /* protocol versions */
+    const char *ciphers;
+};
+
+/* Kong's ssl_protocols ("TLSv1.2 TLSv1.3", spaces or commas) and
+ * ssl_ciphers. 0, or -1 with errors added. */
+static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
+{
+    p->min = TLS1_2_VERSION;
+    p->max = TLS1_3_VERSION;
+    p->ciphers = s->ssl_ciphers ? s->ssl_ciphers : INTERMEDIATE_CIPHERS;
+    if (s->ssl_ciphers) {
+        SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+        int ok = probe && SSL_CTX_set_cipher_list(probe, s->ssl_ciphers) == 1;
+        SSL_CTX_free(probe);
+        ERR_clear_error();
+        if (!ok) {
+            gw_errlist_add(errs,
+                           "--ssl-ciphers '%s': no cipher OpenSSL knows in it (an OpenSSL cipher "
+                           "list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:...)",
+                           s->ssl_ciphers);
+            return -1;
+        }
+    }
+    if (!s->ssl_protocols) return 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", s->ssl_protocols);
+    int lo = 0, hi = 0, bad = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+        int v = strcmp(t, "TLSv1.2") == 0   ? TLS1_2_VERSION
+                : strcmp(t, "TLSv1.3") == 0 ? TLS1_3_VERSION
+                                            : 0;
+        if (!v) {
+            int old =
+                strcmp(t, "TLSv1") == 0 || strcmp(t, "TLSv1.1") == 0 || strcmp(t, "SSLv3") == 0;
+            gw_errlist_add(errs, "--ssl-protocols: %s%s",
+                           old ? t : "unknown protocol (known: TLSv1.2, TLSv1.3)",
+                           old ? " is not offered: deprecated by RFC 8996 (known: TLSv1.2, TLSv1.3)"
+                               : "");
+            bad = 1;
+            continue;
+        }
+        if (!lo || v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    if (bad) return -1;
+    if (!lo) {
+        gw_errlist_add(errs, "--ssl-protocols: empty (known: TLSv1.2, TLSv1.3)");
+        return -1;
+    }
+    p->min = lo;
+    p->max = hi;
+    return 0;
+}
+
 /* Every server context, the default one and each certificate's, alike:
  * after a switch by server name OpenSSL reads the ALPN callback and the
  * modes from the new context. */
-static SSL_CTX *new_server_ctx(void)
+static SSL_CTX *new_server_ctx(const struct tls_params *p)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) return NULL;
-    /* Kong's default ssl_protocols: TLS 1.2 and 1.3. */
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx, p->min);
+    SSL_CTX_set_max_proto_version(ctx, p->max);
+    if (SSL_CTX_set_cipher_list(ctx, p->ciphers) != 1) { /* checked at load: cannot fail here */
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  /* a client that closes without close_notify
@@ -324,9 +396,9 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
 }
 
 /* A certificate entity (already checked at load) as a context of its own. */
-static SSL_CTX *certificate_ctx(const struct gw_certificate *c)
+static SSL_CTX *certificate_ctx(const struct gw_certificate *c, const struct tls_params *p)
 {
-    SSL_CTX *ctx = new_server_ctx();
+    SSL_CTX *ctx = new_server_ctx(p);
     if (!ctx) return NULL;
     const char *why;
     const char *pairs[2][2] = {{c->cert, c->key}, {c->cert_alt, c->key_alt}};
@@ -475,7 +547,7 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg)
  * need as much as certificates do. cfg NULL (sluice -t on a broken file):
  * no names. */
 static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_config *cfg,
-                               struct gw_errlist *errs)
+                               const struct tls_params *p, struct gw_errlist *errs)
 {
     static const struct gw_config none;
     if (!cfg) cfg = &none;
@@ -493,7 +565,7 @@ static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_c
     int rc = 0;
     for (size_t i = 0; i < cfg->n_snis && rc == 0; i++) {
         const struct gw_certificate *c = cfg->snis[i].certificate;
-        if (!by_cert[c->index] && !(by_cert[c->index] = certificate_ctx(c))) {
+        if (!by_cert[c->index] && !(by_cert[c->index] = certificate_ctx(c, p))) {
             gw_errlist_add(errs, "TLS: cannot set up the certificate of SNI '%s'",
                            cfg->snis[i].name);
             rc = -1;
@@ -557,7 +629,9 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
         }
     }
 
-    SSL_CTX *ctx = new_server_ctx();
+    struct tls_params params;
+    if (read_params(s, &params, errs) < 0) return NULL;
+    SSL_CTX *ctx = new_server_ctx(&params);
     if (!ctx) {
         gw_errlist_add(errs, "TLS: cannot create a context (%s)", openssl_reason());
         ERR_clear_error();
@@ -567,7 +641,7 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
     for (size_t i = 0; i < nc; i++)
         if (load_pair(ctx, certs[i], keys[i], types, i, errs) < 0) break;
     ERR_clear_error();
-    if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, errs);
+    if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, &params, errs);
     if (errs->n != errs_before) {
         SSL_CTX_free(ctx);
         return NULL;
