@@ -91,7 +91,7 @@ daemon off;
 master_process on;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
     access_log off;
     client_body_temp_path $1/body;
