@@ -121,50 +121,36 @@ if [ "${BENCH_ONLY:-}" = ttft ]; then
     note "BENCH_ONLY=ttft: throughput and latency runs skipped"
     SCENARIOS=()
 fi
+# nginx and sluice on the same request, in an order that alternates by round
+# so that drift on the host falls on both; at c=1 the upstream direct first,
+# when a direct URL is given (the latency-added baseline).
+vs_nginx() { # round scenario c nginx-url sluice-url body [direct-url]
+    local t pair=(nginx sluice)
+    [ $(($1 % 2)) = 0 ] && pair=(sluice nginx)
+    if [ "$3" = 1 ] && [ -n "${7:-}" ]; then bench_one "$1" "$2" 1 direct "$7" "$6" "$UP_PID"; fi
+    for t in "${pair[@]}"; do
+        if [ "$t" = nginx ]; then
+            bench_one "$1" "$2" "$3" nginx "$4" "$6" "$NGX_PID"
+        else
+            bench_one "$1" "$2" "$3" sluice "$5" "$6" "$SL_PID"
+        fi
+    done
+}
+
 for round in $(seq 1 "$ROUNDS"); do
     [ ${#SCENARIOS[@]} = 0 ] && break
     echo "bench: round $round/$ROUNDS" >&2
     for scen in "${SCENARIOS[@]}"; do
         for c in 1 32; do
             case $scen in
-            plain)
-                # Alternate who goes first so drift on the host hits both.
-                pair=(nginx sluice)
-                [ $((round % 2)) = 0 ] && pair=(sluice nginx)
-                [ "$c" = 1 ] && bench_one "$round" plain 1 direct "$UP/hello" "" "$UP_PID"
-                for t in "${pair[@]}"; do
-                    if [ "$t" = nginx ]; then
-                        bench_one "$round" plain "$c" nginx "$NG/hello" "" "$NGX_PID"
-                    else
-                        bench_one "$round" plain "$c" sluice "$SL/hello" "" "$SL_PID"
-                    fi
-                done
-                ;;
-            tls)
-                # The same GET, the client's connection over TLS 1.3 (wrk
-                # keeps it alive: the record layer, not the handshake).
-                pair=(nginx sluice)
-                [ $((round % 2)) = 0 ] && pair=(sluice nginx)
-                for t in "${pair[@]}"; do
-                    if [ "$t" = nginx ]; then
-                        bench_one "$round" tls "$c" nginx "$NGT/hello" "" "$NGX_PID"
-                    else
-                        bench_one "$round" tls "$c" sluice "$SLT/hello" "" "$SL_PID"
-                    fi
-                done
-                ;;
+            plain) vs_nginx "$round" plain "$c" "$NG/hello" "$SL/hello" "" "$UP/hello" ;;
+            # The same GET, the client's connection over TLS 1.3 (wrk keeps it
+            # alive: the record layer, not the handshake).
+            tls) vs_nginx "$round" tls "$c" "$NGT/hello" "$SLT/hello" "" ;;
+            # nginx baseline: plain proxy of the same POST to the same upstream.
             ai)
-                # nginx baseline: plain proxy of the same POST to the same upstream.
-                pair=(nginx sluice)
-                [ $((round % 2)) = 0 ] && pair=(sluice nginx)
-                [ "$c" = 1 ] && bench_one "$round" ai 1 direct "$UP/v1/messages" "$WORK/chat_small.json" "$UP_PID"
-                for t in "${pair[@]}"; do
-                    if [ "$t" = nginx ]; then
-                        bench_one "$round" ai "$c" nginx "$NG/v1/messages" "$WORK/chat_small.json" "$NGX_PID"
-                    else
-                        bench_one "$round" ai "$c" sluice "$SL/ai/chat" "$WORK/chat_small.json" "$SL_PID"
-                    fi
-                done
+                vs_nginx "$round" ai "$c" "$NG/v1/messages" "$SL/ai/chat" "$WORK/chat_small.json" \
+                    "$UP/v1/messages"
                 ;;
             prompt)
                 # sluice against itself: same 4 KB body with and without guard+decorator.
