@@ -270,6 +270,10 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
     if (!ctx) return NULL;
     SSL_CTX_set_min_proto_version(ctx, p->min);
     SSL_CTX_set_max_proto_version(ctx, p->max);
+    /* The DHE suites of the intermediate list need a group: OpenSSL's
+     * automatic choice (ffdhe2048 for a 2048-bit RSA key, as Kong's
+     * intermediate sets). */
+    SSL_CTX_set_dh_auto(ctx, 1);
     if (SSL_CTX_set_cipher_list(ctx, p->ciphers) != 1) { /* checked at load: cannot fail here */
         SSL_CTX_free(ctx);
         ERR_clear_error();
@@ -591,6 +595,10 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
     for (size_t i = 0; i < s->n_proxy; i++)
         if (s->proxy[i].ssl) need = 1;
     int with_certs = cfg && cfg->n_snis;
+    /* Checked whatever else is set: a typo must not wait for the day an
+     * ssl listener is added to be found. */
+    struct tls_params params;
+    if (read_params(s, &params, errs) < 0) return NULL;
     if (!s->ssl_cert && !s->ssl_cert_key) {
         /* cfg NULL: the config did not load, its errors say why, and
          * whether it has certificates is not known. */
@@ -629,8 +637,6 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
         }
     }
 
-    struct tls_params params;
-    if (read_params(s, &params, errs) < 0) return NULL;
     SSL_CTX *ctx = new_server_ctx(&params);
     if (!ctx) {
         gw_errlist_add(errs, "TLS: cannot create a context (%s)", openssl_reason());
