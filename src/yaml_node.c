@@ -423,9 +423,11 @@ static void on_scalar(struct builder *b, yaml_event_t *ev)
      * be read as "a" (a name, a key) without a word. */
     if (memchr(n->value, '\0', n->len)) {
         const char *path = next_path(b);
+        const struct frame *f = b->depth ? &b->stack[b->depth - 1] : NULL;
+        int is_key = f && f->node->type == GW_NODE_MAP && !f->key;
         fail_at(b, n->line, n->col,
-                gw_sprintf(b->a, "%s%sa NUL character (\\0) is not allowed in a value", path,
-                           *path ? ": " : ""));
+                gw_sprintf(b->a, "%s%sa NUL character (\\0) is not allowed in a %s", path,
+                           *path ? ": " : "", is_key ? "key" : "value"));
     }
     if (ev->data.scalar.anchor)
         add_anchor(b, gw_strdup(b->a, (const char *)ev->data.scalar.anchor), n, 1);
