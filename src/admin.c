@@ -74,6 +74,21 @@ static void status_cb(struct evhttp_request *req, struct gw_server *srv)
     cJSON_AddNumberToObject(o, "connections", (double)conns);
     cJSON_AddNumberToObject(o, "requests_in_flight", (double)in_flight);
     cJSON_AddNumberToObject(o, "requests", (double)total);
+    if (srv->snapshot->tls_info) {
+        /* The certificates served (and kong.yml's client certificates),
+         * with the days left, so that a probe can alert before expiry. */
+        cJSON *certs = cJSON_Duplicate(srv->snapshot->tls_info, 1);
+        double now = (double)time(NULL);
+        cJSON *it;
+        cJSON_ArrayForEach(it, certs)
+        {
+            cJSON *na = cJSON_GetObjectItemCaseSensitive(it, "not_after_unix");
+            if (cJSON_IsNumber(na))
+                cJSON_AddNumberToObject(it, "expires_in_days",
+                                        (double)(long)((na->valuedouble - now) / 86400));
+        }
+        cJSON_AddItemToObject(o, "certificates", certs);
+    }
     reply_json(req, 200, o);
 }
 

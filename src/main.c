@@ -49,6 +49,10 @@ static struct gw_snapshot *load_snapshot(struct gw_server *srv, int reloading)
         snap->tls = tls;
         gw_arena_cleanup(cfg->arena, (gw_cleanup_fn)SSL_CTX_free, tls);
     }
+    if (tls || cfg->n_certificates) {
+        snap->tls_info = gw_tls_describe(tls, cfg);
+        gw_arena_cleanup(cfg->arena, (gw_cleanup_fn)cJSON_Delete, snap->tls_info);
+    }
     return snap;
 }
 

@@ -48,6 +48,9 @@ struct gw_snapshot {
     /* The TLS listeners' server context (an SSL_CTX, tls.h), NULL without
      * --ssl-cert. Loaded with the config so that SIGHUP renews both. */
     void *tls;
+    /* What GET /status says of the certificates (a cJSON array, built at
+     * load; NULL without TLS). */
+    void *tls_info;
 };
 
 /* Takes ownership of cfg (freed with the snapshot). refs starts at 1. */

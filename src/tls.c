@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cjson/cJSON.h"
 #include "config.h"
 #include "gw_log.h"
 #include "settings.h"
@@ -653,6 +654,71 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
         return NULL;
     }
     return ctx;
+}
+
+/* --- GET /status ------------------------------------------------------- */
+
+static void describe_one(cJSON *arr, X509 *x, const char *source, const struct gw_config *cfg,
+                         const struct gw_certificate *entity)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "source", source);
+    char name[256];
+    X509_NAME_oneline(X509_get_subject_name(x), name, sizeof(name));
+    cJSON_AddStringToObject(o, "subject", name);
+    X509_NAME_oneline(X509_get_issuer_name(x), name, sizeof(name));
+    cJSON_AddStringToObject(o, "issuer", name);
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    cJSON_AddStringToObject(o, "key_type", pub ? key_type_name(EVP_PKEY_get_base_id(pub)) : "?");
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
+        char when[32];
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cJSON_AddStringToObject(o, "not_after", when);
+        cJSON_AddNumberToObject(o, "not_after_unix", (double)timegm(&tm));
+    }
+    if (entity && cfg) {
+        cJSON *snis = cJSON_AddArrayToObject(o, "snis");
+        for (size_t i = 0; i < cfg->n_snis; i++)
+            if (cfg->snis[i].certificate == entity)
+                cJSON_AddItemToArray(snis, cJSON_CreateString(cfg->snis[i].name));
+    }
+    cJSON_AddItemToArray(arr, o);
+}
+
+static void describe_pem(cJSON *arr, const char *pem, const char *source,
+                         const struct gw_config *cfg, const struct gw_certificate *entity)
+{
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase_cb, NULL) : NULL;
+    if (x) describe_one(arr, x, source, cfg, entity);
+    X509_free(x);
+    BIO_free(bio);
+    ERR_clear_error();
+}
+
+cJSON *gw_tls_describe(SSL_CTX *dflt, const struct gw_config *cfg)
+{
+    cJSON *arr = cJSON_CreateArray();
+    /* --ssl-cert: one certificate per key type in the default context. */
+    if (dflt && SSL_CTX_set_current_cert(dflt, SSL_CERT_SET_FIRST) == 1) {
+        do {
+            X509 *x = SSL_CTX_get0_certificate(dflt);
+            if (x) describe_one(arr, x, "--ssl-cert", NULL, NULL);
+        } while (SSL_CTX_set_current_cert(dflt, SSL_CERT_SET_NEXT) == 1);
+    }
+    ERR_clear_error();
+    for (size_t i = 0; cfg && i < cfg->n_certificates; i++) {
+        const struct gw_certificate *c = cfg->certificates[i];
+        char source[48];
+        snprintf(source, sizeof(source), "certificates[%zu]", i);
+        describe_pem(arr, c->cert, source, cfg, c);
+        if (c->cert_alt) {
+            snprintf(source, sizeof(source), "certificates[%zu].cert_alt", i);
+            describe_pem(arr, c->cert_alt, source, cfg, c);
+        }
+    }
+    return arr;
 }
 
 /* Why the last failed call of this thread failed: a static string of

@@ -57,6 +57,13 @@ enum { GW_TLS_AGAIN = -1, GW_TLS_CLOSED = 0, GW_TLS_ERROR = -2 };
 ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len, int *want_write);
 ssize_t gw_tls_write(SSL *ssl, const void *buf, size_t len, int *want_write);
 
+/* The certificates the TLS listeners serve, for GET /status: one object
+ * each (source, subject, issuer, key_type, not_after, not_after_unix,
+ * and snis for kong.yml's), a cJSON array the caller owns. dflt may be
+ * NULL (no --ssl-cert context), cfg too. */
+typedef struct cJSON cJSON;
+cJSON *gw_tls_describe(SSL_CTX *dflt, const struct gw_config *cfg);
+
 /* Why the last call that returned GW_TLS_ERROR on this thread failed. */
 const char *gw_tls_last_error(void);
 

@@ -131,11 +131,30 @@ describe('certificates in kong.yml, chosen by server name', { skip }, () => {
     assert.ok(!r.text.includes('PRIVATE KEY'), 'no key in /config');
   });
 
+  test('GET /status lists the certificates served, with their names and the days before they expire', async () => {
+    const st = await sl.status();
+    const certs = st.certificates;
+    assert.ok(Array.isArray(certs), JSON.stringify(st));
+    const dflt = certs.find((c) => c.source === '--ssl-cert');
+    assert.equal(dflt.subject, '/CN=default.test');
+    assert.equal(dflt.key_type, 'ECDSA');
+    assert.match(dflt.not_after, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.ok(dflt.expires_in_days >= 1 && dflt.expires_in_days <= 2, `expires_in_days ${dflt.expires_in_days} (made for 2 days)`);
+    const exact = certs.find((c) => c.source === 'certificates[0]');
+    assert.equal(exact.subject, '/CN=exact.test');
+    assert.deepEqual([...exact.snis].sort(), ['byid.test', 'byid2.test', 'exact.test', 'upper.test']);
+    const wild = certs.find((c) => c.source === 'certificates[1]');
+    assert.equal(wild.key_type, 'RSA');
+    assert.deepEqual([...wild.snis].sort(), ['*.wild.test', 'api.*']);
+  });
+
   test('SIGHUP renews them: a new certificate for a name serves new connections', async () => {
     const renewed = makeCert('renewed', 'renewed.exact.test', { san: ['exact.test'] });
     certs.exact = renewed;
     await sl.reload(yaml());
     assert.equal(await servedCN(port, 'exact.test'), 'renewed.exact.test');
+    assert.equal((await sl.status()).certificates.find((c) => c.source === 'certificates[0]').subject,
+      '/CN=renewed.exact.test', 'GET /status follows the reload');
     assert.equal(await servedCN(port, 'a.wild.test'), 'wild');
   });
 
