@@ -935,18 +935,17 @@ static void conn_process(struct gw_conn *c)
     }
 }
 
-/* read(2) on the connection, through TLS on a TLS listener; -2 when a
- * plain HTTP request came to it (answered here: close gracefully). */
 /* http:// for https://, the usual slip: say so, as nginx does (for any
  * method: it looks at the first byte, where OpenSSL knows only GET, POST,
  * HEAD and PUT), rather than reset a connection the client cannot make
  * sense of. The reply to HEAD has no content (RFC 9110 9.3.2). */
+#define PLAIN_HTTP_BODY "{\"message\":\"The plain HTTP request was sent to HTTPS port\"}"
+_Static_assert(sizeof(PLAIN_HTTP_BODY) - 1 == 59, "Content-Length below");
 static ssize_t plain_http_on_tls(struct gw_conn *c, const unsigned char *head, size_t n)
 {
     static const char reply[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-                                "Content-Length: 59\r\nConnection: close\r\n\r\n"
-                                "{\"message\":\"The plain HTTP request was sent to HTTPS port\"}";
-    size_t head_len = sizeof(reply) - 1 - 59;
+                                "Content-Length: 59\r\nConnection: close\r\n\r\n" PLAIN_HTTP_BODY;
+    size_t head_len = sizeof(reply) - sizeof(PLAIN_HTTP_BODY);
     int is_head = n >= 5 && memcmp(head, "HEAD ", 5) == 0;
     gw_debug("client %s:%d: plain HTTP on a TLS listener", c->peer, c->peer_port);
     ssize_t sent = write(c->fd, reply, is_head ? head_len : sizeof(reply) - 1);
@@ -956,6 +955,8 @@ static ssize_t plain_http_on_tls(struct gw_conn *c, const unsigned char *head, s
     return -2;
 }
 
+/* read(2) on the connection, through TLS on a TLS listener; -2 when a
+ * plain HTTP request came to it (answered here: close gracefully). */
 static ssize_t conn_recv(struct gw_conn *c, void *buf, size_t len)
 {
     if (!c->ssl) return read(c->fd, buf, len);
