@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "config_entities.h"
+#include "name_index.h"
 #include "config_certificates.h"
 #include "gw_arena.h"
 #include "gw_num_text.h"
@@ -88,55 +89,13 @@ struct pending_plugin {
     struct gw_consumer *consumer;
 };
 
-/* Entities by name, first one kept: duplicate checks and references by
- * name stay O(1), where a scan made a 20 000-service file take 7.6 s to
- * load (perf: 80 % in strcmp). Open addressing in the loader's arena. */
-struct name_index {
-    const char **keys;
-    void **vals;
-    size_t cap, n;
-};
-
-static size_t name_slot(const struct name_index *ix, const char *name)
-{
-    size_t i = (size_t)gw_hash_bytes(name, strlen(name)) & (ix->cap - 1);
-    while (ix->keys[i] && strcmp(ix->keys[i], name) != 0)
-        i = (i + 1) & (ix->cap - 1);
-    return i;
-}
-
-static void *name_find(const struct name_index *ix, const char *name)
-{
-    if (!ix->cap || !name) return NULL;
-    return ix->vals[name_slot(ix, name)];
-}
-
-static void name_add(struct gw_arena *a, struct name_index *ix, const char *name, void *val)
-{
-    if (!name) return;
-    if (2 * (ix->n + 1) > ix->cap) {
-        struct name_index old = *ix;
-        ix->cap = old.cap ? old.cap * 2 : 64;
-        ix->keys = gw_calloc(a, ix->cap * sizeof(*ix->keys));
-        ix->vals = gw_calloc(a, ix->cap * sizeof(*ix->vals));
-        ix->n = 0;
-        for (size_t i = 0; i < old.cap; i++)
-            if (old.keys[i]) name_add(a, ix, old.keys[i], old.vals[i]);
-    }
-    size_t i = name_slot(ix, name);
-    if (ix->keys[i]) return; /* the first of a name stays */
-    ix->keys[i] = name;
-    ix->vals[i] = val;
-    ix->n++;
-}
-
 struct loader {
     struct gw_arena *a;
     struct gw_conf *cf;
     struct gw_config *cfg;
     struct vec services, routes, consumers, plugins, pending; /* *_in, pending_plugin */
-    struct name_index service_names, route_names, consumer_names, consumer_ids;
-    struct name_index service_uuids, route_uuids, consumer_uuids; /* Kong's `id`s */
+    struct gw_name_index service_names, route_names, consumer_names, consumer_ids;
+    struct gw_name_index service_uuids, route_uuids, consumer_uuids; /* Kong's `id`s */
 };
 
 static const char *const top_level_keys[] = {"_format_version",
@@ -205,37 +164,37 @@ static void defer_plugins(struct loader *L, const struct gw_node *list, struct g
 
 /* Kong refuses two entities of a kind with one id ("uniqueness
  * violation"): a reference by id must name one. */
-static void add_id(struct loader *L, struct name_index *ix, const char *id, void *val,
+static void add_id(struct loader *L, struct gw_name_index *ix, const char *id, void *val,
                    const struct gw_node *node, const char *kind)
 {
     if (!id) return;
-    if (name_find(ix, id)) {
+    if (gw_name_find(ix, id)) {
         gw_conf_error(L->cf, gw_node_get(node, "id"), "id", "duplicate %s id '%s'", kind, id);
         return;
     }
-    name_add(L->a, ix, id, val);
+    gw_name_add(L->a, ix, id, val);
 }
 
 /* References are by name, or by id as `kong config db_export` writes
  * them (Kong looks up both). */
 static struct service_in *find_service(struct loader *L, const char *name)
 {
-    struct service_in *s = name_find(&L->service_names, name);
-    return s ? s : name_find(&L->service_uuids, name);
+    struct service_in *s = gw_name_find(&L->service_names, name);
+    return s ? s : gw_name_find(&L->service_uuids, name);
 }
 
 static struct route_in *find_route(struct loader *L, const char *name)
 {
-    struct route_in *r = name_find(&L->route_names, name);
-    return r ? r : name_find(&L->route_uuids, name);
+    struct route_in *r = gw_name_find(&L->route_names, name);
+    return r ? r : gw_name_find(&L->route_uuids, name);
 }
 
 /* By username, else by custom_id, else by id. */
 static struct consumer_in *find_consumer(struct loader *L, const char *name)
 {
-    struct consumer_in *c = name_find(&L->consumer_names, name);
-    if (!c) c = name_find(&L->consumer_ids, name);
-    return c ? c : name_find(&L->consumer_uuids, name);
+    struct consumer_in *c = gw_name_find(&L->consumer_names, name);
+    if (!c) c = gw_name_find(&L->consumer_ids, name);
+    return c ? c : gw_name_find(&L->consumer_uuids, name);
 }
 
 /* `service: NAME-OR-ID`, `service: {name: NAME}` or `service: {id: ID}`:
@@ -283,7 +242,7 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
         ri->r.service = &parent->s;
     }
     if (ri->r.name) {
-        struct route_in *dup = name_find(&L->route_names, ri->r.name);
+        struct route_in *dup = gw_name_find(&L->route_names, ri->r.name);
         if (dup)
             gw_conf_error(L->cf, gw_node_get(node, "name"), "name",
                           "duplicate route name '%s' (first at line %d)", ri->r.name,
@@ -293,7 +252,7 @@ static void read_route(struct loader *L, const struct gw_node *node, const char 
     add_id(L, &L->route_uuids, ri->id, ri, ri->r.node, "route");
     gw_conf_pop(L->cf);
     vec_push(L->a, &L->routes, ri);
-    name_add(L->a, &L->route_names, ri->r.name, ri);
+    gw_name_add(L->a, &L->route_names, ri->r.name, ri);
 }
 
 static void read_services(struct loader *L, const struct gw_node *list)
@@ -308,14 +267,14 @@ static void read_services(struct loader *L, const struct gw_node *list)
         if (si->s.name) {
             /* By name only: another service's id may read the same
              * (references try names first, then ids). */
-            struct service_in *dup = name_find(&L->service_names, si->s.name);
+            struct service_in *dup = gw_name_find(&L->service_names, si->s.name);
             if (dup)
                 gw_conf_error(L->cf, gw_node_get(node, "name"), "name",
                               "duplicate service name '%s' (first at line %d)", si->s.name,
                               gw_node_get(dup->s.node, "name")->line);
         }
         vec_push(L->a, &L->services, si);
-        name_add(L->a, &L->service_names, si->s.name, si);
+        gw_name_add(L->a, &L->service_names, si->s.name, si);
         add_id(L, &L->service_uuids, si->id, si, si->s.node, "service");
         if (si->routes && si->routes->type != GW_NODE_SEQ)
             gw_conf_error(L->cf, si->routes, "routes", "expected a list");
@@ -359,19 +318,19 @@ static void read_consumers(struct loader *L, const struct gw_node *list)
         gw_conf_read(L->cf, &gw_consumer_schema, node, name, ci);
         ci->c.node = node;
         gw_conf_push(L->cf, name);
-        const struct consumer_in *other = name_find(&L->consumer_names, ci->c.username);
+        const struct consumer_in *other = gw_name_find(&L->consumer_names, ci->c.username);
         if (other)
             gw_conf_error(L->cf, gw_node_get(node, "username"), "username",
                           "duplicate username '%s' (first at line %d)", ci->c.username,
                           gw_node_get(other->c.node, "username")->line);
-        other = name_find(&L->consumer_ids, ci->c.custom_id);
+        other = gw_name_find(&L->consumer_ids, ci->c.custom_id);
         if (other)
             gw_conf_error(L->cf, gw_node_get(node, "custom_id"), "custom_id",
                           "duplicate custom_id '%s' (first at line %d)", ci->c.custom_id,
                           gw_node_get(other->c.node, "custom_id")->line);
         vec_push(L->a, &L->consumers, ci);
-        name_add(L->a, &L->consumer_names, ci->c.username, ci);
-        name_add(L->a, &L->consumer_ids, ci->c.custom_id, ci);
+        gw_name_add(L->a, &L->consumer_names, ci->c.username, ci);
+        gw_name_add(L->a, &L->consumer_ids, ci->c.custom_id, ci);
         add_id(L, &L->consumer_uuids, ci->id, ci, ci->c.node, "consumer");
         check_keys(L, ci, node);
         defer_plugins(L, ci->plugins, NULL, NULL, &ci->c);

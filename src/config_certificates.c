@@ -18,6 +18,7 @@
 #include "config_certificates.h"
 #include "config_entities.h"
 #include "gw_arena.h"
+#include "name_index.h"
 
 /* A name as read, with the field path its errors name. */
 struct sni_entry {
@@ -30,6 +31,8 @@ struct reader {
     struct gw_arena *a;
     struct certificate_in **certs;
     size_t n_certs;
+    /* Kong's primary keys: unique, and what references name. */
+    struct gw_name_index cert_ids, ca_ids;
     struct sni_entry *snis;
     size_t n_snis, cap_snis;
 };
@@ -89,14 +92,6 @@ static void read_nested_snis(struct reader *R, struct certificate_in *ci)
     }
 }
 
-static int cert_by_id_cb(const void *a, const void *b)
-{
-    const struct certificate_in *x = *(const struct certificate_in *const *)a;
-    const struct certificate_in *y = *(const struct certificate_in *const *)b;
-    if (!x->id || !y->id) return !x->id - !y->id; /* those without an id last */
-    return strcmp(x->id, y->id);
-}
-
 static int sni_by_name_cb(const void *a, const void *b)
 {
     const struct gw_sni *x = &((const struct sni_entry *)a)->s,
@@ -107,11 +102,25 @@ static int sni_by_name_cb(const void *a, const void *b)
                                           : (x->node->col < y->node->col ? -1 : 1);
 }
 
+/* An entity's id, unique among its kind (Kong's primary key): added to
+ * ix, or an error at the later one. */
+static void add_id(struct reader *R, struct gw_name_index *ix, const char *id, void *val,
+                   const struct gw_node *node, const char *path, const char *kind)
+{
+    if (!id) return;
+    if (gw_name_find(ix, id)) {
+        gw_conf_push(R->cf, path);
+        gw_conf_error(R->cf, gw_node_get(node, "id"), "id", "duplicate %s id '%s'", kind, id);
+        gw_conf_pop(R->cf);
+        return;
+    }
+    gw_name_add(R->a, ix, id, val);
+}
+
 /* The certificate a reference names by id (a string, or {id: ...}), or
- * NULL after an error at `field`. `by_id` is sorted by id. */
+ * NULL after an error at `field`. */
 static const struct gw_certificate *certificate_ref(struct reader *R, const struct gw_node *ref,
-                                                    const char *field,
-                                                    struct certificate_in **by_id, size_t n_ids)
+                                                    const char *field)
 {
     const struct gw_node *id = ref && ref->type == GW_NODE_MAP ? gw_node_get(ref, "id") : ref;
     if (!id || id->type != GW_NODE_SCALAR) {
@@ -119,20 +128,14 @@ static const struct gw_certificate *certificate_ref(struct reader *R, const stru
                       "expected the id of a certificate (a string, or {id: ...})");
         return NULL;
     }
-    struct certificate_in key = {.id = id->value}, *kp = &key;
-    struct certificate_in **hit =
-        n_ids ? bsearch(&kp, by_id, n_ids, sizeof(*by_id), cert_by_id_cb) : NULL;
-    if (!hit) {
-        gw_conf_error(R->cf, id, field, "unknown certificate '%s'", id->value);
-        return NULL;
-    }
-    return &(*hit)->c;
+    struct certificate_in *hit = gw_name_find(&R->cert_ids, id->value);
+    if (!hit) gw_conf_error(R->cf, id, field, "unknown certificate '%s'", id->value);
+    return hit ? &hit->c : NULL;
 }
 
 /* Top-level snis: `certificate:` is the id of a certificate in the file,
- * as a string or as {id: ...}. `by_id` is sorted by id. */
-static void read_top_level_snis(struct reader *R, const struct gw_node *list,
-                                struct certificate_in **by_id, size_t n_ids)
+ * as a string or as {id: ...}. */
+static void read_top_level_snis(struct reader *R, const struct gw_node *list)
 {
     for (size_t i = 0; i < list->n; i++) {
         const char *path = gw_sprintf(R->a, "snis[%zu]", i);
@@ -141,19 +144,10 @@ static void read_top_level_snis(struct reader *R, const struct gw_node *list,
             !si.name || !si.certificate_ref)
             continue;
         gw_conf_push(R->cf, path);
-        const struct gw_certificate *c =
-            certificate_ref(R, si.certificate_ref, "certificate", by_id, n_ids);
+        const struct gw_certificate *c = certificate_ref(R, si.certificate_ref, "certificate");
         if (c) add_sni(R, gw_node_get(list->items[i], "name"), "name", si.name, c);
         gw_conf_pop(R->cf);
     }
-}
-
-static int ca_by_id_cb(const void *a, const void *b)
-{
-    const struct gw_ca_certificate *x = *(const struct gw_ca_certificate *const *)a;
-    const struct gw_ca_certificate *y = *(const struct gw_ca_certificate *const *)b;
-    if (!x->id || !y->id) return !x->id - !y->id;
-    return strcmp(x->id, y->id);
 }
 
 static void read_ca_certificates(struct reader *R, const struct gw_node *root,
@@ -166,11 +160,12 @@ static void read_ca_certificates(struct reader *R, const struct gw_node *root,
     cfg->ca_certificates = gw_calloc(R->a, (n ? n : 1) * sizeof(void *));
     for (size_t i = 0; i < n; i++) {
         struct gw_ca_certificate *c = gw_calloc(R->a, sizeof(*c));
-        gw_conf_read(R->cf, &gw_ca_certificate_schema, list->items[i],
-                     gw_sprintf(R->a, "ca_certificates[%zu]", i), c);
+        const char *path = gw_sprintf(R->a, "ca_certificates[%zu]", i);
+        gw_conf_read(R->cf, &gw_ca_certificate_schema, list->items[i], path, c);
         c->node = list->items[i];
         c->index = i;
         cfg->ca_certificates[i] = c;
+        add_id(R, &R->ca_ids, c->id, c, c->node, path, "ca_certificate");
     }
     cfg->n_ca_certificates = n;
 }
@@ -178,26 +173,8 @@ static void read_ca_certificates(struct reader *R, const struct gw_node *root,
 /* Each service's ca_certificates (ids) into one PEM bundle, and its
  * client_certificate (an id) into the certificate. Kong names both by id
  * only: ca_certificates and certificates have no names. */
-static void resolve_services(struct reader *R, struct gw_config *cfg, struct service_in **services,
-                             size_t n_services, struct certificate_in **certs_by_id,
-                             size_t n_cert_ids)
+static void resolve_services(struct reader *R, struct service_in **services, size_t n_services)
 {
-    size_t n_cas = cfg->n_ca_certificates;
-    struct gw_ca_certificate **cas =
-        gw_memdup(R->a, cfg->ca_certificates, (n_cas ? n_cas : 1) * sizeof(void *));
-    qsort(cas, n_cas, sizeof(*cas), ca_by_id_cb);
-    size_t n_ca_ids = 0;
-    while (n_ca_ids < n_cas && cas[n_ca_ids]->id)
-        n_ca_ids++;
-    for (size_t i = 1; i < n_ca_ids; i++)
-        if (strcmp(cas[i - 1]->id, cas[i]->id) == 0) {
-            const struct gw_ca_certificate *later =
-                cas[i]->index > cas[i - 1]->index ? cas[i] : cas[i - 1];
-            gw_conf_push(R->cf, gw_sprintf(R->a, "ca_certificates[%zu]", later->index));
-            gw_conf_error(R->cf, gw_node_get(later->node, "id"), "id",
-                          "duplicate ca_certificate id '%s'", later->id);
-            gw_conf_pop(R->cf);
-        }
     for (size_t i = 0; i < n_services; i++) {
         struct service_in *si = services[i];
         gw_conf_push(R->cf, gw_sprintf(R->a, "services[%zu]", i));
@@ -206,15 +183,14 @@ static void resolve_services(struct reader *R, struct gw_config *cfg, struct ser
          * while the traffic goes out in clear. */
         int https = si->s.protocol && strcmp(si->s.protocol, "https") == 0;
         const struct gw_node *ccn = si->client_certificate;
-        if (!https && (si->ca_certificate_ids.n || (ccn && ccn->type != GW_NODE_NULL))) {
-            const char *f = si->ca_certificate_ids.n ? "ca_certificates" : "client_certificate";
-            gw_conf_error(R->cf, gw_node_get(si->s.node, f), f,
-                          "value must be null: only an https service verifies its upstream "
-                          "against CAs or presents a client certificate");
-            if (si->ca_certificate_ids.n && ccn && ccn->type != GW_NODE_NULL)
-                gw_conf_error(R->cf, ccn, "client_certificate",
-                              "value must be null: only an https service verifies its upstream "
-                              "against CAs or presents a client certificate");
+        int has_cc = ccn && ccn->type != GW_NODE_NULL;
+        if (!https && (si->ca_certificate_ids.n || has_cc)) {
+            static const char why[] = "value must be null: only an https service verifies its "
+                                      "upstream against CAs or presents a client certificate";
+            if (si->ca_certificate_ids.n)
+                gw_conf_error(R->cf, gw_node_get(si->s.node, "ca_certificates"), "ca_certificates",
+                              why);
+            if (has_cc) gw_conf_error(R->cf, ccn, "client_certificate", why);
             gw_conf_pop(R->cf);
             continue;
         }
@@ -223,18 +199,17 @@ static void resolve_services(struct reader *R, struct gw_config *cfg, struct ser
         const struct gw_ca_certificate **picked =
             gw_calloc(R->a, (si->ca_certificate_ids.n + 1) * sizeof(*picked));
         for (size_t k = 0; k < si->ca_certificate_ids.n; k++) {
-            struct gw_ca_certificate key = {.id = si->ca_certificate_ids.v[k]}, *kp = &key;
-            struct gw_ca_certificate **hit =
-                key.id && n_ca_ids ? bsearch(&kp, cas, n_ca_ids, sizeof(*cas), ca_by_id_cb) : NULL;
+            const char *id = si->ca_certificate_ids.v[k];
+            struct gw_ca_certificate *hit = gw_name_find(&R->ca_ids, id);
             const struct gw_node *at = list && list->type == GW_NODE_SEQ ? list->items[k] : list;
             if (!hit) {
                 gw_conf_error(R->cf, at, gw_sprintf(R->a, "ca_certificates[%zu]", k),
-                              "unknown ca_certificate '%s'", key.id ? key.id : "");
+                              "unknown ca_certificate '%s'", id ? id : "");
                 continue;
             }
-            if (!(*hit)->cert) continue; /* its own error says why */
-            picked[k] = *hit;
-            total += strlen((*hit)->cert) + 1;
+            if (!hit->cert) continue; /* its own error says why */
+            picked[k] = hit;
+            total += strlen(hit->cert) + 1;
         }
         if (total) {
             char *pem = gw_alloc(R->a, total + 1), *p = pem;
@@ -249,10 +224,7 @@ static void resolve_services(struct reader *R, struct gw_config *cfg, struct ser
             si->s.ca_bundle = pem;
             si->s.ca_bundle_len = (size_t)(p - pem);
         }
-        const struct gw_node *cc = si->client_certificate;
-        if (cc && cc->type != GW_NODE_NULL)
-            si->s.client_certificate =
-                certificate_ref(R, cc, "client_certificate", certs_by_id, n_cert_ids);
+        if (has_cc) si->s.client_certificate = certificate_ref(R, ccn, "client_certificate");
         gw_conf_pop(R->cf);
     }
 }
@@ -276,35 +248,20 @@ void gw_config_read_certificates(struct gw_conf *cf, const struct gw_node *root,
         ci->c.node = list->items[i];
         ci->c.index = R.n_certs;
         R.certs[R.n_certs++] = ci;
+        add_id(&R, &R.cert_ids, ci->id, ci, ci->c.node, path, "certificate");
         gw_conf_push(cf, path);
         read_nested_snis(&R, ci);
         gw_conf_pop(cf);
     }
 
-    /* Ids are unique, as Kong's primary keys; top-level snis refer to them. */
-    struct certificate_in **by_id =
-        gw_memdup(R.a, R.certs, (R.n_certs ? R.n_certs : 1) * sizeof(*R.certs));
-    qsort(by_id, R.n_certs, sizeof(*by_id), cert_by_id_cb);
-    size_t n_ids = 0;
-    while (n_ids < R.n_certs && by_id[n_ids]->id)
-        n_ids++;
-    for (size_t i = 1; i < n_ids; i++)
-        if (strcmp(by_id[i - 1]->id, by_id[i]->id) == 0) {
-            const struct certificate_in *later =
-                by_id[i]->c.index > by_id[i - 1]->c.index ? by_id[i] : by_id[i - 1];
-            gw_conf_push(cf, gw_sprintf(R.a, "certificates[%zu]", later->c.index));
-            gw_conf_error(cf, gw_node_get(later->c.node, "id"), "id",
-                          "duplicate certificate id '%s'", later->id);
-            gw_conf_pop(cf);
-        }
     read_ca_certificates(&R, root, cfg);
-    resolve_services(&R, cfg, services, n_services, by_id, n_ids);
+    resolve_services(&R, services, n_services);
 
     const struct gw_node *top = gw_node_get(root, "snis");
     if (top && top->type != GW_NODE_NULL && top->type != GW_NODE_SEQ)
         gw_conf_error(cf, top, "snis", "expected a list");
     else if (top && top->type == GW_NODE_SEQ)
-        read_top_level_snis(&R, top, by_id, n_ids);
+        read_top_level_snis(&R, top);
 
     /* One certificate per name (Kong: snis.name is unique). */
     if (R.n_snis) qsort(R.snis, R.n_snis, sizeof(*R.snis), sni_by_name_cb);

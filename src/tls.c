@@ -96,31 +96,32 @@ static const char *key_type_name(int type)
 /* A PEM file is a few KB: anything past this is not one. */
 #define PEM_FILE_MAX (1024 * 1024)
 
-/* Looks at the file before OpenSSL does, for errors a user can act on
- * ("No such file or directory", "the key is encrypted") where OpenSSL's
- * decoders say "system lib" or "unsupported". `marker` is the PEM label
- * the file must hold. Returns 1 when OpenSSL may go on. */
-static int pem_file_ok(const char *flag, const char *path, const char *marker, int is_key,
-                       struct gw_errlist *errs)
+/* The text of a PEM file, checked before OpenSSL reads it, for errors a
+ * user can act on ("No such file or directory", "the key is encrypted")
+ * where OpenSSL's decoders say "system lib" or "unsupported". `marker` is
+ * the PEM label the file must hold. NULL with an error added, else the
+ * text (malloc'd: free_pem). */
+static char *read_pem_file(const char *flag, const char *path, const char *marker, int is_key,
+                           struct gw_errlist *errs)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         gw_errlist_add(errs, "%s %s: %s", flag, path, strerror(errno));
-        return 0;
+        return NULL;
     }
     struct stat st;
     if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PEM_FILE_MAX) {
         gw_errlist_add(errs, "%s %s: %s", flag, path,
                        S_ISREG(st.st_mode) ? "too large for a PEM file" : "not a regular file");
         fclose(f);
-        return 0;
+        return NULL;
     }
     char *text = malloc((size_t)st.st_size + 1);
     size_t n = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
     fclose(f);
     if (!text) {
         gw_errlist_add(errs, "%s %s: out of memory", flag, path);
-        return 0;
+        return NULL;
     }
     text[n] = '\0';
     int ok = 1;
@@ -136,53 +137,59 @@ static int pem_file_ok(const char *flag, const char *path, const char *marker, i
                        is_key ? "private key" : "certificate", marker);
         ok = 0;
     }
-    OPENSSL_cleanse(text, n); /* a private key: no copy left in freed memory */
+    if (ok) return text;
+    OPENSSL_cleanse(text, n);
     free(text);
-    return ok;
+    return NULL;
 }
+
+/* A private key's text leaves no copy in freed memory. */
+static void free_pem(char *text)
+{
+    if (!text) return;
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+}
+
+static int use_pair(SSL_CTX *ctx, const char *cert, const char *key, int *key_type,
+                    const char **why);
 
 static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, int *types, size_t n_types,
                      struct gw_errlist *errs)
 {
-    int ok_cert = pem_file_ok("--ssl-cert", cert, "CERTIFICATE-----", 0, errs);
-    int ok_key = pem_file_ok("--ssl-cert-key", key, "PRIVATE KEY-----", 1, errs);
-    if (!ok_cert || !ok_key) return -1;
-    ERR_clear_error();
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        gw_errlist_add(errs, "--ssl-cert %s: not a usable PEM certificate (%s)", cert,
-                       openssl_reason());
-        return -1;
+    char *cert_text = read_pem_file("--ssl-cert", cert, "CERTIFICATE-----", 0, errs);
+    char *key_text = read_pem_file("--ssl-cert-key", key, "PRIVATE KEY-----", 1, errs);
+    int type = 0, rc = -1;
+    const char *why = "";
+    if (!cert_text || !key_text) goto out;
+    switch (use_pair(ctx, cert_text, key_text, &type, &why)) {
+    case GW_TLS_BAD_CERT:
+        gw_errlist_add(errs, "--ssl-cert %s: not a usable PEM certificate (%s)", cert, why);
+        goto out;
+    case GW_TLS_BAD_KEY:
+        gw_errlist_add(errs, "--ssl-cert-key %s: not a usable PEM private key (%s)", key, why);
+        goto out;
+    case GW_TLS_MISMATCH:
+        gw_errlist_add(errs, "--ssl-cert-key %s: does not match the certificate in %s", key, cert);
+        goto out;
     }
-    X509 *leaf = SSL_CTX_get0_certificate(ctx);
-    EVP_PKEY *pub = leaf ? X509_get0_pubkey(leaf) : NULL;
-    int type = pub ? EVP_PKEY_get_base_id(pub) : 0;
     for (size_t i = 0; i < n_types; i++)
         if (types[i] == type) {
             gw_errlist_add(errs,
                            "--ssl-cert %s: a second certificate for the same key type (%s); "
                            "pairs must differ in key type (one RSA, one ECDSA)",
                            cert, key_type_name(type));
-            return -1;
+            goto out;
         }
     types[n_types] = type;
-    ERR_clear_error();
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        unsigned long e = ERR_peek_last_error();
-        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
-            gw_errlist_add(errs, "--ssl-cert-key %s: does not match the certificate in %s", key,
-                           cert);
-        else
-            gw_errlist_add(errs, "--ssl-cert-key %s: not a usable PEM private key (%s)", key,
-                           openssl_reason());
-        return -1;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        gw_errlist_add(errs, "--ssl-cert-key %s: does not match the certificate in %s", key, cert);
-        return -1;
-    }
-    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
         gw_warn("--ssl-cert %s: the certificate has expired: clients will refuse it", cert);
-    return 0;
+    rc = 0;
+out:
+    free(cert_text);
+    free_pem(key_text);
+    return rc;
 }
 
 /* The certificate was chosen in client_hello_cb: this only accepts the
@@ -337,33 +344,37 @@ static EVP_PKEY *read_pem_key(const char *pem)
     return key;
 }
 
+/* A certificate (leaf, then its chain) and its key, PEM texts, into ctx:
+ * the one way every certificate goes in (--ssl-cert files, kong.yml's
+ * certificates, and their checks at load). 0 and *key_type, or
+ * GW_TLS_BAD_CERT / GW_TLS_BAD_KEY with *why, or GW_TLS_MISMATCH. */
+static int use_pair(SSL_CTX *ctx, const char *cert, const char *key, int *key_type,
+                    const char **why)
+{
+    ERR_clear_error();
+    if (use_pem_cert(ctx, cert, why) < 0) return GW_TLS_BAD_CERT;
+    EVP_PKEY *pk = read_pem_key(key);
+    if (!pk) {
+        *why = strstr(key, "ENCRYPTED") ? "the key is encrypted (no passphrase can be given)"
+                                        : openssl_reason();
+        ERR_clear_error();
+        return GW_TLS_BAD_KEY;
+    }
+    *key_type = EVP_PKEY_get_base_id(pk);
+    int ok = SSL_CTX_use_PrivateKey(ctx, pk) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(pk);
+    ERR_clear_error();
+    return ok ? 0 : GW_TLS_MISMATCH;
+}
+
 int gw_tls_pem_pair_check(const char *cert, const char *key, int *key_type, const char **why)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    int rc = 0;
-    *why = "";
     if (!ctx) {
         *why = "out of memory";
         return GW_TLS_BAD_CERT;
     }
-    ERR_clear_error();
-    if (use_pem_cert(ctx, cert, why) < 0) {
-        rc = GW_TLS_BAD_CERT;
-    } else {
-        EVP_PKEY *pk = read_pem_key(key);
-        if (!pk) {
-            *why = strstr(key, "ENCRYPTED") ? "the key is encrypted (no passphrase can be given)"
-                                            : openssl_reason();
-            rc = GW_TLS_BAD_KEY;
-        } else {
-            ERR_clear_error();
-            if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-                rc = GW_TLS_MISMATCH;
-            *key_type = EVP_PKEY_get_base_id(pk);
-            EVP_PKEY_free(pk);
-        }
-    }
-    ERR_clear_error();
+    int rc = use_pair(ctx, cert, key, key_type, why);
     SSL_CTX_free(ctx);
     return rc;
 }
@@ -406,18 +417,13 @@ static SSL_CTX *certificate_ctx(const struct gw_certificate *c, const struct tls
     SSL_CTX *ctx = new_server_ctx(p);
     if (!ctx) return NULL;
     const char *why;
+    int type;
     const char *pairs[2][2] = {{c->cert, c->key}, {c->cert_alt, c->key_alt}};
-    for (int i = 0; i < 2 && pairs[i][0]; i++) {
-        EVP_PKEY *pk = NULL;
-        if (use_pem_cert(ctx, pairs[i][0], &why) < 0 || !(pk = read_pem_key(pairs[i][1])) ||
-            SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
-            EVP_PKEY_free(pk);
+    for (int i = 0; i < 2 && pairs[i][0]; i++)
+        if (use_pair(ctx, pairs[i][0], pairs[i][1], &type, &why) != 0) {
             SSL_CTX_free(ctx);
-            ERR_clear_error();
             return NULL;
         }
-        EVP_PKEY_free(pk);
-    }
     return ctx;
 }
 
