@@ -1006,8 +1006,12 @@ static void set_shared_options(struct gw_worker *w, CURL *e)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* No proxy from the environment: curl would getenv() several variables
-     * per request, and a gateway's egress must not change with them. */
+     * per request, and a gateway's egress must not change with them. An
+     * empty no-proxy list too: without one, curl reads no_proxy and
+     * NO_PROXY from the environment for every transfer even with no proxy
+     * (two getenv()s, each a walk over the whole environment). */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     /* A connection idle longer is not reused but closed (upstream.c). */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, gw_upstream_maxage(w));
 }

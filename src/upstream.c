@@ -317,6 +317,7 @@ static CURL *janitor_new(struct gw_worker *w)
     curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, gw_upstream_maxage(w));
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, gw_upstream_close_socket_cb);
