@@ -18,7 +18,7 @@ if [[ "${SLUICE_SKIP_APT:-0}" != 1 ]]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends build-essential cmake pkg-config libevent-dev \
-    libcurl4-openssl-dev libcjson-dev libhiredis-dev libyaml-dev libpcre2-dev libssl-dev ca-certificates
+    libcurl4-openssl-dev libcjson-dev libhiredis-dev libyaml-dev libpcre2-dev libssl-dev libmimalloc-dev ca-certificates
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

@@ -32,7 +32,7 @@ if [[ "${SLUICE_SKIP_APT:-0}" != 1 ]]; then
     SUDO="sudo"
   fi
   PKGS=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
-        libhiredis-dev libyaml-dev libpcre2-dev libssl-dev redis-server nginx-light wrk
+        libhiredis-dev libyaml-dev libpcre2-dev libssl-dev libmimalloc-dev redis-server nginx-light wrk
         curl ca-certificates)
   # A Node from elsewhere (e.g. NodeSource) ships its own npm and conflicts
   # with Debian's npm package: only install them when missing.
@@ -129,6 +129,11 @@ fi
 NODE_ARGS=(--test --test-reporter=spec)
 if node --help | grep -q -- --test-timeout; then NODE_ARGS+=(--test-timeout=120000); fi
 if node --help | grep -q -- --test-force-exit; then NODE_ARGS+=(--test-force-exit); fi
+# Twice: against the Release binary, the one users run (optimised, on
+# mimalloc), and against the ASan+UBSan one, which turns a memory error or
+# undefined behaviour anywhere the suite reaches into a failure.
+run "integration tests (Release binary)" "$LOGDIR/integration-release.log" \
+  timeout --kill-after=10 1500 env SLUICE_BIN="$ROOT/$BUILD/sluice" node "${NODE_ARGS[@]}" "${FILES[@]}"
 run "integration tests (ASan+UBSan binary)" "$LOGDIR/integration.log" \
   timeout --kill-after=10 1500 env SLUICE_BIN="$ROOT/$ASAN_BUILD/sluice" node "${NODE_ARGS[@]}" "${FILES[@]}"
 cd "$ROOT"
@@ -136,15 +141,18 @@ cd "$ROOT"
 # --- 6. summary ------------------------------------------------------------
 printf '\n==== summary (%ss, logs in %s)\n' "$(($(date +%s) - START))" "$LOGDIR"
 for dir in "${BUILD_FAILURES[@]}"; do printf '%-40s %s\n' "build $dir/:" "FAILED (see the compiler errors above)"; done
-for name in "unit tests (Release)" "unit tests (ASan+UBSan)" "integration tests (ASan+UBSan binary)"; do
+for name in "unit tests (Release)" "unit tests (ASan+UBSan)" "integration tests (Release binary)" \
+  "integration tests (ASan+UBSan binary)"; do
   rc="${RESULT[$name]:-not run}"
   printf '%-40s %s\n' "$name:" "$([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)")"
 done
 echo
 echo "ctest (Release):    $(grep -E 'tests passed|No tests were found' "$LOGDIR/ctest-release.log" | tail -1)"
 echo "ctest (ASan+UBSan): $(grep -E 'tests passed|No tests were found' "$LOGDIR/ctest-asan.log" | tail -1)"
-echo "node --test (integration, ASan+UBSan binary):"
-grep -E '^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$LOGDIR/integration.log" | tail -8 || true
+for log in integration-release integration; do
+  echo "node --test ($log.log: $([[ $log == integration ]] && echo ASan+UBSan || echo Release) binary):"
+  grep -E '^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$LOGDIR/$log.log" | tail -8 || true
+done
 
 # One plain closing line over everything that ran: "N passed, N failed".
 TOTAL_PASS=0
@@ -158,10 +166,12 @@ for log in "$LOGDIR/ctest-release.log" "$LOGDIR/ctest-asan.log"; do
     TOTAL_FAIL=$((TOTAL_FAIL + f))
   fi
 done
-np="$(grep -E '^ℹ pass [0-9]+' "$LOGDIR/integration.log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
-nf="$(grep -E '^ℹ fail [0-9]+' "$LOGDIR/integration.log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
-TOTAL_PASS=$((TOTAL_PASS + ${np:-0}))
-TOTAL_FAIL=$((TOTAL_FAIL + ${nf:-0}))
+for log in "$LOGDIR/integration-release.log" "$LOGDIR/integration.log"; do
+  np="$(grep -E '^ℹ pass [0-9]+' "$log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
+  nf="$(grep -E '^ℹ fail [0-9]+' "$log" 2>/dev/null | tail -1 | awk '{print $3}' || true)"
+  TOTAL_PASS=$((TOTAL_PASS + ${np:-0}))
+  TOTAL_FAIL=$((TOTAL_FAIL + ${nf:-0}))
+done
 if [[ "$FAILED" != 0 && "$TOTAL_FAIL" == 0 ]]; then TOTAL_FAIL=1; fi # a build or runner failure
 echo
 echo "sluice: $TOTAL_PASS passed, $TOTAL_FAIL failed"

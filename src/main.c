@@ -3,6 +3,9 @@
  * the config and the admin listener; workers serve traffic.
  */
 #include <malloc.h>
+#ifdef SLUICE_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -125,6 +128,22 @@ static int write_pid_file(const char *path)
     return 0;
 }
 
+/* Which malloc the process runs on, for the start-up line: a bug report or
+ * a benchmark can say which build it came from. */
+static const char *allocator_name(void)
+{
+#ifdef SLUICE_WITH_MIMALLOC
+    static char name[32];
+    int v = mi_version(); /* e.g. 209 for 2.0.9 */
+    snprintf(name, sizeof(name), "mimalloc %d.%d.%d", v / 100, v / 10 % 10, v % 10);
+    return name;
+#elif defined(__SANITIZE_ADDRESS__)
+    return "AddressSanitizer's";
+#else
+    return "glibc";
+#endif
+}
+
 int main(int argc, char **argv)
 {
     static struct gw_server srv;
@@ -154,12 +173,14 @@ int main(int argc, char **argv)
         return 0;
     }
 
+#ifndef SLUICE_WITH_MIMALLOC
     /* Fixed malloc thresholds: glibc's adaptive ones made the heap shrink
      * and regrow around each request's cJSON trees and bodies (perf on the
      * ai-proxy path: malloc_consolidate, sysmalloc and page faults). A few
      * MB kept after a peak is the price. */
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+#endif
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         gw_error("curl_global_init failed");
@@ -213,8 +234,8 @@ int main(int argc, char **argv)
                   srv.settings.proxy[i].ssl ? " (TLS)" : "");
     if (!srv.settings.admin_off)
         gw_notice("admin listening on %s", gw_listen_text(&srv.settings.admin, where));
-    gw_notice("sluice %s started: %u workers, config %s sha256=%s", SLUICE_VERSION, srv.n_workers,
-              srv.snapshot->cfg->file, srv.snapshot->cfg->sha256);
+    gw_notice("sluice %s started: %u workers, config %s sha256=%s, malloc %s", SLUICE_VERSION,
+              srv.n_workers, srv.snapshot->cfg->file, srv.snapshot->cfg->sha256, allocator_name());
     gw_sd_notify("READY=1");
 
     event_base_dispatch(srv.base);
