@@ -37,9 +37,14 @@ static void usage(FILE *out)
         "      --ssl-cert-key FILE[,FILE]\n"
         "                             PEM private key of each certificate, same order\n"
         "                             (both files are read again on SIGHUP)\n"
-        "      --ssl-protocols LIST   TLSv1.2 and/or TLSv1.3 (default both)\n"
-        "      --ssl-ciphers LIST     OpenSSL cipher list for TLS 1.2 (default: Mozilla's\n"
-        "                             intermediate, Kong's default ssl_cipher_suite)\n"
+        "      --ssl-cipher-suite S   Kong's: modern (TLS 1.3 only), intermediate (default:\n"
+        "                             TLS 1.2/1.3, Mozilla's list), old (TLS 1.0 up), fips\n"
+        "                             or custom (the three options below)\n"
+        "      --ssl-protocols LIST   custom: TLSv1.2 and/or TLSv1.3 (default both)\n"
+        "      --ssl-ciphers LIST     custom: OpenSSL cipher list for TLS 1.2 (default:\n"
+        "                             intermediate's)\n"
+        "      --ssl-prefer-server-ciphers on|off\n"
+        "                             custom: the server's cipher order wins (default on)\n"
         "      --upstream-keepalive-idle-timeout S\n"
         "                             idle upstream connections are closed after S (default 60)\n"
         "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
@@ -250,6 +255,12 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
     case 'C':
         s->ssl_ciphers = v;
         return 0;
+    case 'U':
+        s->ssl_cipher_suite = v;
+        return 0;
+    case 'R':
+        s->ssl_prefer_server_ciphers = v;
+        return 0;
     case 'K':
         if (parse_long("--upstream-keepalive-idle-timeout", v, 1, 3600, &n) < 0) return -1;
         s->upstream_idle_timeout = (int)n;
@@ -262,13 +273,14 @@ static const struct {
     const char *env;
     int opt;
 } env_options[] = {
-    {"SLUICE_CONFIG", 'c'},         {"SLUICE_PROXY_LISTEN", 'L'},
-    {"SLUICE_ADMIN_LISTEN", 'A'},   {"SLUICE_WORKERS", 'W'},
-    {"SLUICE_LOG_LEVEL", 'l'},      {"SLUICE_PID_FILE", 'p'},
-    {"SLUICE_MAX_BODY_SIZE", 'B'},  {"SLUICE_DRAIN_TIMEOUT", 'D'},
-    {"SLUICE_CLIENT_TIMEOUT", 'T'}, {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
-    {"SLUICE_SSL_CERT", 'S'},       {"SLUICE_SSL_CERT_KEY", 'k'},
-    {"SLUICE_SSL_PROTOCOLS", 'P'},  {"SLUICE_SSL_CIPHERS", 'C'},
+    {"SLUICE_CONFIG", 'c'},           {"SLUICE_PROXY_LISTEN", 'L'},
+    {"SLUICE_ADMIN_LISTEN", 'A'},     {"SLUICE_WORKERS", 'W'},
+    {"SLUICE_LOG_LEVEL", 'l'},        {"SLUICE_PID_FILE", 'p'},
+    {"SLUICE_MAX_BODY_SIZE", 'B'},    {"SLUICE_DRAIN_TIMEOUT", 'D'},
+    {"SLUICE_CLIENT_TIMEOUT", 'T'},   {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
+    {"SLUICE_SSL_CERT", 'S'},         {"SLUICE_SSL_CERT_KEY", 'k'},
+    {"SLUICE_SSL_PROTOCOLS", 'P'},    {"SLUICE_SSL_CIPHERS", 'C'},
+    {"SLUICE_SSL_CIPHER_SUITE", 'U'}, {"SLUICE_SSL_PREFER_SERVER_CIPHERS", 'R'},
 };
 
 /* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
@@ -312,6 +324,8 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"ssl-cert-key", required_argument, NULL, 'k'},
         {"ssl-protocols", required_argument, NULL, 'P'},
         {"ssl-ciphers", required_argument, NULL, 'C'},
+        {"ssl-cipher-suite", required_argument, NULL, 'U'},
+        {"ssl-prefer-server-ciphers", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     /* A flag wins over its SLUICE_* variable, which is then not read at all:

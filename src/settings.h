@@ -36,8 +36,13 @@ struct gw_settings {
      * (tls.c reads them at start and on every reload). */
     const char *ssl_cert;
     const char *ssl_cert_key;
-    const char *ssl_protocols; /* Kong's ssl_protocols: "TLSv1.2 TLSv1.3" */
-    const char *ssl_ciphers;   /* Kong's ssl_ciphers (TLS 1.2); NULL: Mozilla intermediate */
+    /* Kong's ssl_cipher_suite: modern, intermediate (the default), old,
+     * fips or custom; the three below apply to custom only (tls.c). NULL:
+     * not given. */
+    const char *ssl_cipher_suite;
+    const char *ssl_protocols;             /* Kong's ssl_protocols: "TLSv1.2 TLSv1.3" */
+    const char *ssl_ciphers;               /* Kong's ssl_ciphers (TLS 1.2) */
+    const char *ssl_prefer_server_ciphers; /* Kong's: on (default) or off */
 };
 
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */

@@ -202,44 +202,55 @@ static int accept_servername_cb(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* Kong's default ssl_cipher_suite, "intermediate": Mozilla's list for TLS
- * 1.2 (forward secrecy and AEAD only: no CBC, no RSA key exchange, which
- * OpenSSL's DEFAULT still offers and scanners flag). TLS 1.3's suites are
- * OpenSSL's, all of them AEAD. */
+/* Kong's ssl_cipher_suite values (kong/conf_loader/constants.lua), after
+ * Mozilla's server-side TLS guidelines. "intermediate", the default: TLS 1.2
+ * with forward secrecy and AEAD only (no CBC, no RSA key exchange, which
+ * OpenSSL's DEFAULT still offers and scanners flag) and TLS 1.3, whose
+ * suites are all AEAD. */
 #define INTERMEDIATE_CIPHERS                                                                       \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+/* "old": for clients that cannot do better (TLS 1.0 and 1.1, CBC, 3DES).
+ * OpenSSL 3 refuses all of that at its default security level 1 and up,
+ * hence @SECLEVEL=0, as Kong sets it for this suite. */
+#define OLD_CIPHERS                                                                                \
+    INTERMEDIATE_CIPHERS ":ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:"                     \
+                         "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:"  \
+                         "ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"    \
+                         "DHE-RSA-AES128-SHA256:DHE-RSA-AES256-SHA256:AES128-GCM-SHA256:"          \
+                         "AES256-GCM-SHA384:AES128-SHA256:AES256-SHA256:AES128-SHA:AES256-SHA:"    \
+                         "DES-CBC3-SHA:@SECLEVEL=0"
+/* "fips": https://wiki.openssl.org/index.php/FIPS_mode_and_TLS, TLS 1.2. */
+#define FIPS_CIPHERS "TLSv1.2+FIPS:kRSA+FIPS:!eNULL:!aNULL"
 
-/* --ssl-protocols and --ssl-ciphers, read once per load. */
+static const struct cipher_suite {
+    const char *name;
+    int min, max;        /* protocol versions */
+    const char *ciphers; /* TLS 1.2 and below */
+    int server_order;    /* Kong's prefer_server_ciphers */
+} cipher_suites[] = {
+    /* TLS 1.3 only: its suites are all strong, the client chooses. The
+     * TLS 1.2 list is never offered. */
+    {"modern", TLS1_3_VERSION, TLS1_3_VERSION, INTERMEDIATE_CIPHERS, 0},
+    {"intermediate", TLS1_2_VERSION, TLS1_3_VERSION, INTERMEDIATE_CIPHERS, 0},
+    {"old", TLS1_VERSION, TLS1_3_VERSION, OLD_CIPHERS, 1},
+    {"fips", TLS1_2_VERSION, TLS1_2_VERSION, FIPS_CIPHERS, 1},
+};
+
+/* The suite's or custom settings, read once per load. */
 struct tls_params {
     int min, max; /* protocol versions */
     const char *ciphers;
+    int server_order;
 };
 
-/* Kong's ssl_protocols ("TLSv1.2 TLSv1.3", spaces or commas) and
- * ssl_ciphers. 0, or -1 with errors added. */
-static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
+/* Kong's ssl_protocols ("TLSv1.2 TLSv1.3", spaces or commas), for the
+ * custom suite. 0, or -1 with errors added. */
+static int read_protocols(const char *list, struct tls_params *p, struct gw_errlist *errs)
 {
-    p->min = TLS1_2_VERSION;
-    p->max = TLS1_3_VERSION;
-    p->ciphers = s->ssl_ciphers ? s->ssl_ciphers : INTERMEDIATE_CIPHERS;
-    if (s->ssl_ciphers) {
-        SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
-        int ok = probe && SSL_CTX_set_cipher_list(probe, s->ssl_ciphers) == 1;
-        SSL_CTX_free(probe);
-        ERR_clear_error();
-        if (!ok) {
-            gw_errlist_add(errs,
-                           "--ssl-ciphers '%s': no cipher OpenSSL knows in it (an OpenSSL cipher "
-                           "list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:...)",
-                           s->ssl_ciphers);
-            return -1;
-        }
-    }
-    if (!s->ssl_protocols) return 0;
     char buf[256];
-    snprintf(buf, sizeof(buf), "%s", s->ssl_protocols);
+    snprintf(buf, sizeof(buf), "%s", list);
     int lo = 0, hi = 0, bad = 0;
     char *save = NULL;
     for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
@@ -247,12 +258,15 @@ static int read_params(const struct gw_settings *s, struct tls_params *p, struct
                 : strcmp(t, "TLSv1.3") == 0 ? TLS1_3_VERSION
                                             : 0;
         if (!v) {
-            int old =
-                strcmp(t, "TLSv1") == 0 || strcmp(t, "TLSv1.1") == 0 || strcmp(t, "SSLv3") == 0;
-            gw_errlist_add(errs, "--ssl-protocols: %s%s",
-                           old ? t : "unknown protocol (known: TLSv1.2, TLSv1.3)",
-                           old ? " is not offered: deprecated by RFC 8996 (known: TLSv1.2, TLSv1.3)"
-                               : "");
+            if (strcmp(t, "TLSv1") == 0 || strcmp(t, "TLSv1.1") == 0)
+                gw_errlist_add(
+                    errs,
+                    "--ssl-protocols: %s is not offered: deprecated by RFC 8996 (known: "
+                    "TLSv1.2, TLSv1.3; --ssl-cipher-suite old enables it, as Kong advises)",
+                    t);
+            else
+                gw_errlist_add(
+                    errs, "--ssl-protocols: unknown protocol (known: TLSv1.2, TLSv1.3): '%s'", t);
             bad = 1;
             continue;
         }
@@ -267,6 +281,72 @@ static int read_params(const struct gw_settings *s, struct tls_params *p, struct
     p->min = lo;
     p->max = hi;
     return 0;
+}
+
+/* Kong's ssl_cipher_suite, and for "custom" its ssl_protocols, ssl_ciphers
+ * and ssl_prefer_server_ciphers. Kong ignores those three under any other
+ * suite; here they are refused rather than ignored, and given without a
+ * suite they mean custom. 0, or -1 with errors added. */
+static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
+{
+    int custom_given = s->ssl_protocols || s->ssl_ciphers || s->ssl_prefer_server_ciphers;
+    const char *suite = s->ssl_cipher_suite ? s->ssl_cipher_suite
+                        : custom_given      ? "custom"
+                                            : "intermediate";
+    if (strcmp(suite, "custom") != 0) {
+        for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++) {
+            const struct cipher_suite *c = &cipher_suites[i];
+            if (strcmp(suite, c->name) != 0) continue;
+            if (custom_given) {
+                gw_errlist_add(
+                    errs,
+                    "--ssl-cipher-suite %s: --ssl-protocols, --ssl-ciphers and "
+                    "--ssl-prefer-server-ciphers apply to --ssl-cipher-suite custom only "
+                    "(Kong would ignore them under %s)",
+                    suite, suite);
+                return -1;
+            }
+            *p = (struct tls_params){c->min, c->max, c->ciphers, c->server_order};
+            return 0;
+        }
+        gw_errlist_add(errs,
+                       "--ssl-cipher-suite '%s': expected one of modern, intermediate, old, fips, "
+                       "custom",
+                       suite);
+        return -1;
+    }
+    /* custom: Kong's defaults for each setting not given */
+    *p = (struct tls_params){TLS1_2_VERSION, TLS1_3_VERSION, INTERMEDIATE_CIPHERS, 1};
+    int rc = 0;
+    if (s->ssl_prefer_server_ciphers) {
+        if (strcmp(s->ssl_prefer_server_ciphers, "off") == 0)
+            p->server_order = 0;
+        else if (strcmp(s->ssl_prefer_server_ciphers, "on") != 0) {
+            gw_errlist_add(errs, "--ssl-prefer-server-ciphers '%s': expected on or off",
+                           s->ssl_prefer_server_ciphers);
+            rc = -1;
+        }
+    }
+    if (s->ssl_ciphers) {
+        SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+        int ok = probe && SSL_CTX_set_cipher_list(probe, s->ssl_ciphers) == 1;
+        SSL_CTX_free(probe);
+        ERR_clear_error();
+        if (!ok) {
+            int suite_name = 0;
+            for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++)
+                suite_name |= strcmp(s->ssl_ciphers, cipher_suites[i].name) == 0;
+            gw_errlist_add(errs,
+                           "--ssl-ciphers '%s': no cipher OpenSSL knows in it (an OpenSSL cipher "
+                           "list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:...)%s%s",
+                           s->ssl_ciphers, suite_name ? "; Kong's suite: --ssl-cipher-suite " : "",
+                           suite_name ? s->ssl_ciphers : "");
+            rc = -1;
+        }
+        p->ciphers = s->ssl_ciphers;
+    }
+    if (s->ssl_protocols && read_protocols(s->ssl_protocols, p, errs) < 0) rc = -1;
+    return rc;
 }
 
 /* Every server context, the default one and each certificate's, alike:
@@ -288,10 +368,10 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
         return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  /* a client that closes without close_notify
                                   * reads as an end, not an error */
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (p->server_order) SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* Partial writes and a buffer that moves: the output is an evbuffer
      * whose first bytes are handed over again after a short write.
      * Released buffers: an idle keep-alive connection keeps no 34 KB of

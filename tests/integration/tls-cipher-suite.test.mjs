@@ -1,0 +1,195 @@
+// Kong's ssl_cipher_suite as --ssl-cipher-suite: modern, intermediate (the default), old, fips and
+// custom, each checked by real handshakes against the daemon (protocol offered, cipher chosen, whose
+// order wins), and custom's three settings refused beside any other suite rather than ignored.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import tls from 'node:tls';
+import { before, describe, test } from 'node:test';
+
+import { binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+
+const skip = binaryMissing();
+let dir, cert, key, conf;
+
+// The negotiated protocol and cipher, or the error code.
+function handshake(port, opts) {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts }, () => {
+      const r = { protocol: s.getProtocol(), cipher: s.getCipher().name };
+      s.end();
+      resolve(r);
+    });
+    s.setTimeout(5000, () => { s.destroy(); resolve({ error: 'timeout' }); });
+    s.on('error', (e) => resolve({ error: e.code || e.message }));
+  });
+}
+
+// A whole HTTP request over the listener: sluice answers its 404 for an unknown route.
+function get(port, opts) {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/nowhere', rejectUnauthorized: false, agent: false, ...opts }, (res) => {
+      const protocol = res.socket.getProtocol();
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body, protocol }));
+      res.on('error', reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function withSluice(args, fn) {
+  const port = await freePort();
+  const sl = await startSluice({
+    workers: 1,
+    args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args],
+  });
+  try {
+    await fn(port, sl);
+  } finally {
+    await sl.stop();
+  }
+}
+
+// TLS 1.0 and 1.1 need OpenSSL's security level 0 on the client side too (Node's OpenSSL 3).
+const LEGACY = { ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA@SECLEVEL=0' };
+// Two TLS 1.2 suites every named suite but modern has, listed in the opposite order of the
+// server's lists (which put AES128-GCM first): whoever's order wins shows in the choice.
+const TWO_GCM = 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256';
+
+describe('--ssl-cipher-suite (Kong\'s ssl_cipher_suite)', { skip }, () => {
+  before(() => {
+    dir = tempDir('sluice-tls-suite-');
+    cert = path.join(dir, 'cert.pem');
+    key = path.join(dir, 'key.pem');
+    conf = path.join(dir, 'kong.yml');
+    writeFileSync(conf, '_format_version: "3.0"\n');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  });
+
+  test('default (intermediate): TLS 1.0 and 1.1 refused, TLS 1.2 in the client\'s order, TLS 1.3', async () => {
+    await withSluice([], async (port) => {
+      for (const v of ['TLSv1', 'TLSv1.1']) {
+        const r = await handshake(port, { minVersion: v, maxVersion: v, ...LEGACY });
+        assert.ok(r.error, `${v} was served by default: ${JSON.stringify(r)}`);
+      }
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES256-GCM-SHA384' });
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.3');
+    });
+  });
+
+  test('intermediate given by name is the default', async () => {
+    await withSluice(['--ssl-cipher-suite', 'intermediate'], async (port) => {
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES256-GCM-SHA384' });
+      assert.ok((await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA' })).error,
+        'intermediate served a CBC suite');
+    });
+  });
+
+  test('modern: TLS 1.3 only; a TLS 1.2 client is refused; a request is answered over TLS 1.3', async () => {
+    await withSluice(['--ssl-cipher-suite', 'modern'], async (port) => {
+      const r12 = await handshake(port, { maxVersion: 'TLSv1.2' });
+      assert.match(r12.error ?? '', /PROTOCOL|VERSION|ALERT/i, JSON.stringify(r12));
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.3');
+      const res = await get(port);
+      assert.equal(res.status, 404);
+      assert.match(res.body, /no Route matched/);
+    });
+  });
+
+  test('old: TLS 1.0 and 1.1 clients with CBC suites are served, TLS 1.2 in the server\'s order, and HTTP works over TLS 1.0', async () => {
+    await withSluice(['--ssl-cipher-suite', 'old'], async (port) => {
+      assert.deepEqual(await handshake(port, { minVersion: 'TLSv1', maxVersion: 'TLSv1', ...LEGACY }),
+        { protocol: 'TLSv1', cipher: 'ECDHE-ECDSA-AES128-SHA' });
+      assert.deepEqual(await handshake(port, { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ...LEGACY }),
+        { protocol: 'TLSv1.1', cipher: 'ECDHE-ECDSA-AES128-SHA' });
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.3');
+      const res = await get(port, { minVersion: 'TLSv1', maxVersion: 'TLSv1', ...LEGACY });
+      assert.equal(res.status, 404);
+      assert.equal(res.protocol, 'TLSv1');
+    });
+  });
+
+  test('fips: TLS 1.2 only, FIPS suites only (no ChaCha20), the server\'s order', async () => {
+    await withSluice(['--ssl-cipher-suite', 'fips'], async (port) => {
+      assert.ok((await handshake(port, { minVersion: 'TLSv1.3' })).error, 'fips served TLS 1.3');
+      assert.ok((await handshake(port, { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ...LEGACY })).error,
+        'fips served TLS 1.1');
+      const chacha = await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' });
+      assert.ok(chacha.error, `fips served ChaCha20: ${JSON.stringify(chacha)}`);
+      const gcm = await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+      assert.deepEqual(gcm, { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.2');
+    });
+  });
+
+  test('custom: the server\'s order by default (Kong\'s ssl_prefer_server_ciphers on); off gives the client\'s', async () => {
+    await withSluice(['--ssl-cipher-suite', 'custom'], async (port) => {
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+    });
+    await withSluice(['--ssl-cipher-suite', 'custom', '--ssl-prefer-server-ciphers', 'off'], async (port) => {
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES256-GCM-SHA384' });
+    });
+  });
+
+  test('custom settings without a suite mean custom; from the environment too', async () => {
+    await withSluice(['--ssl-protocols', 'TLSv1.2'], async (port) => {
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.2');
+      assert.deepEqual(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: TWO_GCM }),
+        { protocol: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' }, 'custom prefers the server\'s order');
+    });
+    const port = await freePort();
+    const sl = await startSluice({
+      workers: 1,
+      args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key],
+      env: { SLUICE_SSL_CIPHER_SUITE: 'modern' },
+    });
+    try {
+      assert.ok((await handshake(port, { maxVersion: 'TLSv1.2' })).error, 'SLUICE_SSL_CIPHER_SUITE=modern served TLS 1.2');
+      assert.equal((await handshake(port, {})).protocol, 'TLSv1.3');
+    } finally {
+      await sl.stop();
+    }
+  });
+
+  test('bad values and conflicts are refused by -t and at start, naming the setting', async () => {
+    const base = ['-t', '-c', conf, '--ssl-cert', cert, '--ssl-cert-key', key];
+    let r = await runSluice([...base, '--ssl-cipher-suite', 'strong']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /--ssl-cipher-suite 'strong': expected one of modern, intermediate, old, fips, custom/);
+    for (const extra of [['--ssl-ciphers', 'ECDHE-ECDSA-AES128-SHA'], ['--ssl-protocols', 'TLSv1.3'],
+      ['--ssl-prefer-server-ciphers', 'off']]) {
+      r = await runSluice([...base, '--ssl-cipher-suite', 'modern', ...extra]);
+      assert.equal(r.code, 1, `${extra.join(' ')} beside modern: ${r.stderr}`);
+      assert.match(r.stderr, /--ssl-cipher-suite modern: .* apply to --ssl-cipher-suite custom only/);
+    }
+    r = await runSluice([...base, '--ssl-prefer-server-ciphers', 'yes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--ssl-prefer-server-ciphers 'yes': expected on or off/);
+    r = await runSluice([...base, '--ssl-ciphers', 'old']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--ssl-ciphers 'old': .*Kong's suite: --ssl-cipher-suite old/);
+    r = await runSluice([...base, '--ssl-protocols', 'TLSv1.1 TLSv1.2']);
+    assert.match(r.stderr, /TLSv1\.1 is not offered: .*--ssl-cipher-suite old enables it/);
+    // the same refusal stops a start, before any listener opens
+    const port = await freePort();
+    r = await runSluice(['-c', conf, '--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert,
+      '--ssl-cert-key', key, '--admin-listen', 'off', '--ssl-cipher-suite', 'fips', '--ssl-ciphers', 'AES128-SHA']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--ssl-cipher-suite fips: .* custom only/);
+    r = await runSluice(['-h']);
+    assert.match(r.stdout, /--ssl-cipher-suite/);
+    assert.match(r.stdout, /--ssl-prefer-server-ciphers/);
+  });
+});
