@@ -45,6 +45,13 @@ static void usage(FILE *out)
         "                             intermediate's)\n"
         "      --ssl-prefer-server-ciphers on|off\n"
         "                             custom: the server's cipher order wins (default on)\n"
+        "      --ssl-session-tickets on|off\n"
+        "                             resumption by session tickets (default on)\n"
+        "      --ssl-session-timeout T\n"
+        "                             how long a session may be resumed (default 1d, at most 7d)\n"
+        "      --ssl-session-cache-size SIZE\n"
+        "                             server-side session cache, ~4000 sessions a MB (default "
+        "10m)\n"
         "      --upstream-keepalive-idle-timeout S\n"
         "                             idle upstream connections are closed after S (default 60)\n"
         "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
@@ -144,6 +151,66 @@ static int parse_long(const char *name, const char *v, long min, long max, long 
         return -1;
     }
     *out = n;
+    return 0;
+}
+
+/* nginx's time syntax, which Kong's settings use: "1d", "12h", "1h 30m",
+ * "300s", "300" (seconds); units s, m, h, d, w. */
+static int parse_time(const char *name, const char *v, long max, long *out)
+{
+    long total = 0;
+    const char *p = v;
+    int tokens = 0;
+    while (*p) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        char *end;
+        long n = strtol(p, &end, 10);
+        long unit = *end == 's' || *end == ' ' || *end == '\0' ? 1
+                    : *end == 'm'                              ? 60
+                    : *end == 'h'                              ? 3600
+                    : *end == 'd'                              ? 86400
+                    : *end == 'w'                              ? 7 * 86400
+                                                               : 0;
+        if (end == p || n < 0 || !unit || n > max / unit || total > max - n * unit) {
+            total = -1;
+            break;
+        }
+        total += n * unit;
+        p = end + (*end && *end != ' ');
+        tokens++;
+    }
+    if (total <= 0 || total > max || !tokens) {
+        fprintf(stderr,
+                "sluice: %s: expected a time between 1s and %lds, as nginx writes it (300s, 5m, "
+                "12h, 1d, \"1h 30m\"), got '%s'\n",
+                name, max, v);
+        return -1;
+    }
+    *out = total;
+    return 0;
+}
+
+/* nginx's size syntax: "10m", "512k", "1g", or bytes. */
+static int parse_size(const char *name, const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    long unit = (*end == 'k' || *end == 'K')   ? 1024L
+                : (*end == 'm' || *end == 'M') ? 1024L * 1024
+                : (*end == 'g' || *end == 'G') ? 1024L * 1024 * 1024
+                : *end == '\0'                 ? 1
+                                               : 0;
+    if (unit > 1) end++;
+    if (end == v || *end || !unit || n < 0 || n > max / unit || n * unit < min) {
+        fprintf(stderr,
+                "sluice: %s: expected a size between %ldk and %ldm (512k, 10m...), got '%s'\n",
+                name, min / 1024, max / (1024 * 1024), v);
+        return -1;
+    }
+    *out = n * unit;
     return 0;
 }
 
@@ -261,6 +328,19 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
     case 'R':
         s->ssl_prefer_server_ciphers = v;
         return 0;
+    case 'X':
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            fprintf(stderr, "sluice: --ssl-session-tickets: expected on or off, got '%s'\n", v);
+            return -1;
+        }
+        s->ssl_session_tickets = strcmp(v, "on") == 0;
+        return 0;
+    case 'Y':
+        /* A TLS 1.3 ticket may not be announced for longer (RFC 8446 4.6.1). */
+        return parse_time("--ssl-session-timeout", v, 7 * 86400, &s->ssl_session_timeout);
+    case 'Z':
+        return parse_size("--ssl-session-cache-size", v, 1024, 1024L * 1024 * 1024,
+                          &s->ssl_session_cache_size);
     case 'K':
         if (parse_long("--upstream-keepalive-idle-timeout", v, 1, 3600, &n) < 0) return -1;
         s->upstream_idle_timeout = (int)n;
@@ -273,14 +353,25 @@ static const struct {
     const char *env;
     int opt;
 } env_options[] = {
-    {"SLUICE_CONFIG", 'c'},           {"SLUICE_PROXY_LISTEN", 'L'},
-    {"SLUICE_ADMIN_LISTEN", 'A'},     {"SLUICE_WORKERS", 'W'},
-    {"SLUICE_LOG_LEVEL", 'l'},        {"SLUICE_PID_FILE", 'p'},
-    {"SLUICE_MAX_BODY_SIZE", 'B'},    {"SLUICE_DRAIN_TIMEOUT", 'D'},
-    {"SLUICE_CLIENT_TIMEOUT", 'T'},   {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
-    {"SLUICE_SSL_CERT", 'S'},         {"SLUICE_SSL_CERT_KEY", 'k'},
-    {"SLUICE_SSL_PROTOCOLS", 'P'},    {"SLUICE_SSL_CIPHERS", 'C'},
-    {"SLUICE_SSL_CIPHER_SUITE", 'U'}, {"SLUICE_SSL_PREFER_SERVER_CIPHERS", 'R'},
+    {"SLUICE_CONFIG", 'c'},
+    {"SLUICE_PROXY_LISTEN", 'L'},
+    {"SLUICE_ADMIN_LISTEN", 'A'},
+    {"SLUICE_WORKERS", 'W'},
+    {"SLUICE_LOG_LEVEL", 'l'},
+    {"SLUICE_PID_FILE", 'p'},
+    {"SLUICE_MAX_BODY_SIZE", 'B'},
+    {"SLUICE_DRAIN_TIMEOUT", 'D'},
+    {"SLUICE_CLIENT_TIMEOUT", 'T'},
+    {"SLUICE_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT", 'K'},
+    {"SLUICE_SSL_CERT", 'S'},
+    {"SLUICE_SSL_CERT_KEY", 'k'},
+    {"SLUICE_SSL_PROTOCOLS", 'P'},
+    {"SLUICE_SSL_CIPHERS", 'C'},
+    {"SLUICE_SSL_CIPHER_SUITE", 'U'},
+    {"SLUICE_SSL_PREFER_SERVER_CIPHERS", 'R'},
+    {"SLUICE_SSL_SESSION_TICKETS", 'X'},
+    {"SLUICE_SSL_SESSION_TIMEOUT", 'Y'},
+    {"SLUICE_SSL_SESSION_CACHE_SIZE", 'Z'},
 };
 
 /* The CPUs this process may run on (taskset, systemd's CPUAffinity=, a
@@ -305,6 +396,10 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
     s->drain_timeout = 30;
     s->client_timeout = 60;
     s->upstream_idle_timeout = 60; /* Kong's upstream_keepalive_idle_timeout */
+    /* Kong's defaults: tickets on, 1d, 10m */
+    s->ssl_session_tickets = 1;
+    s->ssl_session_timeout = 86400;
+    s->ssl_session_cache_size = 10L * 1024 * 1024;
 
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -326,6 +421,9 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"ssl-ciphers", required_argument, NULL, 'C'},
         {"ssl-cipher-suite", required_argument, NULL, 'U'},
         {"ssl-prefer-server-ciphers", required_argument, NULL, 'R'},
+        {"ssl-session-tickets", required_argument, NULL, 'X'},
+        {"ssl-session-timeout", required_argument, NULL, 'Y'},
+        {"ssl-session-cache-size", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0},
     };
     /* A flag wins over its SLUICE_* variable, which is then not read at all:

@@ -43,6 +43,11 @@ struct gw_settings {
     const char *ssl_protocols;             /* Kong's ssl_protocols: "TLSv1.2 TLSv1.3" */
     const char *ssl_ciphers;               /* Kong's ssl_ciphers (TLS 1.2) */
     const char *ssl_prefer_server_ciphers; /* Kong's: on (default) or off */
+    /* Kong's ssl_session_tickets, ssl_session_timeout and
+     * ssl_session_cache_size (nginx's value syntax: "1d", "10m"). */
+    int ssl_session_tickets;     /* 1: on */
+    long ssl_session_timeout;    /* seconds */
+    long ssl_session_cache_size; /* bytes */
 };
 
 /* Returns 0, 1 when the program should exit 0 (-h, -V), or -1 on a bad flag. */

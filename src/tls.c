@@ -238,11 +238,15 @@ static const struct cipher_suite {
     {"fips", TLS1_2_VERSION, TLS1_2_VERSION, FIPS_CIPHERS, 1},
 };
 
-/* The suite's or custom settings, read once per load. */
+/* The suite's or custom settings, and the session ones, read once per
+ * load. */
 struct tls_params {
     int min, max; /* protocol versions */
     const char *ciphers;
     int server_order;
+    int session_tickets;
+    long session_timeout;    /* seconds */
+    long session_cache_size; /* bytes */
 };
 
 /* Kong's ssl_protocols ("TLSv1.2 TLSv1.3", spaces or commas), for the
@@ -287,7 +291,7 @@ static int read_protocols(const char *list, struct tls_params *p, struct gw_errl
  * and ssl_prefer_server_ciphers. Kong ignores those three under any other
  * suite; here they are refused rather than ignored, and given without a
  * suite they mean custom. 0, or -1 with errors added. */
-static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
+static int read_suite(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
 {
     int custom_given = s->ssl_protocols || s->ssl_ciphers || s->ssl_prefer_server_ciphers;
     const char *suite = s->ssl_cipher_suite ? s->ssl_cipher_suite
@@ -306,7 +310,10 @@ static int read_params(const struct gw_settings *s, struct tls_params *p, struct
                     suite, suite);
                 return -1;
             }
-            *p = (struct tls_params){c->min, c->max, c->ciphers, c->server_order};
+            *p = (struct tls_params){.min = c->min,
+                                     .max = c->max,
+                                     .ciphers = c->ciphers,
+                                     .server_order = c->server_order};
             return 0;
         }
         gw_errlist_add(errs,
@@ -316,7 +323,10 @@ static int read_params(const struct gw_settings *s, struct tls_params *p, struct
         return -1;
     }
     /* custom: Kong's defaults for each setting not given */
-    *p = (struct tls_params){TLS1_2_VERSION, TLS1_3_VERSION, INTERMEDIATE_CIPHERS, 1};
+    *p = (struct tls_params){.min = TLS1_2_VERSION,
+                             .max = TLS1_3_VERSION,
+                             .ciphers = INTERMEDIATE_CIPHERS,
+                             .server_order = 1};
     int rc = 0;
     if (s->ssl_prefer_server_ciphers) {
         if (strcmp(s->ssl_prefer_server_ciphers, "off") == 0)
@@ -346,6 +356,15 @@ static int read_params(const struct gw_settings *s, struct tls_params *p, struct
         p->ciphers = s->ssl_ciphers;
     }
     if (s->ssl_protocols && read_protocols(s->ssl_protocols, p, errs) < 0) rc = -1;
+    return rc;
+}
+
+static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
+{
+    int rc = read_suite(s, p, errs);
+    p->session_tickets = s->ssl_session_tickets;
+    p->session_timeout = s->ssl_session_timeout;
+    p->session_cache_size = s->ssl_session_cache_size;
     return rc;
 }
 
@@ -379,6 +398,14 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* Kong's ssl_session_* settings. The cache counts sessions, nginx's
+     * size bytes: "one megabyte of the cache contains about 4000 sessions"
+     * (nginx's ssl_session_cache). With tickets off, TLS 1.3 resumption
+     * still works, from this cache (OpenSSL's stateful tickets). */
+    SSL_CTX_set_timeout(ctx, p->session_timeout);
+    SSL_CTX_sess_set_cache_size(ctx,
+                                p->session_cache_size / 262 > 0 ? p->session_cache_size / 262 : 1);
+    if (!p->session_tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     static const unsigned char sid_ctx[] = "sluice";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);

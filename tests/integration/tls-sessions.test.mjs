@@ -1,0 +1,181 @@
+// Kong's ssl_session_tickets, ssl_session_timeout and ssl_session_cache_size as --ssl-session-*:
+// resumption checked with real TLS 1.2 and 1.3 clients against the daemon (a ticket issued or not,
+// a session resumed or not, before and after the timeout, and evicted from a small cache).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { before, describe, test } from 'node:test';
+
+import { binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+
+const skip = binaryMissing();
+let dir, cert, key, conf;
+
+// One handshake; resolves once the session to resume later is known (TLS 1.3 sends it after
+// the handshake, in a NewSessionTicket message) with { reused, ticket, session }.
+function connect(port, opts = {}) {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts });
+    const finish = (session) => {
+      if (done) return;
+      done = true;
+      const r = { reused: s.isSessionReused(), ticket: s.getTLSTicket(), protocol: s.getProtocol(), session };
+      s.destroy();
+      resolve(r);
+    };
+    s.on('session', (session) => finish(session));
+    s.on('secureConnect', () => {
+      if (s.getProtocol() === 'TLSv1.2') finish(s.getSession());
+      // TLS 1.3: wait for the ticket; a resumed connection may get none.
+      else setTimeout(() => finish(undefined), 500);
+    });
+    s.setTimeout(5000, () => { s.destroy(); reject(new Error('timeout')); });
+    s.on('error', reject);
+  });
+}
+
+async function withSluice(args, fn) {
+  const port = await freePort();
+  const sl = await startSluice({
+    workers: 1,
+    args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args],
+  });
+  try {
+    await fn(port);
+  } finally {
+    await sl.stop();
+  }
+}
+
+const V12 = { maxVersion: 'TLSv1.2' };
+
+describe('--ssl-session-tickets / -timeout / -cache-size (Kong\'s ssl_session_*)', { skip }, () => {
+  before(() => {
+    dir = tempDir('sluice-tls-sessions-');
+    cert = path.join(dir, 'cert.pem');
+    key = path.join(dir, 'key.pem');
+    conf = path.join(dir, 'kong.yml');
+    writeFileSync(conf, '_format_version: "3.0"\n');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  });
+
+  test('by default: TLS 1.2 gets a ticket and resumes; TLS 1.3 resumes', async () => {
+    await withSluice([], async (port) => {
+      const first = await connect(port, V12);
+      assert.equal(first.reused, false);
+      assert.ok(Buffer.isBuffer(first.ticket) && first.ticket.length > 0, 'no TLS 1.2 session ticket by default');
+      assert.equal((await connect(port, { ...V12, session: first.session })).reused, true);
+      const t13 = await connect(port);
+      assert.equal(t13.protocol, 'TLSv1.3');
+      assert.ok(t13.session, 'no TLS 1.3 ticket');
+      assert.equal((await connect(port, { session: t13.session })).reused, true);
+    });
+  });
+
+  test('tickets off: no TLS 1.2 ticket, yet both versions resume from the server\'s cache', async () => {
+    await withSluice(['--ssl-session-tickets', 'off'], async (port) => {
+      const first = await connect(port, V12);
+      assert.equal(first.ticket, undefined, 'a TLS 1.2 ticket was issued with tickets off');
+      assert.equal((await connect(port, { ...V12, session: first.session })).reused, true);
+      const t13 = await connect(port);
+      assert.ok(t13.session);
+      assert.equal((await connect(port, { session: t13.session })).reused, true);
+    });
+  });
+
+  test('timeout: a session resumes within it and not after it (TLS 1.2 and 1.3)', async () => {
+    await withSluice(['--ssl-session-timeout', '2s'], async (port) => {
+      const a12 = await connect(port, V12);
+      const a13 = await connect(port);
+      assert.equal((await connect(port, { ...V12, session: a12.session })).reused, true);
+      assert.equal((await connect(port, { session: a13.session })).reused, true);
+      await sleep(3200);
+      assert.equal((await connect(port, { ...V12, session: a12.session })).reused, false, 'TLS 1.2 resumed after the timeout');
+      assert.equal((await connect(port, { session: a13.session })).reused, false, 'TLS 1.3 resumed after the timeout');
+    });
+  });
+
+  test('cache size: a small cache forgets its oldest session; the default keeps it', async () => {
+    // Tickets off, so that resumption depends on the server's cache alone. 1k is about three sessions.
+    const run = async (extra) => {
+      let result;
+      await withSluice(['--ssl-session-tickets', 'off', ...extra], async (port) => {
+        const oldest = await connect(port, V12);
+        let last;
+        for (let i = 0; i < 5; i++) last = await connect(port, V12);
+        result = {
+          oldest: (await connect(port, { ...V12, session: oldest.session })).reused,
+          last: (await connect(port, { ...V12, session: last.session })).reused,
+        };
+      });
+      return result;
+    };
+    assert.deepEqual(await run(['--ssl-session-cache-size', '1k']), { oldest: false, last: true });
+    assert.deepEqual(await run([]), { oldest: true, last: true });
+  });
+
+  test('a reload builds a new TLS context: a session from before it gets a full handshake, not an error', async () => {
+    const port = await freePort();
+    const sl = await startSluice({
+      workers: 1,
+      args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key],
+    });
+    try {
+      const before12 = await connect(port, V12);
+      const before13 = await connect(port);
+      assert.equal((await connect(port, { ...V12, session: before12.session })).reused, true);
+      await sl.reload('_format_version: "3.0"\n_comment: reloaded\n');
+      // As the README says: the cache starts empty and tickets from before are refused.
+      const after12 = await connect(port, { ...V12, session: before12.session });
+      assert.deepEqual([after12.protocol, after12.reused], ['TLSv1.2', false]);
+      const after13 = await connect(port, { session: before13.session });
+      assert.deepEqual([after13.protocol, after13.reused], ['TLSv1.3', false]);
+      // and sessions of the new context resume
+      assert.equal((await connect(port, { ...V12, session: after12.session })).reused, true);
+    } finally {
+      await sl.stop();
+    }
+  });
+
+  test('nginx\'s time and size syntax; bad values refused naming the flag; the environment', async () => {
+    const base = ['-t', '-c', conf, '--ssl-cert', cert, '--ssl-cert-key', key];
+    for (const ok of [['--ssl-session-timeout', '1h 30m'], ['--ssl-session-timeout', '300'],
+      ['--ssl-session-timeout', '7d'], ['--ssl-session-cache-size', '512k'], ['--ssl-session-cache-size', '1g'],
+      ['--ssl-session-tickets', 'on']]) {
+      const r = await runSluice([...base, ...ok]);
+      assert.equal(r.code, 0, `${ok.join(' ')}: ${r.stderr}`);
+    }
+    for (const [flag, bad, msg] of [
+      ['--ssl-session-timeout', '8d', /--ssl-session-timeout: expected a time between 1s and 604800s/],
+      ['--ssl-session-timeout', '500ms', /--ssl-session-timeout: expected a time/],
+      ['--ssl-session-timeout', '0', /--ssl-session-timeout: expected a time/],
+      ['--ssl-session-timeout', 'soon', /--ssl-session-timeout: expected a time/],
+      ['--ssl-session-cache-size', '10x', /--ssl-session-cache-size: expected a size/],
+      ['--ssl-session-cache-size', '100', /--ssl-session-cache-size: expected a size between 1k/],
+      ['--ssl-session-tickets', 'no', /--ssl-session-tickets: expected on or off, got 'no'/],
+    ]) {
+      const r = await runSluice([...base, flag, bad]);
+      assert.equal(r.code, 2, `${flag} ${bad}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+    }
+    const r = await runSluice(base, { env: { SLUICE_SSL_SESSION_TIMEOUT: 'never' } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /SLUICE_SSL_SESSION_TIMEOUT/);
+    const port = await freePort();
+    const sl = await startSluice({
+      workers: 1,
+      args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key],
+      env: { SLUICE_SSL_SESSION_TICKETS: 'off' },
+    });
+    try {
+      assert.equal((await connect(port, V12)).ticket, undefined, 'SLUICE_SSL_SESSION_TICKETS=off issued a ticket');
+    } finally {
+      await sl.stop();
+    }
+  });
+});
