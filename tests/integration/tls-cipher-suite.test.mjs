@@ -2,30 +2,14 @@
 // custom, each checked by real handshakes against the daemon (protocol offered, cipher chosen, whose
 // order wins), and custom's three settings refused beside any other suite rather than ignored.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import https from 'node:https';
-import path from 'node:path';
-import tls from 'node:tls';
 import { before, describe, test } from 'node:test';
 
-import { binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { binaryMissing, freePort, runSluice, startSluice } from './lib/harness.mjs';
+import { handshake, tlsFixture, withTlsSluice } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
-let dir, cert, key, conf;
-
-// The negotiated protocol and cipher, or the error code.
-function handshake(port, opts) {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts }, () => {
-      const r = { protocol: s.getProtocol(), cipher: s.getCipher().name };
-      s.end();
-      resolve(r);
-    });
-    s.setTimeout(5000, () => { s.destroy(); resolve({ error: 'timeout' }); });
-    s.on('error', (e) => resolve({ error: e.code || e.message }));
-  });
-}
+let fix, cert, key, conf;
 
 // A whole HTTP request over the listener: sluice answers its 404 for an unknown route.
 function get(port, opts) {
@@ -42,18 +26,7 @@ function get(port, opts) {
   });
 }
 
-async function withSluice(args, fn) {
-  const port = await freePort();
-  const sl = await startSluice({
-    workers: 1,
-    args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args],
-  });
-  try {
-    await fn(port, sl);
-  } finally {
-    await sl.stop();
-  }
-}
+const withSluice = (args, fn) => withTlsSluice(fix, args, fn);
 
 // TLS 1.0 and 1.1 need OpenSSL's security level 0 on the client side too (Node's OpenSSL 3).
 const LEGACY = { ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA@SECLEVEL=0' };
@@ -63,13 +36,8 @@ const TWO_GCM = 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256';
 
 describe('--ssl-cipher-suite (Kong\'s ssl_cipher_suite)', { skip }, () => {
   before(() => {
-    dir = tempDir('sluice-tls-suite-');
-    cert = path.join(dir, 'cert.pem');
-    key = path.join(dir, 'key.pem');
-    conf = path.join(dir, 'kong.yml');
-    writeFileSync(conf, '_format_version: "3.0"\n');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    fix = tlsFixture('sluice-tls-suite-');
+    ({ cert, key, conf } = fix);
   });
 
   test('default (intermediate): TLS 1.0 and 1.1 refused, TLS 1.2 in the client\'s order, TLS 1.3', async () => {

@@ -2,17 +2,15 @@
 // resumption checked with real TLS 1.2 and 1.3 clients against the daemon (a ticket issued or not,
 // a session resumed or not, before and after the timeout, and evicted from a small cache).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, test } from 'node:test';
 
-import { binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { binaryMissing, freePort, runSluice, startSluice } from './lib/harness.mjs';
+import { tlsFixture, withTlsSluice } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
-let dir, cert, key, conf;
+let fix, cert, key, conf;
 
 // One handshake; resolves once the session to resume later is known (TLS 1.3 sends it after
 // the handshake, in a NewSessionTicket message) with { reused, ticket, session }.
@@ -38,30 +36,14 @@ function connect(port, opts = {}) {
   });
 }
 
-async function withSluice(args, fn) {
-  const port = await freePort();
-  const sl = await startSluice({
-    workers: 1,
-    args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args],
-  });
-  try {
-    await fn(port);
-  } finally {
-    await sl.stop();
-  }
-}
+const withSluice = (args, fn) => withTlsSluice(fix, args, fn);
 
 const V12 = { maxVersion: 'TLSv1.2' };
 
 describe('--ssl-session-tickets / -timeout / -cache-size (Kong\'s ssl_session_*)', { skip }, () => {
   before(() => {
-    dir = tempDir('sluice-tls-sessions-');
-    cert = path.join(dir, 'cert.pem');
-    key = path.join(dir, 'key.pem');
-    conf = path.join(dir, 'kong.yml');
-    writeFileSync(conf, '_format_version: "3.0"\n');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    fix = tlsFixture('sluice-tls-sessions-');
+    ({ cert, key, conf } = fix);
   });
 
   test('by default: TLS 1.2 gets a ticket and resumes; TLS 1.3 resumes', async () => {

@@ -1,49 +1,21 @@
 // Kong's ssl_protocols and ssl_ciphers as --ssl-protocols / --ssl-ciphers; by default TLS 1.2 offers
 // Mozilla's intermediate list (Kong's default ssl_cipher_suite): forward secrecy and AEAD only.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import tls from 'node:tls';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
-import { binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { binaryMissing, runSluice } from './lib/harness.mjs';
+import { handshake, tlsFixture, withTlsSluice } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
-let dir, cert, key;
+let fix, cert, key;
 
-// The negotiated protocol and cipher, or the error code.
-function handshake(port, opts) {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts }, () => {
-      const r = { protocol: s.getProtocol(), cipher: s.getCipher().name };
-      s.end();
-      resolve(r);
-    });
-    s.setTimeout(5000, () => { s.destroy(); resolve({ error: 'timeout' }); });
-    s.on('error', (e) => resolve({ error: e.code || e.message }));
-  });
-}
-
-async function withSluice(args, fn) {
-  const port = await freePort();
-  const sl = await startSluice({ workers: 1, args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args] });
-  try {
-    await fn(port);
-  } finally {
-    await sl.stop();
-  }
-}
+const withSluice = (args, fn) => withTlsSluice(fix, args, fn);
 
 describe('TLS protocol and cipher settings', { skip }, () => {
   before(() => {
-    dir = tempDir('sluice-tls-settings-');
-    cert = path.join(dir, 'cert.pem');
-    key = path.join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    fix = tlsFixture('sluice-tls-settings-');
+    ({ cert, key } = fix);
   });
-  after(() => {});
 
   test('by default TLS 1.2 takes ECDHE with AES-GCM or ChaCha20, and refuses CBC suites OpenSSL would otherwise offer', async () => {
     await withSluice([], async (port) => {
@@ -77,9 +49,7 @@ describe('TLS protocol and cipher settings', { skip }, () => {
   });
 
   test('bad values are refused by -t and at start, naming the setting', async () => {
-    const file = path.join(dir, 'kong.yml');
-    writeFileSync(file, '_format_version: "3.0"\n');
-    const base = ['-t', '-c', file, '--ssl-cert', cert, '--ssl-cert-key', key];
+    const base = ['-t', '-c', fix.conf, '--ssl-cert', cert, '--ssl-cert-key', key];
     let r = await runSluice([...base, '--ssl-protocols', 'TLSv1.1 TLSv1.2']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /--ssl-protocols: TLSv1\.1 is not offered: deprecated by RFC 8996/);
