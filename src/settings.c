@@ -154,38 +154,46 @@ static int parse_long(const char *name, const char *v, long min, long max, long 
     return 0;
 }
 
-/* nginx's time syntax, which Kong's settings use: "1d", "12h", "1h 30m",
- * "300s", "300" (seconds); units s, m, h, d, w. */
+/* nginx's time syntax (ngx_parse_time), which Kong's settings take: parts
+ * separated by spaces, each digits and a unit, the units from the largest
+ * down and each at most once ("1d", "1h 30m", "300s"); digits alone are
+ * seconds and come last ("300"). Anything else is refused, as nginx does:
+ * "5s5" or "30m 1h" are typing mistakes, not times. */
 static int parse_time(const char *name, const char *v, long max, long *out)
 {
+    static const char units[] = "wdhms"; /* largest first */
+    static const long unit_secs[] = {7 * 86400, 86400, 3600, 60, 1};
     long total = 0;
-    const char *p = v;
-    int tokens = 0;
-    while (*p) {
+    size_t next = 0; /* the largest unit still allowed */
+    int parts = 0, ok = 1;
+    for (const char *p = v; ok && *p;) {
         if (*p == ' ') {
             p++;
             continue;
         }
-        char *end;
-        long n = strtol(p, &end, 10);
-        long unit = *end == 's' || *end == ' ' || *end == '\0' ? 1
-                    : *end == 'm'                              ? 60
-                    : *end == 'h'                              ? 3600
-                    : *end == 'd'                              ? 86400
-                    : *end == 'w'                              ? 7 * 86400
-                                                               : 0;
-        if (end == p || n < 0 || !unit || n > max / unit || total > max - n * unit) {
-            total = -1;
-            break;
+        long n = 0;
+        const char *digits = p;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (n > (max - (*p - '0')) / 10)
+                ok = 0; /* no overflow: stop growing */
+            else
+                n = n * 10 + (*p - '0');
         }
-        total += n * unit;
-        p = end + (*end && *end != ' ');
-        tokens++;
+        const char *unit = *p && *p != ' ' ? strchr(units, *p) : units + 4; /* bare: s */
+        if (p == digits || !unit || !*unit || (size_t)(unit - units) < next) ok = 0;
+        if (!ok) break;
+        if (*p && *p != ' ') p++;
+        if (*p && *p != ' ') ok = 0; /* "5s5", "1h30m" */
+        size_t u = (size_t)(unit - units);
+        next = u + 1;
+        if (n > (max - total) / unit_secs[u]) ok = 0;
+        total += n * unit_secs[u];
+        parts++;
     }
-    if (total <= 0 || total > max || !tokens) {
+    if (!ok || !parts || total <= 0) {
         fprintf(stderr,
                 "sluice: %s: expected a time between 1s and %lds, as nginx writes it (300s, 5m, "
-                "12h, 1d, \"1h 30m\"), got '%s'\n",
+                "12h, 1d, \"1h 30m\": units from the largest down, each once), got '%s'\n",
                 name, max, v);
         return -1;
     }
@@ -193,24 +201,41 @@ static int parse_time(const char *name, const char *v, long max, long *out)
     return 0;
 }
 
-/* nginx's size syntax: "10m", "512k", "1g", or bytes. */
+/* nginx's size syntax (ngx_parse_size): digits and an optional k, m or g. */
 static int parse_size(const char *name, const char *v, long min, long max, long *out)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
-    long unit = (*end == 'k' || *end == 'K')   ? 1024L
-                : (*end == 'm' || *end == 'M') ? 1024L * 1024
-                : (*end == 'g' || *end == 'G') ? 1024L * 1024 * 1024
-                : *end == '\0'                 ? 1
-                                               : 0;
-    if (unit > 1) end++;
-    if (end == v || *end || !unit || n < 0 || n > max / unit || n * unit < min) {
+    long n = 0;
+    const char *p = v;
+    int ok = *p >= '0' && *p <= '9';
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (max - (*p - '0')) / 10)
+            ok = 0; /* no overflow: stop growing */
+        else
+            n = n * 10 + (*p - '0');
+    }
+    long unit = !*p                        ? 1
+                : (*p == 'k' || *p == 'K') ? 1024L
+                : (*p == 'm' || *p == 'M') ? 1024L * 1024
+                : (*p == 'g' || *p == 'G') ? 1024L * 1024 * 1024
+                                           : 0;
+    if (unit > 1 && p[1]) unit = 0;
+    if (!ok || !unit || n > max / unit || n * unit < min) {
         fprintf(stderr,
                 "sluice: %s: expected a size between %ldk and %ldm (512k, 10m...), got '%s'\n",
                 name, min / 1024, max / (1024 * 1024), v);
         return -1;
     }
     *out = n * unit;
+    return 0;
+}
+
+/* Kong's ssl_cipher_suite values (tls.c gives each its settings). */
+static const char *const cipher_suites[] = {"modern", "intermediate", "old", "fips", "custom"};
+
+static int one_of(const char *v, const char *const *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, set[i]) == 0) return 1;
     return 0;
 }
 
@@ -323,9 +348,21 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         s->ssl_ciphers = v;
         return 0;
     case 'U':
+        if (!one_of(v, cipher_suites, sizeof(cipher_suites) / sizeof(cipher_suites[0]))) {
+            fprintf(stderr,
+                    "sluice: --ssl-cipher-suite: expected one of modern, intermediate, old, fips, "
+                    "custom, got '%s'\n",
+                    v);
+            return -1;
+        }
         s->ssl_cipher_suite = v;
         return 0;
     case 'R':
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            fprintf(stderr, "sluice: --ssl-prefer-server-ciphers: expected on or off, got '%s'\n",
+                    v);
+            return -1;
+        }
         s->ssl_prefer_server_ciphers = v;
         return 0;
     case 'X':
@@ -432,6 +469,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
      * pass below reports). --proxy-listen flags replace the variable's
      * list rather than add to it. */
     unsigned char given[128] = {0};
+    const char *origin[128] = {0}; /* the SLUICE_* variable an option came from */
     int opt;
     optind = 1;
     opterr = 0;
@@ -441,6 +479,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
     for (size_t i = 0; i < sizeof(env_options) / sizeof(env_options[0]); i++) {
         const char *v = getenv(env_options[i].env);
         if (given[env_options[i].opt] || !v || !*v) continue;
+        origin[env_options[i].opt] = env_options[i].env;
         if (set_option(s, env_options[i].opt, v) < 0) {
             fprintf(stderr, "sluice: (from %s)\n", env_options[i].env);
             return -1;
@@ -471,6 +510,29 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         return -1;
     }
     if (s->n_proxy == 0) gw_listen_parse(&s->proxy[s->n_proxy++], "0.0.0.0:8000");
+    /* Kong ignores ssl_protocols, ssl_ciphers and ssl_prefer_server_ciphers
+     * under any suite but custom; here that is a mistake, said as such,
+     * naming each setting as it was given (flag or variable). */
+    if (s->ssl_cipher_suite && strcmp(s->ssl_cipher_suite, "custom") != 0) {
+        static const struct {
+            int opt;
+            const char *flag;
+        } custom_only[] = {
+            {'P', "--ssl-protocols"}, {'C', "--ssl-ciphers"}, {'R', "--ssl-prefer-server-ciphers"}};
+        const char *custom_given[] = {s->ssl_protocols, s->ssl_ciphers,
+                                      s->ssl_prefer_server_ciphers};
+        for (size_t i = 0; i < 3; i++) {
+            if (!custom_given[i]) continue;
+            int o = custom_only[i].opt;
+            fprintf(
+                stderr,
+                "sluice: %s applies to --ssl-cipher-suite custom only, and %s is %s (Kong would "
+                "ignore it)\n",
+                origin[o] ? origin[o] : custom_only[i].flag,
+                origin['U'] ? origin['U'] : "--ssl-cipher-suite", s->ssl_cipher_suite);
+            return -1;
+        }
+    }
     /* Two listeners on one address would each take half its connections
      * (SO_REUSEPORT): the second is a mistake, said as such (nginx:
      * "duplicate listen"). */

@@ -211,7 +211,8 @@ static int accept_servername_cb(SSL *ssl, int *alert, void *arg)
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
-/* "old": for clients that cannot do better (TLS 1.0 and 1.1, CBC, 3DES).
+/* "old": for clients that cannot do better (TLS 1.0 and 1.1, CBC, RSA key
+ * exchange; Kong's list names 3DES too, which OpenSSL 3 builds may lack).
  * OpenSSL 3 refuses all of that at its default security level 1 and up,
  * hence @SECLEVEL=0, as Kong sets it for this suite. */
 #define OLD_CIPHERS                                                                                \
@@ -237,6 +238,9 @@ static const struct cipher_suite {
     {"old", TLS1_VERSION, TLS1_3_VERSION, OLD_CIPHERS, 1},
     {"fips", TLS1_2_VERSION, TLS1_2_VERSION, FIPS_CIPHERS, 1},
 };
+
+/* What one entry of OpenSSL's session cache costs in memory, about. */
+#define SESSION_ENTRY_BYTES 1152
 
 /* The suite's or custom settings, and the session ones, read once per
  * load. */
@@ -288,9 +292,9 @@ static int read_protocols(const char *list, struct tls_params *p, struct gw_errl
 }
 
 /* Kong's ssl_cipher_suite, and for "custom" its ssl_protocols, ssl_ciphers
- * and ssl_prefer_server_ciphers. Kong ignores those three under any other
- * suite; here they are refused rather than ignored, and given without a
- * suite they mean custom. 0, or -1 with errors added. */
+ * and ssl_prefer_server_ciphers; settings.c has refused a suite it does not
+ * know and custom's settings beside another suite. Given without a suite,
+ * those settings mean custom. 0, or -1 with errors added. */
 static int read_suite(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
 {
     int custom_given = s->ssl_protocols || s->ssl_ciphers || s->ssl_prefer_server_ciphers;
@@ -301,25 +305,13 @@ static int read_suite(const struct gw_settings *s, struct tls_params *p, struct 
         for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++) {
             const struct cipher_suite *c = &cipher_suites[i];
             if (strcmp(suite, c->name) != 0) continue;
-            if (custom_given) {
-                gw_errlist_add(
-                    errs,
-                    "--ssl-cipher-suite %s: --ssl-protocols, --ssl-ciphers and "
-                    "--ssl-prefer-server-ciphers apply to --ssl-cipher-suite custom only "
-                    "(Kong would ignore them under %s)",
-                    suite, suite);
-                return -1;
-            }
             *p = (struct tls_params){.min = c->min,
                                      .max = c->max,
                                      .ciphers = c->ciphers,
                                      .server_order = c->server_order};
             return 0;
         }
-        gw_errlist_add(errs,
-                       "--ssl-cipher-suite '%s': expected one of modern, intermediate, old, fips, "
-                       "custom",
-                       suite);
+        gw_errlist_add(errs, "--ssl-cipher-suite '%s': unknown", suite); /* settings.c checked */
         return -1;
     }
     /* custom: Kong's defaults for each setting not given */
@@ -328,15 +320,8 @@ static int read_suite(const struct gw_settings *s, struct tls_params *p, struct 
                              .ciphers = INTERMEDIATE_CIPHERS,
                              .server_order = 1};
     int rc = 0;
-    if (s->ssl_prefer_server_ciphers) {
-        if (strcmp(s->ssl_prefer_server_ciphers, "off") == 0)
-            p->server_order = 0;
-        else if (strcmp(s->ssl_prefer_server_ciphers, "on") != 0) {
-            gw_errlist_add(errs, "--ssl-prefer-server-ciphers '%s': expected on or off",
-                           s->ssl_prefer_server_ciphers);
-            rc = -1;
-        }
-    }
+    if (s->ssl_prefer_server_ciphers && strcmp(s->ssl_prefer_server_ciphers, "off") == 0)
+        p->server_order = 0; /* on or off: settings.c checked */
     if (s->ssl_ciphers) {
         SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
         int ok = probe && SSL_CTX_set_cipher_list(probe, s->ssl_ciphers) == 1;
@@ -398,13 +383,16 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-    /* Kong's ssl_session_* settings. The cache counts sessions, nginx's
-     * size bytes: "one megabyte of the cache contains about 4000 sessions"
-     * (nginx's ssl_session_cache). With tickets off, TLS 1.3 resumption
-     * still works, from this cache (OpenSSL's stateful tickets). */
+    /* Kong's ssl_session_* settings. OpenSSL's cache counts sessions and
+     * the setting is a size: an entry costs about 1.1 KB here (RSS over
+     * 4000 TLS 1.3 sessions, Release build), so "10m" holds ~9000 and costs
+     * ~10 MB once full. nginx's "4000 a megabyte" is its own compact
+     * shared-memory format, which would make the default ~45 MB here. With
+     * tickets off, TLS 1.3 resumption still works, from this cache
+     * (OpenSSL's stateful tickets: two per handshake). */
     SSL_CTX_set_timeout(ctx, p->session_timeout);
-    SSL_CTX_sess_set_cache_size(ctx,
-                                p->session_cache_size / 262 > 0 ? p->session_cache_size / 262 : 1);
+    long entries = p->session_cache_size / SESSION_ENTRY_BYTES;
+    SSL_CTX_sess_set_cache_size(ctx, entries > 0 ? entries : 1);
     if (!p->session_tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     static const unsigned char sid_ctx[] = "sluice";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);

@@ -131,20 +131,24 @@ describe('--ssl-cipher-suite (Kong\'s ssl_cipher_suite)', { skip }, () => {
     }
   });
 
-  test('bad values and conflicts are refused by -t and at start, naming the setting', async () => {
+  test('bad values and conflicts are bad options (exit 2) at -t and at start, naming the setting', async () => {
     const base = ['-t', '-c', conf, '--ssl-cert', cert, '--ssl-cert-key', key];
     let r = await runSluice([...base, '--ssl-cipher-suite', 'strong']);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /--ssl-cipher-suite 'strong': expected one of modern, intermediate, old, fips, custom/);
-    for (const extra of [['--ssl-ciphers', 'ECDHE-ECDSA-AES128-SHA'], ['--ssl-protocols', 'TLSv1.3'],
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--ssl-cipher-suite: expected one of modern, intermediate, old, fips, custom, got 'strong'/);
+    for (const [flag, v] of [['--ssl-ciphers', 'ECDHE-ECDSA-AES128-SHA'], ['--ssl-protocols', 'TLSv1.3'],
       ['--ssl-prefer-server-ciphers', 'off']]) {
-      r = await runSluice([...base, '--ssl-cipher-suite', 'modern', ...extra]);
-      assert.equal(r.code, 1, `${extra.join(' ')} beside modern: ${r.stderr}`);
-      assert.match(r.stderr, /--ssl-cipher-suite modern: .* apply to --ssl-cipher-suite custom only/);
+      r = await runSluice([...base, '--ssl-cipher-suite', 'modern', flag, v]);
+      assert.equal(r.code, 2, `${flag} beside modern: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${flag} applies to --ssl-cipher-suite custom only, and --ssl-cipher-suite is modern`));
     }
+    // the same conflict from the environment names the variables
+    r = await runSluice(base, { env: { SLUICE_SSL_CIPHER_SUITE: 'old', SLUICE_SSL_PREFER_SERVER_CIPHERS: 'off' } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /SLUICE_SSL_PREFER_SERVER_CIPHERS applies to --ssl-cipher-suite custom only, and SLUICE_SSL_CIPHER_SUITE is old/);
     r = await runSluice([...base, '--ssl-prefer-server-ciphers', 'yes']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /--ssl-prefer-server-ciphers 'yes': expected on or off/);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--ssl-prefer-server-ciphers: expected on or off, got 'yes'/);
     r = await runSluice([...base, '--ssl-ciphers', 'old']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /--ssl-ciphers 'old': .*Kong's suite: --ssl-cipher-suite old/);
@@ -154,8 +158,8 @@ describe('--ssl-cipher-suite (Kong\'s ssl_cipher_suite)', { skip }, () => {
     const port = await freePort();
     r = await runSluice(['-c', conf, '--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert,
       '--ssl-cert-key', key, '--admin-listen', 'off', '--ssl-cipher-suite', 'fips', '--ssl-ciphers', 'AES128-SHA']);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /--ssl-cipher-suite fips: .* custom only/);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--ssl-ciphers applies to --ssl-cipher-suite custom only, and --ssl-cipher-suite is fips/);
     r = await runSluice(['-h']);
     assert.match(r.stdout, /--ssl-cipher-suite/);
     assert.match(r.stdout, /--ssl-prefer-server-ciphers/);

@@ -399,8 +399,11 @@ describe('conf/sluice.service: the commented TLS lines, as systemd would pass th
   });
 
   test('the lines parse as systemd does: one SLUICE_PROXY_LISTEN with its space, the two file variables pointing at the LoadCredential names', () => {
-    assert.equal(lines.length, 4, lines.join('\n'));
-    assert.deepEqual(Object.keys(env).sort(), ['SLUICE_PROXY_LISTEN', 'SLUICE_SSL_CERT', 'SLUICE_SSL_CERT_KEY']);
+    assert.equal(lines.length, 5, lines.join('\n'));
+    assert.deepEqual(Object.keys(env).sort(), ['SLUICE_PROXY_LISTEN', 'SLUICE_SSL_CERT', 'SLUICE_SSL_CERT_KEY',
+      'SLUICE_SSL_CIPHER_SUITE', 'SLUICE_SSL_SESSION_TICKETS']);
+    assert.equal(env.SLUICE_SSL_CIPHER_SUITE, 'intermediate');
+    assert.equal(env.SLUICE_SSL_SESSION_TICKETS, 'off');
     assert.equal(env.SLUICE_PROXY_LISTEN, '0.0.0.0:8000,0.0.0.0:8443 ssl');
     assert.equal(env.SLUICE_SSL_CERT, path.join(credDir, 'tls.crt'));
     assert.equal(env.SLUICE_SSL_CERT_KEY, path.join(credDir, 'tls.key'));
