@@ -18,6 +18,7 @@
 #include "gw_log.h"
 #include "settings.h"
 #include "tls.h"
+#include "tls_tickets.h"
 
 /* Kong's ssl_cert accepts an RSA and an ECDSA pair side by side: OpenSSL
  * keeps one certificate per key type and picks by what the client
@@ -393,7 +394,10 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
     SSL_CTX_set_timeout(ctx, p->session_timeout);
     long entries = p->session_cache_size / SESSION_ENTRY_BYTES;
     SSL_CTX_sess_set_cache_size(ctx, entries > 0 ? entries : 1);
-    if (!p->session_tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (!p->session_tickets)
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    else
+        gw_tls_tickets_use(ctx); /* keys that outlive a reload, rotated */
     static const unsigned char sid_ctx[] = "sluice";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
@@ -507,6 +511,45 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
 }
 
 /* A certificate entity (already checked at load) as a context of its own. */
+/* The certificates a context serves, as one digest, kept with it: part of
+ * every session's id context (client_hello_cb), so that a session or a
+ * ticket resumes only under the certificates it was made with. Tickets
+ * outlive a reload (tls_tickets.c); one whose certificate the reload
+ * replaced must not go on vouching for the old one: it gets a full
+ * handshake with the new certificate. */
+static int cert_digest_index = -1;
+
+static void cert_digest_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static int remember_certificates(SSL_CTX *ctx)
+{
+    if (cert_digest_index < 0)
+        cert_digest_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, cert_digest_free_cb);
+    unsigned char *digest = malloc(SHA256_DIGEST_LENGTH);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = digest && md && cert_digest_index >= 0 && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    if (ok && SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST) == 1) {
+        do {
+            X509 *x = SSL_CTX_get0_certificate(ctx);
+            unsigned char fp[EVP_MAX_MD_SIZE];
+            unsigned int n;
+            if (x && X509_digest(x, EVP_sha256(), fp, &n)) EVP_DigestUpdate(md, fp, n);
+        } while (SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT) == 1);
+        SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST);
+    }
+    ERR_clear_error();
+    ok = ok && EVP_DigestFinal_ex(md, digest, NULL) &&
+         SSL_CTX_set_ex_data(ctx, cert_digest_index, digest);
+    EVP_MD_CTX_free(md);
+    if (!ok) free(digest);
+    return ok ? 0 : -1;
+}
+
 static SSL_CTX *certificate_ctx(const struct gw_certificate *c, const struct tls_params *p)
 {
     SSL_CTX *ctx = new_server_ctx(p);
@@ -519,6 +562,10 @@ static SSL_CTX *certificate_ctx(const struct gw_certificate *c, const struct tls
             SSL_CTX_free(ctx);
             return NULL;
         }
+    if (remember_certificates(ctx) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -615,7 +662,8 @@ static int client_hello_name(SSL *ssl, char name[256])
  * than in a servername callback: OpenSSL looks for a session to resume in
  * between, and a TLS 1.2 session of one name must not be resumed under
  * another (RFC 6066 3). Each name gets its own session id context (a hash
- * of it), which OpenSSL compares before it resumes a session or a ticket.
+ * of it and of the certificates that serve it), which OpenSSL compares
+ * before it resumes a session or a ticket.
  */
 static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
@@ -640,11 +688,15 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     if (ctx) SSL_set_SSL_CTX(ssl, ctx);
-    if (have) {
-        unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)name, strlen(name), sid_ctx);
-        SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx));
-    }
+    /* The session id context: the serving certificates, and the name. */
+    const unsigned char *certs = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cert_digest_index);
+    unsigned char input[SHA256_DIGEST_LENGTH + 256] = {0};
+    size_t name_len = have ? strlen(name) : 0;
+    if (certs) memcpy(input, certs, SHA256_DIGEST_LENGTH);
+    memcpy(input + SHA256_DIGEST_LENGTH, name, name_len);
+    unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
+    SHA256(input, SHA256_DIGEST_LENGTH + name_len, sid_ctx);
+    SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx));
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -701,6 +753,7 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
      * ssl listener is added to be found. */
     struct tls_params params;
     if (read_params(s, &params, errs) < 0) return NULL;
+    gw_tls_tickets_period(params.session_timeout);
     if (!s->ssl_cert && !s->ssl_cert_key) {
         /* cfg NULL: the config did not load, its errors say why, and
          * whether it has certificates is not known. */
@@ -749,6 +802,8 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
     for (size_t i = 0; i < nc; i++)
         if (load_pair(ctx, certs[i], keys[i], types, i, errs) < 0) break;
     ERR_clear_error();
+    if (errs->n == errs_before && remember_certificates(ctx) < 0)
+        gw_errlist_add(errs, "TLS: out of memory");
     if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, &params, errs);
     if (errs->n != errs_before) {
         SSL_CTX_free(ctx);

@@ -2,6 +2,7 @@
 // resumption checked with real TLS 1.2 and 1.3 clients against the daemon (a ticket issued or not,
 // a session resumed or not, before and after the timeout, and evicted from a small cache).
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, test } from 'node:test';
@@ -101,27 +102,81 @@ describe('--ssl-session-tickets / -timeout / -cache-size (Kong\'s ssl_session_*)
     assert.deepEqual(await run([]), { oldest: true, last: true });
   });
 
-  test('a reload builds a new TLS context: a session from before it gets a full handshake, not an error', async () => {
-    const port = await freePort();
-    const sl = await startSluice({
-      workers: 1,
-      args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key],
-    });
-    try {
+  test('a reload: tickets from before it still resume (TLS 1.2 and 1.3), unless it replaced the certificate; a session kept only in the cache (tickets off) gets a full handshake', async () => {
+    const reloadAround = async (args, fn) => {
+      const port = await freePort();
+      const sl = await startSluice({
+        workers: 1,
+        args: ['--proxy-listen', `127.0.0.1:${port} ssl`, '--ssl-cert', cert, '--ssl-cert-key', key, ...args],
+      });
+      try {
+        await fn(port, () => sl.reload(`_format_version: "3.0"\n_comment: reloaded ${Date.now()}\n`));
+      } finally {
+        await sl.stop();
+      }
+    };
+    await reloadAround([], async (port, reload) => {
       const before12 = await connect(port, V12);
       const before13 = await connect(port);
+      assert.ok(before12.ticket, 'no TLS 1.2 ticket');
+      await reload();
+      assert.deepEqual([(await connect(port, { ...V12, session: before12.session })).reused,
+        (await connect(port, { session: before13.session })).reused], [true, true],
+      'a ticket issued before the reload was not resumed after it');
+    });
+    // A ticket vouches for the certificate it was made with: once a reload has replaced the
+    // --ssl-cert files (a rotation), it gets a full handshake with the new certificate.
+    const rot = tlsFixture('sluice-tls-sessions-rot-');
+    const again = tlsFixture('sluice-tls-sessions-rot2-');
+    const fingerprint = (port, opts) => new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts }, () => {
+        const r = { reused: s.isSessionReused(), fp: s.getPeerCertificate().fingerprint256 };
+        s.destroy();
+        resolve(r);
+      });
+      s.on('error', reject);
+    });
+    await withTlsSluice(rot, [], async (port, sl) => {
+      const t12 = await connect(port, V12);
+      const t13 = await connect(port);
+      const old = await fingerprint(port, V12);
+      copyFileSync(again.cert, rot.cert);
+      copyFileSync(again.key, rot.key);
+      await sl.reload(`_format_version: "3.0"\n_comment: rotated ${Date.now()}\n`);
+      for (const [v, t] of [['1.2', { ...V12, session: t12.session }], ['1.3', { session: t13.session }]]) {
+        const r = await fingerprint(port, t);
+        assert.equal(r.reused, false, `TLS ${v}: a ticket made under the old certificate resumed after the rotation`);
+        assert.notEqual(r.fp, old.fp, `TLS ${v}: the old certificate is still served`);
+      }
+    });
+    await reloadAround(['--ssl-session-tickets', 'off'], async (port, reload) => {
+      const before12 = await connect(port, V12);
       assert.equal((await connect(port, { ...V12, session: before12.session })).reused, true);
-      await sl.reload('_format_version: "3.0"\n_comment: reloaded\n');
-      // As the README says: the cache starts empty and tickets from before are refused.
+      await reload();
+      // As the README says: the new context's cache starts empty.
       const after12 = await connect(port, { ...V12, session: before12.session });
       assert.deepEqual([after12.protocol, after12.reused], ['TLSv1.2', false]);
-      const after13 = await connect(port, { session: before13.session });
-      assert.deepEqual([after13.protocol, after13.reused], ['TLSv1.3', false]);
-      // and sessions of the new context resume
       assert.equal((await connect(port, { ...V12, session: after12.session })).reused, true);
-    } finally {
-      await sl.stop();
-    }
+    });
+  });
+
+  test('ticket keys rotate every session timeout; a ticket under the retired key resumes within its life and is replaced', async () => {
+    const keyName = (t) => t.subarray(0, 16).toString('hex'); // OpenSSL's ticket: key name first
+    await withSluice(['--ssl-session-timeout', '3s'], async (port) => {
+      const a = await connect(port, V12);
+      const b = await connect(port, V12);
+      assert.equal(keyName(b.ticket), keyName(a.ticket), 'two tickets a moment apart under different keys');
+      await sleep(2000);
+      const late = await connect(port, V12); // sealed near the end of the first key's period
+      assert.equal(keyName(late.ticket), keyName(a.ticket));
+      await sleep(1500); // the first key now only opens tickets
+      const resumed = await connect(port, { ...V12, session: late.session });
+      assert.equal(resumed.reused, true, 'a 1.5 s old ticket (timeout 3 s) under the retired key was not resumed');
+      assert.ok(resumed.ticket, 'no new ticket after resuming under a retired key');
+      assert.notEqual(keyName(resumed.ticket), keyName(a.ticket), 'the replacement ticket is still under the retired key');
+      const fresh = await connect(port, V12);
+      assert.equal(keyName(fresh.ticket), keyName(resumed.ticket));
+    });
   });
 
   test('nginx\'s time and size syntax; bad values refused naming the flag; the environment', async () => {
