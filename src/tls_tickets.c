@@ -37,6 +37,15 @@ static struct {
     long period; /* seconds a key encrypts */
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER, .period = 86400};
 
+/* Seconds on the monotonic clock: a wall clock set back or forward must
+ * neither keep a key for longer nor drop one early. */
+static time_t now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
 static int new_key(struct ticket_key *k, time_t now)
 {
     if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
@@ -86,7 +95,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
     (void)ssl;
     struct ticket_key k = {0};
     int rc = 1;
-    time_t now = time(NULL);
+    time_t now = now_sec();
     pthread_mutex_lock(&ring.lock);
     if (enc) {
         if (current_key(now) < 0)
