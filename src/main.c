@@ -24,6 +24,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "tls.h"
+#include "tls_tickets.h"
 #include "sluice.h"
 
 /* How often the main loop looks whether every worker has ended its drain. */
@@ -114,6 +115,12 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
     for (unsigned i = 0; i < srv->n_workers; i++)
         if (!atomic_load(&srv->workers[i].exited)) return;
     event_base_loopbreak(srv->base);
+}
+
+static void tickets_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    gw_tls_tickets_sweep();
 }
 
 static int write_pid_file(const char *path)
@@ -211,6 +218,12 @@ int main(int argc, char **argv)
     event_add(sig_int, NULL);
     event_add(sig_usr1, NULL);
     event_add(sig_usr2, NULL);
+    /* Ticket keys past their life are wiped even when no handshake comes
+     * to notice (tls_tickets.c). */
+    struct event *tickets_sweep =
+        gw_oom_check(event_new(srv.base, -1, EV_PERSIST, tickets_sweep_cb, NULL));
+    struct timeval sweep_every = {gw_tls_tickets_sweep_every(), 0};
+    event_add(tickets_sweep, &sweep_every);
 
     /* From here on no event loop writes to stderr itself (gw_log.h). */
     if (gw_log_async_start() < 0) gw_warn("no log writer thread: log lines are written inline");
@@ -263,6 +276,8 @@ int main(int argc, char **argv)
     event_free(sig_usr1);
     event_free(sig_usr2);
     event_free(srv.stop_check);
+    event_free(tickets_sweep);
+    gw_tls_tickets_wipe();
     for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
         signal(handled[i], SIG_IGN);
     event_base_free(srv.base);

@@ -8,7 +8,9 @@
  * timeout: a ticket is no use after it anyway), then only decrypts for
  * one period more, so every ticket stays readable for its whole life; a
  * ticket under a retired key is answered with a new one. Keys are random,
- * never written anywhere, and wiped when dropped. nginx and Kong keep one
+ * never written anywhere, and wiped once their two periods are over: by
+ * the next ticket sealed or opened, or by the main loop's sweep on an idle
+ * server (main.c), and at exit. nginx and Kong keep one
  * key per configuration load, for as long as it runs.
  */
 #include <pthread.h>
@@ -56,6 +58,16 @@ static int new_key(struct ticket_key *k, time_t now)
     return 0;
 }
 
+/* Under the lock: wipes the keys whose two periods are over (no ticket
+ * they sealed can still be valid). */
+static void drop_dead_keys(time_t now)
+{
+    if (ring.previous.set && now - ring.previous.born >= 2 * ring.period)
+        OPENSSL_cleanse(&ring.previous, sizeof(ring.previous));
+    if (ring.current.set && now - ring.current.born >= 2 * ring.period)
+        OPENSSL_cleanse(&ring.current, sizeof(ring.current));
+}
+
 /* Under the lock: the current key, rotated when its period is over. */
 static int current_key(time_t now)
 {
@@ -73,6 +85,31 @@ void gw_tls_tickets_period(long seconds)
 {
     pthread_mutex_lock(&ring.lock);
     ring.period = seconds > 0 ? seconds : 1;
+    pthread_mutex_unlock(&ring.lock);
+}
+
+/* A quarter period, within [1 s, 60 s]: how late a dead key may be wiped
+ * on a server that seals and opens no ticket to notice it. */
+long gw_tls_tickets_sweep_every(void)
+{
+    pthread_mutex_lock(&ring.lock);
+    long every = ring.period / 4;
+    pthread_mutex_unlock(&ring.lock);
+    return every < 1 ? 1 : every > 60 ? 60 : every;
+}
+
+void gw_tls_tickets_sweep(void)
+{
+    pthread_mutex_lock(&ring.lock);
+    drop_dead_keys(now_sec());
+    pthread_mutex_unlock(&ring.lock);
+}
+
+void gw_tls_tickets_wipe(void)
+{
+    pthread_mutex_lock(&ring.lock);
+    OPENSSL_cleanse(&ring.previous, sizeof(ring.previous));
+    OPENSSL_cleanse(&ring.current, sizeof(ring.current));
     pthread_mutex_unlock(&ring.lock);
 }
 
@@ -97,6 +134,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
     int rc = 1;
     time_t now = now_sec();
     pthread_mutex_lock(&ring.lock);
+    drop_dead_keys(now);
     if (enc) {
         if (current_key(now) < 0)
             rc = -1;
@@ -105,12 +143,10 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
     } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0 &&
                now - ring.current.born < ring.period) {
         k = ring.current;
-    } else if (ring.previous.set && memcmp(key_name, ring.previous.name, 16) == 0 &&
-               now - ring.previous.born < 2 * ring.period) {
+    } else if (ring.previous.set && memcmp(key_name, ring.previous.name, 16) == 0) {
         k = ring.previous;
         rc = 2;
-    } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0 &&
-               now - ring.current.born < 2 * ring.period) {
+    } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0) {
         /* its period ended and no ticket has been sealed since to rotate it */
         k = ring.current;
         rc = 2;
