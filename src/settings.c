@@ -9,6 +9,7 @@
 #include "gw_log.h"
 #include "gw_plugin.h"
 #include "settings.h"
+#include "tls.h"
 #include "sluice.h"
 
 static void usage(FILE *out)
@@ -50,8 +51,8 @@ static void usage(FILE *out)
         "      --ssl-session-timeout T\n"
         "                             how long a session may be resumed (default 1d, at most 7d)\n"
         "      --ssl-session-cache-size SIZE\n"
-        "                             server-side session cache, ~4000 sessions a MB (default "
-        "10m)\n"
+        "                             memory for the session cache, ~900 sessions a MB\n"
+        "                             (default 10m)\n"
         "      --upstream-keepalive-idle-timeout S\n"
         "                             idle upstream connections are closed after S (default 60)\n"
         "Every option is also read from SLUICE_<NAME> (SLUICE_CONFIG, SLUICE_PROXY_LISTEN "
@@ -229,16 +230,6 @@ static int parse_size(const char *name, const char *v, long min, long max, long 
     return 0;
 }
 
-/* Kong's ssl_cipher_suite values (tls.c gives each its settings). */
-static const char *const cipher_suites[] = {"modern", "intermediate", "old", "fips", "custom"};
-
-static int one_of(const char *v, const char *const *set, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v, set[i]) == 0) return 1;
-    return 0;
-}
-
 static int add_listen(struct gw_settings *s, const char *spec)
 {
     if (s->n_proxy == GW_MAX_LISTEN) {
@@ -348,7 +339,7 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         s->ssl_ciphers = v;
         return 0;
     case 'U':
-        if (!one_of(v, cipher_suites, sizeof(cipher_suites) / sizeof(cipher_suites[0]))) {
+        if (!gw_tls_cipher_suite_known(v)) {
             fprintf(stderr,
                     "sluice: --ssl-cipher-suite: expected one of modern, intermediate, old, fips, "
                     "custom, got '%s'\n",

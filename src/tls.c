@@ -240,6 +240,13 @@ static const struct cipher_suite {
     {"fips", TLS1_2_VERSION, TLS1_2_VERSION, FIPS_CIPHERS, 1},
 };
 
+int gw_tls_cipher_suite_known(const char *name)
+{
+    for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++)
+        if (strcmp(name, cipher_suites[i].name) == 0) return 1;
+    return strcmp(name, "custom") == 0;
+}
+
 /* What one entry of OpenSSL's session cache costs in memory, about. */
 #define SESSION_ENTRY_BYTES 1152
 

@@ -27,6 +27,10 @@ typedef struct ssl_ctx_st SSL_CTX;
  * errors added when a file is missing, not PEM, a key does not match, or
  * an ssl listener has no certificate at all; NULL with no error when
  * there is no certificate and no ssl listener. */
+/* 1 if name is one of Kong's ssl_cipher_suite values: modern,
+ * intermediate, old, fips, custom. */
+int gw_tls_cipher_suite_known(const char *name);
+
 struct gw_config;
 SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config *cfg,
                              struct gw_errlist *errs);

@@ -10,8 +10,8 @@
  * ticket under a retired key is answered with a new one. Keys are random,
  * never written anywhere, and wiped once their two periods are over: by
  * the next ticket sealed or opened, or by the main loop's sweep on an idle
- * server (main.c), and at exit. nginx and Kong keep one
- * key per configuration load, for as long as it runs.
+ * server (main.c), and at exit. nginx and Kong keep one key per
+ * configuration load, for as long as it runs.
  */
 #include <pthread.h>
 #include <string.h>

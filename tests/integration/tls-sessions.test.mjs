@@ -200,6 +200,8 @@ describe('--ssl-session-tickets / -timeout / -cache-size (Kong\'s ssl_session_*)
       assert.equal(r.code, 2, `${flag} ${bad}: ${r.stderr}`);
       assert.match(r.stderr, msg);
     }
+    const h = await runSluice(['-h']);
+    assert.match(h.stdout, /--ssl-session-cache-size SIZE\s+memory for the session cache, ~900 sessions a MB\s+\(default 10m\)/);
     const r = await runSluice(base, { env: { SLUICE_SSL_SESSION_TIMEOUT: 'never' } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /SLUICE_SSL_SESSION_TIMEOUT/);
