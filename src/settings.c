@@ -46,6 +46,9 @@ static void usage(FILE *out)
         "                             intermediate's)\n"
         "      --ssl-prefer-server-ciphers on|off\n"
         "                             custom: the server's cipher order wins (default on)\n"
+        "      --ssl-dhparam GROUP|FILE\n"
+        "                             DHE group for old, fips, custom: ffdhe2048..ffdhe8192\n"
+        "                             or a PEM file (default: by the key's size)\n"
         "      --ssl-session-tickets on|off\n"
         "                             resumption by session tickets (default on)\n"
         "      --ssl-session-timeout T\n"
@@ -356,6 +359,9 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         }
         s->ssl_prefer_server_ciphers = v;
         return 0;
+    case 'H':
+        s->ssl_dhparam = v;
+        return 0;
     case 'X':
         if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
             fprintf(stderr, "sluice: --ssl-session-tickets: expected on or off, got '%s'\n", v);
@@ -397,6 +403,7 @@ static const struct {
     {"SLUICE_SSL_CIPHERS", 'C'},
     {"SLUICE_SSL_CIPHER_SUITE", 'U'},
     {"SLUICE_SSL_PREFER_SERVER_CIPHERS", 'R'},
+    {"SLUICE_SSL_DHPARAM", 'H'},
     {"SLUICE_SSL_SESSION_TICKETS", 'X'},
     {"SLUICE_SSL_SESSION_TIMEOUT", 'Y'},
     {"SLUICE_SSL_SESSION_CACHE_SIZE", 'Z'},
@@ -449,6 +456,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
         {"ssl-ciphers", required_argument, NULL, 'C'},
         {"ssl-cipher-suite", required_argument, NULL, 'U'},
         {"ssl-prefer-server-ciphers", required_argument, NULL, 'R'},
+        {"ssl-dhparam", required_argument, NULL, 'H'},
         {"ssl-session-tickets", required_argument, NULL, 'X'},
         {"ssl-session-timeout", required_argument, NULL, 'Y'},
         {"ssl-session-cache-size", required_argument, NULL, 'Z'},
@@ -523,6 +531,21 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
                 origin['U'] ? origin['U'] : "--ssl-cipher-suite", s->ssl_cipher_suite);
             return -1;
         }
+    }
+    /* Kong ignores ssl_dhparam under modern (no DHE suite) and intermediate
+     * (ffdhe2048); here it is refused there, as above. */
+    if (s->ssl_dhparam &&
+        (!s->ssl_cipher_suite || strcmp(s->ssl_cipher_suite, "modern") == 0 ||
+         strcmp(s->ssl_cipher_suite, "intermediate") == 0) &&
+        !(s->ssl_protocols || s->ssl_ciphers || s->ssl_prefer_server_ciphers)) {
+        fprintf(stderr,
+                "sluice: %s applies to --ssl-cipher-suite old, fips or custom only, and %s is %s: "
+                "intermediate takes the DHE group from the key's size and modern has no DHE suite "
+                "(Kong would ignore it)\n",
+                origin['H'] ? origin['H'] : "--ssl-dhparam",
+                origin['U'] ? origin['U'] : "--ssl-cipher-suite",
+                s->ssl_cipher_suite ? s->ssl_cipher_suite : "intermediate (the default)");
+        return -1;
     }
     /* Two listeners on one address would each take half its connections
      * (SO_REUSEPORT): the second is a mistake, said as such (nginx:

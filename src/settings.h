@@ -43,6 +43,9 @@ struct gw_settings {
     const char *ssl_protocols;             /* Kong's ssl_protocols: "TLSv1.2 TLSv1.3" */
     const char *ssl_ciphers;               /* Kong's ssl_ciphers (TLS 1.2) */
     const char *ssl_prefer_server_ciphers; /* Kong's: on (default) or off */
+    /* Kong's ssl_dhparam: ffdhe2048..ffdhe8192, a PEM file or PEM text;
+     * old, fips and custom only. */
+    const char *ssl_dhparam;
     /* Kong's ssl_session_tickets, ssl_session_timeout and
      * ssl_session_cache_size (nginx's value syntax: "1d", "10m"). */
     int ssl_session_tickets;     /* 1: on */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -259,6 +260,7 @@ struct tls_params {
     int session_tickets;
     long session_timeout;    /* seconds */
     long session_cache_size; /* bytes */
+    EVP_PKEY *dh;            /* --ssl-dhparam, or NULL: OpenSSL's choice by key size */
 };
 
 /* Kong's ssl_protocols ("TLSv1.2 TLSv1.3", spaces or commas), for the
@@ -352,12 +354,60 @@ static int read_suite(const struct gw_settings *s, struct tls_params *p, struct 
     return rc;
 }
 
+/* Kong's ssl_dhparam: one of RFC 7919's groups by name, a PEM file of DH
+ * parameters, or their PEM text. NULL with an error added. */
+static EVP_PKEY *read_dhparam(const char *v, struct gw_errlist *errs)
+{
+    EVP_PKEY *dh = NULL;
+    if (strncmp(v, "ffdhe", 5) == 0) {
+        static const char *const groups[] = {"ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144",
+                                             "ffdhe8192"};
+        int known = 0;
+        for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+            known |= strcmp(v, groups[i]) == 0;
+        EVP_PKEY_CTX *pctx = known ? EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL) : NULL;
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("group", (char *)v, 0),
+                               OSSL_PARAM_construct_end()};
+        if (!pctx || EVP_PKEY_paramgen_init(pctx) != 1 ||
+            EVP_PKEY_CTX_set_params(pctx, params) != 1 || EVP_PKEY_paramgen(pctx, &dh) != 1) {
+            EVP_PKEY_free(dh);
+            dh = NULL;
+        }
+        EVP_PKEY_CTX_free(pctx);
+        if (!dh)
+            gw_errlist_add(errs,
+                           "--ssl-dhparam '%s': not a group (ffdhe2048, ffdhe3072, ffdhe4096, "
+                           "ffdhe6144, ffdhe8192), a PEM file or PEM text",
+                           v);
+    } else {
+        int text = strncmp(v, "-----BEGIN", 10) == 0;
+        BIO *bio = text ? BIO_new_mem_buf(v, -1) : BIO_new_file(v, "r");
+        if (bio) dh = PEM_read_bio_Parameters(bio, NULL);
+        BIO_free(bio);
+        if (dh && EVP_PKEY_get_base_id(dh) != EVP_PKEY_DH) {
+            EVP_PKEY_free(dh);
+            dh = NULL;
+        }
+        if (!dh)
+            gw_errlist_add(errs, "--ssl-dhparam %s%s%s: %s", text ? "" : "'",
+                           text ? "(PEM text)" : v, text ? "" : "'",
+                           !text && !bio
+                               ? strerror(errno)
+                               : "no DH parameters in it (openssl dhparam -out FILE 2048, "
+                                 "or a group: ffdhe2048...)");
+    }
+    ERR_clear_error();
+    return dh;
+}
+
 static int read_params(const struct gw_settings *s, struct tls_params *p, struct gw_errlist *errs)
 {
     int rc = read_suite(s, p, errs);
     p->session_tickets = s->ssl_session_tickets;
     p->session_timeout = s->ssl_session_timeout;
     p->session_cache_size = s->ssl_session_cache_size;
+    p->dh = NULL;
+    if (s->ssl_dhparam && !(p->dh = read_dhparam(s->ssl_dhparam, errs))) rc = -1;
     return rc;
 }
 
@@ -370,10 +420,14 @@ static SSL_CTX *new_server_ctx(const struct tls_params *p)
     if (!ctx) return NULL;
     SSL_CTX_set_min_proto_version(ctx, p->min);
     SSL_CTX_set_max_proto_version(ctx, p->max);
-    /* The DHE suites of the intermediate list need a group: OpenSSL's
+    /* The DHE suites need a group: --ssl-dhparam's, else OpenSSL's
      * automatic choice (ffdhe2048 for a 2048-bit RSA key, as Kong's
      * intermediate sets). */
-    SSL_CTX_set_dh_auto(ctx, 1);
+    if (p->dh && EVP_PKEY_up_ref(p->dh) == 1) {
+        if (SSL_CTX_set0_tmp_dh_pkey(ctx, p->dh) != 1) EVP_PKEY_free(p->dh);
+    } else {
+        SSL_CTX_set_dh_auto(ctx, 1);
+    }
     if (SSL_CTX_set_cipher_list(ctx, p->ciphers) != 1) { /* checked at load: cannot fail here */
         SSL_CTX_free(ctx);
         ERR_clear_error();
@@ -749,18 +803,31 @@ static int attach_certificates(SSL_CTX *dflt, int has_default, const struct gw_c
     return rc;
 }
 
+static SSL_CTX *context_load(const struct gw_settings *s, const struct gw_config *cfg,
+                             const struct tls_params *p, struct gw_errlist *errs);
+
 SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config *cfg,
                              struct gw_errlist *errs)
+{
+    /* Checked whatever else is set: a typo must not wait for the day an
+     * ssl listener is added to be found. */
+    struct tls_params params;
+    SSL_CTX *ctx = NULL;
+    if (read_params(s, &params, errs) == 0) {
+        gw_tls_tickets_period(params.session_timeout);
+        ctx = context_load(s, cfg, &params, errs);
+    }
+    EVP_PKEY_free(params.dh); /* each context holds its own reference */
+    return ctx;
+}
+
+static SSL_CTX *context_load(const struct gw_settings *s, const struct gw_config *cfg,
+                             const struct tls_params *p, struct gw_errlist *errs)
 {
     int need = 0;
     for (size_t i = 0; i < s->n_proxy; i++)
         if (s->proxy[i].ssl) need = 1;
     int with_certs = cfg && cfg->n_snis;
-    /* Checked whatever else is set: a typo must not wait for the day an
-     * ssl listener is added to be found. */
-    struct tls_params params;
-    if (read_params(s, &params, errs) < 0) return NULL;
-    gw_tls_tickets_period(params.session_timeout);
     if (!s->ssl_cert && !s->ssl_cert_key) {
         /* cfg NULL: the config did not load, its errors say why, and
          * whether it has certificates is not known. */
@@ -799,7 +866,7 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
         }
     }
 
-    SSL_CTX *ctx = new_server_ctx(&params);
+    SSL_CTX *ctx = new_server_ctx(p);
     if (!ctx) {
         gw_errlist_add(errs, "TLS: cannot create a context (%s)", openssl_reason());
         ERR_clear_error();
@@ -811,7 +878,7 @@ SSL_CTX *gw_tls_context_load(const struct gw_settings *s, const struct gw_config
     ERR_clear_error();
     if (errs->n == errs_before && remember_certificates(ctx) < 0)
         gw_errlist_add(errs, "TLS: out of memory");
-    if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, &params, errs);
+    if (errs->n == errs_before) attach_certificates(ctx, nc > 0, cfg, p, errs);
     if (errs->n != errs_before) {
         SSL_CTX_free(ctx);
         return NULL;

@@ -2,7 +2,11 @@
 // custom, each checked by real handshakes against the daemon (protocol offered, cipher chosen, whose
 // order wins), and custom's three settings refused beside any other suite rather than ignored.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import path from 'node:path';
+import tls from 'node:tls';
 import { before, describe, test } from 'node:test';
 
 import { binaryMissing, freePort, runSluice, startSluice } from './lib/harness.mjs';
@@ -128,6 +132,44 @@ describe('--ssl-cipher-suite (Kong\'s ssl_cipher_suite)', { skip }, () => {
       assert.equal((await handshake(port, {})).protocol, 'TLSv1.3');
     } finally {
       await sl.stop();
+    }
+  });
+
+  test('--ssl-dhparam (Kong\'s ssl_dhparam): a named group, a PEM file or PEM text sets the DHE group; by default it follows the key', async () => {
+    const rsa = tlsFixture('sluice-tls-dh-', { rsa: true });
+    const pem = path.join(rsa.dir, 'dh4096.pem');
+    execFileSync('openssl', ['genpkey', '-genparam', '-algorithm', 'DH', '-pkeyopt', 'group:ffdhe4096', '-out', pem],
+      { stdio: 'ignore' });
+    const dhe = (port) => new Promise((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.2',
+        ciphers: 'DHE-RSA-AES128-GCM-SHA256' }, () => {
+        const r = { cipher: s.getCipher().name, ...s.getEphemeralKeyInfo() };
+        s.end();
+        resolve(r);
+      });
+      s.on('error', (e) => resolve({ error: e.code || e.message }));
+    });
+    const want = (size) => ({ cipher: 'DHE-RSA-AES128-GCM-SHA256', type: 'DH', size });
+    await withTlsSluice(rsa, ['--ssl-cipher-suite', 'custom'], async (port) => assert.deepEqual(await dhe(port), want(2048)));
+    await withTlsSluice(rsa, ['--ssl-cipher-suite', 'custom', '--ssl-dhparam', 'ffdhe3072'],
+      async (port) => assert.deepEqual(await dhe(port), want(3072)));
+    await withTlsSluice(rsa, ['--ssl-cipher-suite', 'old', '--ssl-dhparam', pem],
+      async (port) => assert.deepEqual(await dhe(port), want(4096)));
+    await withTlsSluice(rsa, ['--ssl-cipher-suite', 'custom'], async (port) => assert.deepEqual(await dhe(port), want(4096)),
+      { env: { SLUICE_SSL_DHPARAM: readFileSync(pem, 'utf8') } });
+    const base = ['-t', '-c', rsa.conf, '--ssl-cert', rsa.cert, '--ssl-cert-key', rsa.key];
+    let r = await runSluice([...base, '--ssl-dhparam', 'ffdhe2048']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--ssl-dhparam applies to --ssl-cipher-suite old, fips or custom only, and --ssl-cipher-suite is intermediate \(the default\)/);
+    r = await runSluice([...base, '--ssl-dhparam', 'ffdhe2048'], { env: { SLUICE_SSL_CIPHER_SUITE: 'modern' } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--ssl-dhparam applies to .* and SLUICE_SSL_CIPHER_SUITE is modern/);
+    for (const [v, msg] of [['ffdhe1024', /--ssl-dhparam 'ffdhe1024': not a group/],
+      [path.join(rsa.dir, 'missing.pem'), /missing\.pem': No such file or directory/],
+      [rsa.cert, /no DH parameters in it/]]) {
+      r = await runSluice([...base, '--ssl-cipher-suite', 'custom', '--ssl-dhparam', v]);
+      assert.equal(r.code, 1, `${v}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
     }
   });
 

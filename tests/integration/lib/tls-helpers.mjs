@@ -7,14 +7,16 @@ import tls from 'node:tls';
 
 import { freePort, startSluice, tempDir } from './harness.mjs';
 
-// A temp dir with an ECDSA P-256 self-signed certificate for 127.0.0.1 and an empty kong.yml.
-export function tlsFixture(prefix) {
+// A temp dir with a self-signed certificate for 127.0.0.1 (ECDSA P-256, or RSA 2048 with
+// { rsa: true }) and an empty kong.yml.
+export function tlsFixture(prefix, { rsa = false } = {}) {
   const dir = tempDir(prefix);
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   const conf = path.join(dir, 'kong.yml');
   writeFileSync(conf, '_format_version: "3.0"\n');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+  const keyArgs = rsa ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  execFileSync('openssl', ['req', '-x509', ...keyArgs, '-nodes',
     '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
   return { dir, cert, key, conf };
 }
