@@ -221,7 +221,7 @@ fi
 mkdir -p "$(dirname "$OUT")"
 node "$BENCH_DIR/report.js" "$RUNS" "$MEM" "$TTFT" "$NOTES" "$MICRO" \
     "duration ${DURATION}s per run, ${ROUNDS} rounds, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)" \
-    "$("$SLUICE" -V 2>&1 | head -1) ($BUILD_ID), $(nginx -v 2>&1 | sed 's/.*: //')" \
+    "$("$SLUICE" -V 2>&1 | head -1) ($BUILD_ID, malloc: $(ldd "$SLUICE" | grep -q libmimalloc && echo mimalloc || echo glibc)), $(nginx -v 2>&1 | sed 's/.*: //')" \
     >"$OUT"
 cat "$OUT"
 echo "bench: wrote $OUT in ${SECONDS}s" >&2
