@@ -17,6 +17,12 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/ssl.h>
+#include <openssl/crypto.h>
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <yaml.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "gw_arena.h"
 #include "gw_log.h"
@@ -151,11 +157,27 @@ static const char *allocator_name(void)
 #endif
 }
 
+/* -V: the version, and what it runs on, for a bug report (as nginx -V):
+ * the libraries' versions as loaded, not as compiled against. */
+static void print_version(void)
+{
+    /* hiredis 0.14 has no run-time version: the one compiled against. */
+    char pcre[32] = "";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+    printf("sluice %s\n", SLUICE_VERSION);
+    printf("libcurl %s, %s, libevent %s, cJSON %s, hiredis %d.%d.%d, libyaml %s, PCRE2 %s, "
+           "malloc %s\n",
+           curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION),
+           event_get_version(), cJSON_Version(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+           yaml_get_version_string(), pcre, allocator_name());
+}
+
 int main(int argc, char **argv)
 {
     static struct gw_server srv;
     gw_json_alloc_init(); /* before any cJSON allocation */
     int rc = gw_settings_parse(&srv.settings, argc, argv);
+    if (rc > 0 && srv.settings.show_version) print_version();
     if (rc) return rc > 0 ? 0 : 2;
     gw_log_threshold = (enum gw_log_level)srv.settings.log_level;
 

@@ -20,7 +20,7 @@ static void usage(FILE *out)
         "  -c, --config FILE          declarative config (default /etc/sluice/kong.yml)\n"
         "  -t, --test                 check the config, print every error; exit 0, 1 (invalid\n"
         "                             config), 2 (bad option)\n"
-        "  -V, --version              print the version\n"
+        "  -V, --version              print the version and the libraries it runs on\n"
         "  -h, --help                 this help\n"
         "      --proxy-listen 'A:P[ FLAGS]'\n"
         "                             proxy listener, repeatable (default 0.0.0.0:8000);\n"
@@ -492,7 +492,7 @@ int gw_settings_parse(struct gw_settings *s, int argc, char **argv)
             s->check_only = 1;
             break;
         case 'V':
-            printf("sluice %s\n", SLUICE_VERSION);
+            s->show_version = 1;
             return 1;
         case 'h':
             usage(stdout);

@@ -21,6 +21,7 @@ struct gw_listen {
 struct gw_settings {
     const char *config_file;
     int check_only;
+    int show_version; /* -V: main.c prints the version and the libraries' */
     struct gw_listen proxy[GW_MAX_LISTEN];
     size_t n_proxy;
     struct gw_listen admin;

@@ -2,13 +2,14 @@
 // (every error, file:line:col: path: message), -V, -h, environment
 // variables, GET /status and GET /config with secrets redacted.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
-import { REPO, binaryMissing, freePort, request, runSluice, sleep, startSluice, tempDir } from './lib/harness.mjs';
+import { REPO, SLUICE_BIN, binaryMissing, freePort, request, runSluice, sleep, startSluice, tempDir } from './lib/harness.mjs';
 
 const BAD = [
   '_format_version: "3.0"',
@@ -78,6 +79,13 @@ describe('command line', { skip: binaryMissing() }, () => {
     const v = await runSluice(['-V']);
     assert.equal(v.code, 0);
     assert.match(v.stdout + v.stderr, /sluice \d+\.\d+\.\d+/);
+    // what it runs on, for a bug report: the libraries as loaded, and the allocator linked
+    const libs = v.stdout.split('\n')[1] ?? '';
+    for (const re of [/libcurl \d+\.\d+\.\d+/, /OpenSSL \d+\.\d+/, /libevent \d+\.\d+/, /cJSON \d+\.\d+/,
+      /hiredis \d+\.\d+/, /libyaml \d+\.\d+/, /PCRE2 \d+\.\d+/]) assert.match(libs, re);
+    const ldd = spawnSync('ldd', [SLUICE_BIN], { encoding: 'utf8' }).stdout ?? '';
+    assert.match(libs, /libmimalloc/.test(ldd) ? /malloc mimalloc \d+\.\d+\.\d+$/
+      : /libasan/.test(ldd) ? /malloc AddressSanitizer's$/ : /malloc glibc$/);
     const h = await runSluice(['-h']);
     assert.equal(h.code, 0);
     for (const opt of ['-c', '-t', '--proxy-listen', '--admin-listen', '--workers', '--log-level', '--pid-file']) {
