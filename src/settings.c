@@ -158,6 +158,32 @@ static int parse_long(const char *name, const char *v, long min, long max, long 
     return 0;
 }
 
+/* The digits at *p (moved past them) into *n: 0 when there are none or
+ * their value passes max (the loop stops growing before it overflows). */
+static int read_digits(const char **p, long max, long *n)
+{
+    const char *s = *p;
+    int ok = *s >= '0' && *s <= '9';
+    *n = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (*n > (max - (*s - '0')) / 10)
+            ok = 0;
+        else
+            *n = *n * 10 + (*s - '0');
+    }
+    *p = s;
+    return ok;
+}
+
+/* Kong's on|off: 1 or 0, or -1 with the error printed. */
+static int parse_on_off(const char *name, const char *v)
+{
+    if (strcmp(v, "on") == 0) return 1;
+    if (strcmp(v, "off") == 0) return 0;
+    fprintf(stderr, "sluice: %s: expected on or off, got '%s'\n", name, v);
+    return -1;
+}
+
 /* nginx's time syntax (ngx_parse_time), which Kong's settings take: parts
  * separated by spaces, each digits and a unit, the units from the largest
  * down and each at most once ("1d", "1h 30m", "300s"); digits alone are
@@ -175,16 +201,10 @@ static int parse_time(const char *name, const char *v, long max, long *out)
             p++;
             continue;
         }
-        long n = 0;
-        const char *digits = p;
-        for (; *p >= '0' && *p <= '9'; p++) {
-            if (n > (max - (*p - '0')) / 10)
-                ok = 0; /* no overflow: stop growing */
-            else
-                n = n * 10 + (*p - '0');
-        }
+        long n;
+        if (!read_digits(&p, max, &n)) ok = 0;
         const char *unit = *p && *p != ' ' ? strchr(units, *p) : units + 4; /* bare: s */
-        if (p == digits || !unit || !*unit || (size_t)(unit - units) < next) ok = 0;
+        if (!unit || !*unit || (size_t)(unit - units) < next) ok = 0;
         if (!ok) break;
         if (*p && *p != ' ') p++;
         if (*p && *p != ' ') ok = 0; /* "5s5", "1h30m" */
@@ -208,15 +228,9 @@ static int parse_time(const char *name, const char *v, long max, long *out)
 /* nginx's size syntax (ngx_parse_size): digits and an optional k, m or g. */
 static int parse_size(const char *name, const char *v, long min, long max, long *out)
 {
-    long n = 0;
+    long n;
     const char *p = v;
-    int ok = *p >= '0' && *p <= '9';
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (n > (max - (*p - '0')) / 10)
-            ok = 0; /* no overflow: stop growing */
-        else
-            n = n * 10 + (*p - '0');
-    }
+    int ok = read_digits(&p, max, &n);
     long unit = !*p                        ? 1
                 : (*p == 'k' || *p == 'K') ? 1024L
                 : (*p == 'm' || *p == 'M') ? 1024L * 1024
@@ -352,23 +366,18 @@ static int set_option(struct gw_settings *s, int opt, const char *v)
         s->ssl_cipher_suite = v;
         return 0;
     case 'R':
-        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
-            fprintf(stderr, "sluice: --ssl-prefer-server-ciphers: expected on or off, got '%s'\n",
-                    v);
-            return -1;
-        }
+        if (parse_on_off("--ssl-prefer-server-ciphers", v) < 0) return -1;
         s->ssl_prefer_server_ciphers = v;
         return 0;
     case 'H':
         s->ssl_dhparam = v;
         return 0;
-    case 'X':
-        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
-            fprintf(stderr, "sluice: --ssl-session-tickets: expected on or off, got '%s'\n", v);
-            return -1;
-        }
-        s->ssl_session_tickets = strcmp(v, "on") == 0;
+    case 'X': {
+        int on = parse_on_off("--ssl-session-tickets", v);
+        if (on < 0) return -1;
+        s->ssl_session_tickets = on;
         return 0;
+    }
     case 'Y':
         /* A TLS 1.3 ticket may not be announced for longer (RFC 8446 4.6.1). */
         return parse_time("--ssl-session-timeout", v, 7 * 86400, &s->ssl_session_timeout);

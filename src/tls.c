@@ -241,11 +241,16 @@ static const struct cipher_suite {
     {"fips", TLS1_2_VERSION, TLS1_2_VERSION, FIPS_CIPHERS, 1},
 };
 
-int gw_tls_cipher_suite_known(const char *name)
+static const struct cipher_suite *find_suite(const char *name)
 {
     for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++)
-        if (strcmp(name, cipher_suites[i].name) == 0) return 1;
-    return strcmp(name, "custom") == 0;
+        if (strcmp(name, cipher_suites[i].name) == 0) return &cipher_suites[i];
+    return NULL;
+}
+
+int gw_tls_cipher_suite_known(const char *name)
+{
+    return find_suite(name) || strcmp(name, "custom") == 0;
 }
 
 /* What one entry of OpenSSL's session cache costs in memory, about. */
@@ -312,17 +317,14 @@ static int read_suite(const struct gw_settings *s, struct tls_params *p, struct 
                         : custom_given      ? "custom"
                                             : "intermediate";
     if (strcmp(suite, "custom") != 0) {
-        for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++) {
-            const struct cipher_suite *c = &cipher_suites[i];
-            if (strcmp(suite, c->name) != 0) continue;
-            *p = (struct tls_params){.min = c->min,
-                                     .max = c->max,
-                                     .ciphers = c->ciphers,
-                                     .server_order = c->server_order};
-            return 0;
+        const struct cipher_suite *c = find_suite(suite);
+        if (!c) { /* settings.c checked */
+            gw_errlist_add(errs, "--ssl-cipher-suite '%s': unknown", suite);
+            return -1;
         }
-        gw_errlist_add(errs, "--ssl-cipher-suite '%s': unknown", suite); /* settings.c checked */
-        return -1;
+        *p = (struct tls_params){
+            .min = c->min, .max = c->max, .ciphers = c->ciphers, .server_order = c->server_order};
+        return 0;
     }
     /* custom: Kong's defaults for each setting not given */
     *p = (struct tls_params){.min = TLS1_2_VERSION,
@@ -338,9 +340,7 @@ static int read_suite(const struct gw_settings *s, struct tls_params *p, struct 
         SSL_CTX_free(probe);
         ERR_clear_error();
         if (!ok) {
-            int suite_name = 0;
-            for (size_t i = 0; i < sizeof(cipher_suites) / sizeof(cipher_suites[0]); i++)
-                suite_name |= strcmp(s->ssl_ciphers, cipher_suites[i].name) == 0;
+            int suite_name = find_suite(s->ssl_ciphers) != NULL;
             gw_errlist_add(errs,
                            "--ssl-ciphers '%s': no cipher OpenSSL knows in it (an OpenSSL cipher "
                            "list for TLS 1.2, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:...)%s%s",
@@ -571,7 +571,27 @@ int gw_tls_ca_check(const char *pem, char digest[65], const char **why)
     return rc;
 }
 
-/* A certificate entity (already checked at load) as a context of its own. */
+/* Calls fn on each certificate ctx serves (one per key type), and leaves
+ * the first one current, as loading did. */
+static void each_certificate(SSL_CTX *ctx, void (*fn)(X509 *, void *), void *arg)
+{
+    if (SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST) == 1) {
+        do {
+            X509 *x = SSL_CTX_get0_certificate(ctx);
+            if (x) fn(x, arg);
+        } while (SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT) == 1);
+        SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST);
+    }
+    ERR_clear_error();
+}
+
+static void digest_certificate(X509 *x, void *md)
+{
+    unsigned char fp[EVP_MAX_MD_SIZE];
+    unsigned int n;
+    if (X509_digest(x, EVP_sha256(), fp, &n)) EVP_DigestUpdate(md, fp, n);
+}
+
 /* The certificates a context serves, as one digest, kept with it: part of
  * every session's id context (client_hello_cb), so that a session or a
  * ticket resumes only under the certificates it was made with. Tickets
@@ -594,16 +614,7 @@ static int remember_certificates(SSL_CTX *ctx)
     unsigned char *digest = malloc(SHA256_DIGEST_LENGTH);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int ok = digest && md && cert_digest_index >= 0 && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    if (ok && SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST) == 1) {
-        do {
-            X509 *x = SSL_CTX_get0_certificate(ctx);
-            unsigned char fp[EVP_MAX_MD_SIZE];
-            unsigned int n;
-            if (x && X509_digest(x, EVP_sha256(), fp, &n)) EVP_DigestUpdate(md, fp, n);
-        } while (SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT) == 1);
-        SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST);
-    }
-    ERR_clear_error();
+    if (ok) each_certificate(ctx, digest_certificate, md);
     ok = ok && EVP_DigestFinal_ex(md, digest, NULL) &&
          SSL_CTX_set_ex_data(ctx, cert_digest_index, digest);
     EVP_MD_CTX_free(md);
@@ -611,6 +622,7 @@ static int remember_certificates(SSL_CTX *ctx)
     return ok ? 0 : -1;
 }
 
+/* A certificate entity (already checked at load) as a context of its own. */
 static SSL_CTX *certificate_ctx(const struct gw_certificate *c, const struct tls_params *p)
 {
     SSL_CTX *ctx = new_server_ctx(p);
@@ -927,17 +939,16 @@ static void describe_pem(cJSON *arr, const char *pem, const char *source,
     ERR_clear_error();
 }
 
+static void describe_ssl_cert(X509 *x, void *arr)
+{
+    describe_one(arr, x, "--ssl-cert", NULL, NULL);
+}
+
 cJSON *gw_tls_describe(SSL_CTX *dflt, const struct gw_config *cfg)
 {
     cJSON *arr = cJSON_CreateArray();
     /* --ssl-cert: one certificate per key type in the default context. */
-    if (dflt && SSL_CTX_set_current_cert(dflt, SSL_CERT_SET_FIRST) == 1) {
-        do {
-            X509 *x = SSL_CTX_get0_certificate(dflt);
-            if (x) describe_one(arr, x, "--ssl-cert", NULL, NULL);
-        } while (SSL_CTX_set_current_cert(dflt, SSL_CERT_SET_NEXT) == 1);
-    }
-    ERR_clear_error();
+    if (dflt) each_certificate(dflt, describe_ssl_cert, arr);
     for (size_t i = 0; cfg && i < cfg->n_certificates; i++) {
         const struct gw_certificate *c = cfg->certificates[i];
         char source[48];
