@@ -3,7 +3,7 @@
  * driven the way a proxy drives it (multi_socket API under libevent), with no
  * proxy around it. Run under callgrind or strace by bench/curl_floor.sh.
  *
- *   curl_floor URL N min|proxy|reuse
+ *   curl_floor URL N min|proxy|reuse|curlu|cached [C]
  *
  * min:   one easy handle reused as is; only the options a GET needs.
  * proxy: the same handle curl_easy_reset() and set up again per request
@@ -13,13 +13,16 @@
  *        set once; per request, the per-transfer ones cleared (as
  *        src/upstream.c's clear_transfer_options) and set again.
  *
- * Requests run strictly one after another (add the handle, wait for done,
- * remove it, next), so they all share one upstream connection; the run fails
- * if curl opened more than one. The socket and timer callbacks follow
- * sluice's src/upstream.c, so the syscalls counted are libcurl's plus the
- * epoll_wait a response that is not there yet needs.
+ * C (default 1) lanes run at once, each an easy handle that starts its next
+ * request as soon as its last one is done (add the handle, wait for done,
+ * remove it, next), as wrk's C connections do; each lane keeps one upstream
+ * connection, and the run fails if curl opened more than C. The socket and
+ * timer callbacks follow sluice's src/upstream.c, so the syscalls counted are
+ * libcurl's plus the epoll_wait a response that is not there yet needs.
  *
- * Prints "requests=N seconds=S"; exits 1 if a transfer fails or is not 200.
+ * Prints "requests=N seconds=S cpu_us_per_request=U" (U: the process's user +
+ * system CPU time over the loop, divided by N); exits 1 if a transfer fails
+ * or is not 200.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -29,10 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <curl/curl.h>
 #include <event2/event.h>
 
 #define MAX_FD 4096
+#define MAX_LANES 256
 
 /* One event per socket, indexed by fd. A keep-alive socket that curl stops
  * watching between transfers stays registered for reading ("parked"), as in
@@ -44,18 +50,27 @@ struct sock_watch {
     int parked;
 };
 
+struct floor_state;
+
+/* One client "connection" of the load: an easy handle and its current URL. */
+struct lane {
+    struct floor_state *st;
+    CURL *easy;
+    CURLU *req_url; /* curlu: this request's copy with its path; cached: the whole URL */
+};
+
 struct floor_state {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
     struct sock_watch socks[MAX_FD];
-    CURL *easy;
+    struct lane lanes[MAX_LANES];
+    int nlanes;
     const char *url;
     struct curl_slist *hdrs;
     int proxy_mode; /* 0 min, 1 proxy, 2 reuse, 3 curlu, 4 cached */
     CURLU *origin;  /* curlu: the origin, parsed once (sluice: per service) */
-    CURLU *req_url; /* curlu: this request's copy with its path; cached: the whole URL */
-    long n, completed, connects;
+    long n, started, completed, connects;
     int failed;
 };
 
@@ -72,7 +87,7 @@ static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
-static void start_one(struct floor_state *st);
+static void start_one(struct lane *ln);
 
 /* Completion is read only after curl_multi_socket_action() has returned:
  * handles must not be removed from inside curl's callbacks. The next request
@@ -86,10 +101,13 @@ static void check_done(struct floor_state *st)
     while ((msg = curl_multi_info_read(st->multi, &left))) {
         if (msg->msg != CURLMSG_DONE) continue;
         CURLcode result = msg->data.result;
-        curl_multi_remove_handle(st->multi, st->easy);
+        CURL *easy = msg->easy_handle;
+        struct lane *ln = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&ln);
+        curl_multi_remove_handle(st->multi, easy);
         long status = 0, new_conns = 0;
-        curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(st->easy, CURLINFO_NUM_CONNECTS, &new_conns);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_conns);
         st->completed++;
         st->connects += new_conns;
         if (result != CURLE_OK || status != 200) {
@@ -103,7 +121,7 @@ static void check_done(struct floor_state *st)
             event_base_loopbreak(st->base);
             return;
         }
-        start_one(st);
+        if (st->started < st->n) start_one(ln);
     }
 }
 
@@ -213,12 +231,13 @@ static const char *const proxy_headers[] = {
 
 /* Per request in proxy mode, as sluice's setup_transfer() does for a GET
  * (the header list is built once: building it is sluice's cost). */
-static void setup_proxy(struct floor_state *st)
+static void setup_proxy(struct lane *ln)
 {
-    CURL *e = st->easy;
+    struct floor_state *st = ln->st;
+    CURL *e = ln->easy;
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, st->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, st);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ln);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, discard_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
@@ -235,9 +254,10 @@ static void setup_proxy(struct floor_state *st)
 }
 
 /* reuse mode: once per handle, as sluice's set_shared_options(). */
-static void setup_shared(struct floor_state *st)
+static void setup_shared(struct lane *ln)
 {
-    CURL *e = st->easy;
+    struct floor_state *st = ln->st;
+    CURL *e = ln->easy;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, discard_cb);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
@@ -254,20 +274,21 @@ static void setup_shared(struct floor_state *st)
  * of the parsed origin with the request's path set (CURLOPT_CURLU).
  * cached: as sluice since aaa382e for URLs a plugin sets, the whole URL
  * parsed once and handed over as it is. */
-static void set_reuse_url(struct floor_state *st)
+static void set_reuse_url(struct lane *ln)
 {
-    CURL *e = st->easy;
+    struct floor_state *st = ln->st;
+    CURL *e = ln->easy;
     if (st->proxy_mode == 2) {
         curl_easy_setopt(e, CURLOPT_URL, st->url);
         return;
     }
     if (st->proxy_mode == 4) {
-        if (!st->req_url) {
-            st->req_url = curl_url();
-            if (!st->req_url || curl_url_set(st->req_url, CURLUPART_URL, st->url, 0))
+        if (!ln->req_url) {
+            ln->req_url = curl_url();
+            if (!ln->req_url || curl_url_set(ln->req_url, CURLUPART_URL, st->url, 0))
                 die("cannot parse the URL");
         }
-        curl_easy_setopt(e, CURLOPT_CURLU, st->req_url);
+        curl_easy_setopt(e, CURLOPT_CURLU, ln->req_url);
         return;
     }
     if (!st->origin) {
@@ -285,19 +306,20 @@ static void set_reuse_url(struct floor_state *st)
         st->url = path_copy; /* from now on: the request path */
     }
     curl_easy_setopt(e, CURLOPT_CURLU, NULL);
-    curl_url_cleanup(st->req_url); /* the previous transfer's, done with */
-    st->req_url = curl_url_dup(st->origin);
-    if (!st->req_url || curl_url_set(st->req_url, CURLUPART_PATH, st->url, 0))
+    curl_url_cleanup(ln->req_url); /* the previous transfer's, done with */
+    ln->req_url = curl_url_dup(st->origin);
+    if (!ln->req_url || curl_url_set(ln->req_url, CURLUPART_PATH, st->url, 0))
         die("cannot set the path");
-    curl_easy_setopt(e, CURLOPT_CURLU, st->req_url);
+    curl_easy_setopt(e, CURLOPT_CURLU, ln->req_url);
 }
 
 /* reuse mode, per request: the clean-up of the previous transfer and the
  * per-transfer options, as sluice's clear_transfer_options() and
  * setup_transfer() for a plain GET. */
-static void setup_reuse(struct floor_state *st)
+static void setup_reuse(struct lane *ln)
 {
-    CURL *e = st->easy;
+    struct floor_state *st = ln->st;
+    CURL *e = ln->easy;
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -312,8 +334,8 @@ static void setup_reuse(struct floor_state *st)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
-    set_reuse_url(st);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, st);
+    set_reuse_url(ln);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ln);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, st);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->hdrs);
@@ -324,11 +346,13 @@ static void setup_reuse(struct floor_state *st)
 
 /* curl_multi_add_handle() asks for a timeout of 0 (timer_cb), and the
  * transfer then runs from the loop. */
-static void start_one(struct floor_state *st)
+static void start_one(struct lane *ln)
 {
-    if (st->proxy_mode == 1) setup_proxy(st);
-    if (st->proxy_mode >= 2) setup_reuse(st);
-    if (curl_multi_add_handle(st->multi, st->easy) != CURLM_OK) die("curl_multi_add_handle failed");
+    struct floor_state *st = ln->st;
+    if (st->proxy_mode == 1) setup_proxy(ln);
+    if (st->proxy_mode >= 2) setup_reuse(ln);
+    st->started++;
+    if (curl_multi_add_handle(st->multi, ln->easy) != CURLM_OK) die("curl_multi_add_handle failed");
 }
 
 static double now_s(void)
@@ -338,6 +362,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* User + system CPU time of the process, in seconds. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int main(int argc, char **argv)
 {
     /* The libcurl that is loaded, which LD_LIBRARY_PATH may have changed. */
@@ -345,22 +378,23 @@ int main(int argc, char **argv)
         printf("%s\n", curl_version_info(CURLVERSION_NOW)->version);
         return 0;
     }
-    if (argc != 4) die("usage: curl_floor URL N min|proxy|reuse|curlu|cached");
+    if (argc != 4 && argc != 5) die("usage: curl_floor URL N min|proxy|reuse|curlu|cached [C]");
     const char *url = argv[1];
     long n = strtol(argv[2], NULL, 10);
+    long c = argc == 5 ? strtol(argv[4], NULL, 10) : 1;
     static const char *const modes[] = {"min", "proxy", "reuse", "curlu", "cached", NULL};
     int proxy_mode = 0;
     while (modes[proxy_mode] && strcmp(modes[proxy_mode], argv[3]) != 0)
         proxy_mode++;
     if (n <= 0) die("N must be a positive number");
     if (!modes[proxy_mode]) die("mode must be min, proxy, reuse, curlu or cached");
+    if (c < 1 || c > MAX_LANES || c > n) die("C must be between 1 and 256, and at most N");
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) die("curl_global_init failed");
     static struct floor_state st; /* static: the fd table is large */
     st.base = event_base_new();
     st.multi = curl_multi_init();
-    CURL *e = curl_easy_init();
-    if (!st.base || !st.multi || !e) die("init failed");
+    if (!st.base || !st.multi) die("init failed");
     st.timer = evtimer_new(st.base, timer_event_cb, &st);
     curl_multi_setopt(st.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(st.multi, CURLMOPT_SOCKETDATA, &st);
@@ -371,7 +405,7 @@ int main(int argc, char **argv)
         curl_multi_setopt(st.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     }
 
-    st.easy = e;
+    st.nlanes = (int)c;
     st.url = url;
     st.n = n;
     st.proxy_mode = proxy_mode;
@@ -380,35 +414,48 @@ int main(int argc, char **argv)
         if (!t) die("curl_slist_append failed");
         st.hdrs = t;
     }
-    if (proxy_mode >= 2) setup_shared(&st);
-    if (!proxy_mode) {
-        /* Set once; the handle keeps them across transfers. */
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    for (int i = 0; i < st.nlanes; i++) {
+        struct lane *ln = &st.lanes[i];
+        CURL *e = curl_easy_init();
+        if (!e) die("curl_easy_init failed");
+        ln->st = &st;
+        ln->easy = e;
+        if (proxy_mode >= 2) setup_shared(ln);
+        if (!proxy_mode) {
+            /* Set once; the handle keeps them across transfers. */
+            curl_easy_setopt(e, CURLOPT_URL, url);
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(e, CURLOPT_PROXY, "");
+            curl_easy_setopt(e, CURLOPT_PRIVATE, ln);
+        }
     }
 
-    double t0 = now_s();
-    start_one(&st);
+    double t0 = now_s(), cpu0 = cpu_s();
+    for (int i = 0; i < st.nlanes; i++)
+        start_one(&st.lanes[i]);
     if (event_base_dispatch(st.base) < 0) die("event_base_dispatch failed");
-    double secs = now_s() - t0;
+    double secs = now_s() - t0, cpu = cpu_s() - cpu0;
     if (st.failed) return 1;
     if (st.completed != n) die("event loop ended before the last request");
-    /* More than one connect would measure handshakes, not keep-alive GETs. */
-    if (st.connects != 1) {
-        fprintf(stderr, "curl_floor: %ld connections opened, expected 1 (keep-alive broken)\n",
-                st.connects);
+    /* More than one connect a lane would measure handshakes, not keep-alive
+     * GETs. */
+    if (st.connects > st.nlanes) {
+        fprintf(stderr,
+                "curl_floor: %ld connections opened, expected at most %d (keep-alive broken)\n",
+                st.connects, st.nlanes);
         return 1;
     }
-    printf("requests=%ld seconds=%.3f\n", n, secs);
+    printf("requests=%ld seconds=%.3f cpu_us_per_request=%.2f\n", n, secs, cpu * 1e6 / (double)n);
 
     /* Events go before curl closes their sockets. */
     for (int fd = 0; fd < MAX_FD; fd++)
         if (st.socks[fd].ev) event_free(st.socks[fd].ev);
     memset(st.socks, 0, sizeof(st.socks));
-    curl_easy_cleanup(e);
-    curl_url_cleanup(st.req_url);
+    for (int i = 0; i < st.nlanes; i++) {
+        curl_easy_cleanup(st.lanes[i].easy);
+        curl_url_cleanup(st.lanes[i].req_url);
+    }
     curl_url_cleanup(st.origin);
     curl_multi_cleanup(st.multi);
     curl_slist_free_all(st.hdrs);

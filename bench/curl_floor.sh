@@ -13,7 +13,16 @@
 # start-up (dynamic linking, curl_global_init, the one connect). Total/N,
 # start-up included, is printed next to it.
 #
-# Environment: CURL_FLOOR_N (2000), CURL_FLOOR_N0 (200), BENCH_KEEP=1 keeps
+# Then CPU time, the unit throughput is bought in: the on-CPU microseconds a
+# GET costs libcurl alone (curlu mode, C lanes at once, no valgrind), beside
+# the microseconds nginx spends on a whole proxied GET (client side and
+# upstream side) under wrk at the same C, in alternating rounds. Where the
+# first is the larger, no proxy built on libcurl can match nginx's req/s at
+# that C on this machine, whatever the rest of it costs.
+#
+# Environment: CURL_FLOOR_N (2000), CURL_FLOOR_N0 (200), CURL_FLOOR_CPU_N
+# (GETs per CPU run, 100000), CURL_FLOOR_ROUNDS (3), CURL_FLOOR_SECONDS (wrk
+# run, 5), CURL_FLOOR_ONLY=cpu (only the CPU time part), BENCH_KEEP=1 keeps
 # the temp dir (callgrind and strace outputs).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -76,7 +85,9 @@ sys_calls() {
 
 declare -A IR_PER IR_NAIVE SYS_PER SYS_NAIVE
 
-for mode in min proxy reuse curlu cached; do
+MODES="min proxy reuse curlu cached"
+if [ "${CURL_FLOOR_ONLY:-}" = cpu ]; then MODES=; fi
+for mode in $MODES; do
     echo
     echo "== $mode: callgrind, $N and $N0 requests =="
     for n in "$N" "$N0"; do
@@ -123,15 +134,62 @@ for mode in min proxy reuse curlu cached; do
             printf "  %-16s %6.2f  %6.2f\n", $1, $2 / n, ($2 - $3) / d }' | sort -k3 -rn
 done
 
+if [ -n "$MODES" ]; then
+    echo
+    echo "epoll_wait is the loop's, not libcurl's: it happens when the upstream has not answered yet"
+    echo "by the time libcurl polls the socket right after sending, so it varies from run to run."
+    echo "Instructions include the driver (libevent, the callbacks) and libc called by libcurl."
+    echo
+    echo "## libcurl floor per keep-alive GET ($URL, start-up left out: (X($N) - X($N0)) / $((N - N0)))"
+    echo
+    echo "| mode | instructions/request | syscalls/request | Ir/N incl. start-up | syscalls/N incl. start-up |"
+    echo "|---|---:|---:|---:|---:|"
+    for mode in $MODES; do
+        echo "| $mode | ${IR_PER[$mode]} | ${SYS_PER[$mode]} | ${IR_NAIVE[$mode]} | ${SYS_NAIVE[$mode]} |"
+    done
+fi
+
 echo
-echo "epoll_wait is the loop's, not libcurl's: it happens when the upstream has not answered yet"
-echo "by the time libcurl polls the socket right after sending, so it varies from run to run."
-echo "Instructions include the driver (libevent, the callbacks) and libc called by libcurl."
+echo "== CPU time per GET: libcurl alone (curlu, C transfers at once) and nginx's whole proxy (wrk, C connections) =="
+CPU_N=${CURL_FLOOR_CPU_N:-100000}
+ROUNDS=${CURL_FLOOR_ROUNDS:-3}
+SECS=${CURL_FLOOR_SECONDS:-5}
+command -v wrk >/dev/null || die "wrk is not installed"
+# shellcheck disable=SC2034 # NGX_TLS_PORT: start_nginx_proxy listens on it
+read -r NGX_PORT NGX_TLS_PORT <<<"$(free_ports 2)"
+make_bench_cert
+start_nginx_proxy
+NGX_URL=http://127.0.0.1:$NGX_PORT/hello
+declare -A CURL_CPU NGX_CPU
+for c in 1 32; do
+    for r in $(seq 1 "$ROUNDS"); do
+        out=$("$BIN" "$URL" "$CPU_N" curlu "$c") || die "curl_floor curlu $c failed: $out"
+        cu=$(sed -n 's/.*cpu_us_per_request=\([0-9.]*\).*/\1/p' <<<"$out")
+        threads=1
+        [ "$c" -gt 1 ] && threads=2
+        cpu0=$(cpu_ns "$NGX_PID")
+        wout=$(wrk -t "$threads" -c "$c" -d "${SECS}s" "$NGX_URL" 2>&1) || die "wrk failed: $wout"
+        cpu1=$(cpu_ns "$NGX_PID")
+        reqs=$(awk '/requests in/ { print $1 }' <<<"$wout")
+        grep -q "Non-2xx\|Socket errors" <<<"$wout" && die "nginx proxy answered errors: $wout"
+        nu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" 'BEGIN { printf "%.2f", (b - a) / 1000 / n }')
+        echo "  round $r c=$c: libcurl alone $cu us/GET, nginx whole proxy $nu us/GET"
+        CURL_CPU[$c]+="$cu "
+        NGX_CPU[$c]+="$nu "
+    done
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo
-echo "## libcurl floor per keep-alive GET ($URL, start-up left out: (X($N) - X($N0)) / $((N - N0)))"
+echo "## On-CPU time per GET, median of $ROUNDS rounds (libcurl: $CPU_N GETs a run; nginx: wrk ${SECS}s)"
 echo
-echo "| mode | instructions/request | syscalls/request | Ir/N incl. start-up | syscalls/N incl. start-up |"
-echo "|---|---:|---:|---:|---:|"
-for mode in min proxy reuse curlu cached; do
-    echo "| $mode | ${IR_PER[$mode]} | ${SYS_PER[$mode]} | ${IR_NAIVE[$mode]} | ${SYS_NAIVE[$mode]} |"
+echo "At c=32 the proxy's CPU is what limits its req/s, so nginx/libcurl there is about the highest"
+echo "req/s ratio to nginx that a proxy making its upstream calls through this libcurl can reach."
+echo "At c=1 req/s follows the round trip instead, and the ratio is no such bound."
+echo
+echo "| c | libcurl alone, µs/GET | nginx whole proxy, µs/GET | nginx/libcurl |"
+echo "|---:|---:|---:|---:|"
+for c in 1 32; do
+    cm=$(median "${CURL_CPU[$c]}")
+    nm=$(median "${NGX_CPU[$c]}")
+    echo "| $c | $cm | $nm | $(awk -v a="$nm" -v b="$cm" 'BEGIN { printf "%.2f", a / b }') |"
 done

@@ -285,20 +285,24 @@ start_sluice() { # extra command prefix (e.g. valgrind ...), optional
     wait_port "$SL_PORT" "sluice"
 }
 
-start_all() {
-    [ -x "$SLUICE" ] || die "no sluice binary at $SLUICE (cmake -S $ROOT -B $ROOT/build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build $ROOT/build-bench -j2)"
-    command -v wrk >/dev/null || die "wrk is not installed"
-    read -r UP_PORT SSE_PORT NGX_PORT SL_PORT ADM_PORT NGX_TLS_PORT SL_TLS_PORT <<<"$(free_ports 7)"
-    write_bodies
-    # One certificate for both TLS listeners: ECDSA P-256, what a current
-    # deployment would use (the same for both, so the handshake and record
-    # costs compare like for like).
+# One certificate for both TLS listeners: ECDSA P-256, what a current
+# deployment would use (the same for both, so the handshake and record costs
+# compare like for like).
+make_bench_cert() {
     mkdir -p "$WORK/tls"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null ||
         die "openssl could not make the bench certificate"
     chmod 644 "$WORK/tls/key.pem" # nginx reads it as root anyway; the temp dir is ours
+}
+
+start_all() {
+    [ -x "$SLUICE" ] || die "no sluice binary at $SLUICE (cmake -S $ROOT -B $ROOT/build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build $ROOT/build-bench -j2)"
+    command -v wrk >/dev/null || die "wrk is not installed"
+    read -r UP_PORT SSE_PORT NGX_PORT SL_PORT ADM_PORT NGX_TLS_PORT SL_TLS_PORT <<<"$(free_ports 7)"
+    write_bodies
+    make_bench_cert
     start_upstream
     start_nginx_proxy
     start_sluice "$@"
