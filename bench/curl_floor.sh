@@ -161,10 +161,13 @@ make_bench_cert
 start_nginx_proxy
 NGX_URL=http://127.0.0.1:$NGX_PORT/hello
 declare -A CURL_CPU MIN_CPU NGX_CPU
+RT_DIRECT='' RT_CURL='' RT_NGINX=''
 for c in 1 32; do
     for r in $(seq 1 "$ROUNDS"); do
         out=$("$BIN" "$URL" "$CPU_N" curlu "$c") || die "curl_floor curlu $c failed: $out"
         cu=$(sed -n 's/.*cpu_us_per_request=\([0-9.]*\).*/\1/p' <<<"$out")
+        # At c=1: the round trip of one GET, seconds / N.
+        ct=$(awk -v n="$CPU_N" '{ for (i = 1; i <= NF; i++) if ($i ~ /^seconds=/) { split($i, kv, "="); printf "%.1f", kv[2] * 1e6 / n } }' <<<"$out")
         out=$("$BIN" "$URL" "$CPU_N" min "$c") || die "curl_floor min $c failed: $out"
         mu=$(sed -n 's/.*cpu_us_per_request=\([0-9.]*\).*/\1/p' <<<"$out")
         threads=1
@@ -179,6 +182,17 @@ for c in 1 32; do
         CURL_CPU[$c]+="$cu "
         MIN_CPU[$c]+="$mu "
         NGX_CPU[$c]+="$nu "
+        if [ "$c" = 1 ]; then
+            # Round trips, one GET at a time: wrk straight to the upstream,
+            # libcurl straight to the upstream, wrk through nginx.
+            dout=$(wrk -t 1 -c 1 -d "${SECS}s" "$URL" 2>&1) || die "wrk failed: $dout"
+            rt_direct=$(awk '/^Requests\/sec:/ { printf "%.1f", 1e6 / $2 }' <<<"$dout")
+            rt_nginx=$(awk '/^Requests\/sec:/ { printf "%.1f", 1e6 / $2 }' <<<"$wout")
+            echo "  round $r c=1 round trip per GET: wrk direct $rt_direct us, libcurl direct $ct us, wrk through nginx $rt_nginx us"
+            RT_DIRECT+="$rt_direct "
+            RT_CURL+="$ct "
+            RT_NGINX+="$rt_nginx "
+        fi
     done
 done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -198,3 +212,15 @@ for c in 1 32; do
     echo "| $c | $cm | $mm | $nm | $(awk -v a="$nm" -v b="$cm" 'BEGIN { printf "%.2f", a / b }') |" \
         "$(awk -v a="$nm" -v b="$mm" 'BEGIN { printf "%.2f", a / b }') |"
 done
+rd=$(median "$RT_DIRECT")
+rc=$(median "$RT_CURL")
+rn=$(median "$RT_NGINX")
+echo
+echo "## Round trip per GET at c=1, median of $ROUNDS rounds"
+echo
+echo "| wrk → upstream | libcurl → upstream | wrk → nginx → upstream | libcurl's time over wrk's | nginx's added time |"
+echo "|---:|---:|---:|---:|---:|"
+echo "| $rd µs | $rc µs | $rn µs | $(awk -v a="$rc" -v b="$rd" 'BEGIN { printf "%+.1f", a - b }') µs | $(awk -v a="$rn" -v b="$rd" 'BEGIN { printf "%+.1f", a - b }') µs |"
+echo
+echo "libcurl's time over wrk's is what a client built on libcurl costs beyond wrk's own (small) client"
+echo "code on the same round trip: a proxy pays it on its upstream side, on top of its client side."
