@@ -481,7 +481,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
     struct proxy_request *rq = arg;
     size_t len = size * nitems;
-    rq->last_progress_us = gw_now_us();
+    rq->last_progress_us = gw_progress_now_us();
     if (rq->headers_done) return len; /* trailers */
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* A new header block (after a 1xx): start over. */
@@ -581,9 +581,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     struct proxy_request *rq = arg;
     struct gw_request *r = &rq->pub;
     size_t len = size * nmemb;
-    uint64_t now = gw_now_us();
-    rq->last_progress_us = now;
-    if (!r->t_upstream_first_byte) r->t_upstream_first_byte = now;
+    rq->last_progress_us = gw_progress_now_us();
+    if (!r->t_upstream_first_byte) r->t_upstream_first_byte = gw_now_us();
     if (rq->client_gone) return 0; /* abort the transfer */
     if (!rq->headers_done) {
         rq->headers_done = 1;
@@ -650,7 +649,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                     : !rq->upload_done      ? r->write_timeout_ms
                                             : r->read_timeout_ms;
     uint64_t deadline = rq->last_progress_us + (uint64_t)limit_ms * 1000;
-    uint64_t now = gw_now_us();
+    uint64_t now = gw_progress_now_us();
     if (rq->paused || rq->upload_paused || now < deadline) {
         /* Waiting on the client (either way) is not the upstream's delay:
          * look again a whole period later; never an unsigned wrap below 0. */
@@ -709,7 +708,7 @@ int gw_proxy_transfer_live(const struct proxy_request *rq)
  * is not silence, though curl calls us back only per whole line or chunk. */
 void gw_proxy_upstream_readable(struct proxy_request *rq)
 {
-    rq->last_progress_us = gw_now_us();
+    rq->last_progress_us = gw_progress_now_us();
 }
 
 /* Whether the transfer's connection negotiated HTTP/2 (ALPN "h2"). */
@@ -746,7 +745,7 @@ static int connected_cb(void *arg, char *conn_primary_ip, char *conn_local_ip,
         if (on_h2(rq->easy)) rq->send_once = 0;
     }
     rq->upstream_connected = 1;
-    rq->last_progress_us = gw_now_us();
+    rq->last_progress_us = gw_progress_now_us();
     return CURL_PREREQFUNC_OK;
 }
 
@@ -758,11 +757,11 @@ static int upload_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, c
     struct proxy_request *rq = arg;
     if (ulnow != rq->uploaded) {
         rq->uploaded = ulnow;
-        rq->last_progress_us = gw_now_us();
+        rq->last_progress_us = gw_progress_now_us();
     }
     if (!rq->upload_done && ultotal > 0 && ulnow >= ultotal) {
         rq->upload_done = 1;
-        rq->last_progress_us = gw_now_us();
+        rq->last_progress_us = gw_progress_now_us();
     }
     return 0;
 }
@@ -882,7 +881,7 @@ static size_t body_read_cb(char *buf, size_t size, size_t nitems, void *arg)
     int n = evbuffer_remove(rq->pub.body, buf, size * nitems);
     if (n > 0) {
         rq->body_sent += (uint64_t)n;
-        rq->last_progress_us = gw_now_us();
+        rq->last_progress_us = gw_progress_now_us();
         /* With a declared length curl never asks past the last byte: the
          * upload is over once it has that byte (read_timeout from here). */
         if (rq->body_complete && evbuffer_get_length(rq->pub.body) == 0) rq->upload_done = 1;
@@ -891,7 +890,7 @@ static size_t body_read_cb(char *buf, size_t size, size_t nitems, void *arg)
     }
     if (rq->body_complete) {
         rq->upload_done = 1;
-        rq->last_progress_us = gw_now_us();
+        rq->last_progress_us = gw_progress_now_us();
         return 0;
     }
     if (rq->client_gone || rq->body_bad) return CURL_READFUNC_ABORT;
@@ -1180,7 +1179,7 @@ static int setup_transfer(struct proxy_request *rq)
     rq->upstream_connected = 0;
     rq->send_once = !is_idempotent(method);
     rq->resend_refused = 0;
-    rq->last_progress_us = gw_now_us();
+    rq->last_progress_us = gw_progress_now_us();
     if (gw_upstream_add(w, e) < 0) return -1;
     rq->in_multi = 1;
     /* Neither headers nor query nor a userinfo password: they carry the
@@ -1544,7 +1543,7 @@ void gw_proxy_on_body(struct proxy_request *rq)
     if (rq->upload_paused) {
         /* The upstream's write_timeout starts again from the client's bytes. */
         rq->upload_paused = 0;
-        rq->last_progress_us = gw_now_us();
+        rq->last_progress_us = gw_progress_now_us();
         update_pause(rq);
     }
 }

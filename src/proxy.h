@@ -45,9 +45,9 @@ struct proxy_request {
      * query: while r->upstream_url is still this one, curl gets a CURLU. */
     const char *core_url;
     const char *core_path;
-    struct event *timer; /* read timeout; also wakes us when the client left */
-    uint64_t last_progress_us;
-    struct evbuffer *resp; /* staging (streaming) or whole body (buffered) */
+    struct event *timer;       /* read timeout; also wakes us when the client left */
+    uint64_t last_progress_us; /* gw_progress_now_us(), for the stall timer */
+    struct evbuffer *resp;     /* staging (streaming) or whole body (buffered) */
     int tries;
     unsigned headers_done : 1;  /* upstream's final header block is complete */
     unsigned reply_started : 1; /* status line sent to the client */
@@ -82,6 +82,13 @@ static inline struct proxy_request *proxy_of(struct gw_request *r)
 {
     return (struct proxy_request *)r;
 }
+
+/* The stall timer's clock: CLOCK_MONOTONIC_COARSE, a kernel tick's resolution
+ * (1-4 ms) against timeouts in whole milliseconds, for a plain read instead
+ * of the vDSO's TSC arithmetic. A request stamps progress on every socket
+ * event, header line and body chunk, about ten times a proxied GET. Latency
+ * figures (t_start, TTFT...) keep gw_now_us(). */
+uint64_t gw_progress_now_us(void);
 
 /* Runs the access hooks from rq->access_next on. */
 void gw_proxy_continue(struct proxy_request *rq);
