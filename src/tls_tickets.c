@@ -140,15 +140,13 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
             rc = -1;
         else
             k = ring.current;
-    } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0 &&
-               now - ring.current.born < ring.period) {
+    } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0) {
         k = ring.current;
+        /* Past its period when no ticket has been sealed since to rotate
+         * it: retired all the same. */
+        rc = now - ring.current.born < ring.period ? 1 : 2;
     } else if (ring.previous.set && memcmp(key_name, ring.previous.name, 16) == 0) {
         k = ring.previous;
-        rc = 2;
-    } else if (ring.current.set && memcmp(key_name, ring.current.name, 16) == 0) {
-        /* its period ended and no ticket has been sealed since to rotate it */
-        k = ring.current;
         rc = 2;
     } else {
         rc = 0;
