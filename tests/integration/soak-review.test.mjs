@@ -15,23 +15,17 @@
 // an idle worker (pruned only when a new transfer starts); Kong closes idle
 // upstream keep-alive connections after 60 s.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
 import { aiRoute, postJson, postStream } from './lib/ai-helpers.mjs';
-import { REPO, binaryMissing, closedPort, listenLocal, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
+import { RELEASE_WRAP, binaryMissing, closedPort, listenLocal, releaseMissing, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
 
 // RSS figures come from the Release build (ASan's shadow memory and
 // quarantine would hide a leak or invent one); leaks from SLUICE_BIN.
-const RELEASE_BIN = path.join(REPO, 'build/sluice');
-const releaseMissing = existsSync(RELEASE_BIN) ? false : `Release binary not found at ${RELEASE_BIN}`;
-// The harness runs SLUICE_BIN; this prefix execs the Release binary in its
-// place (same pid) with the same arguments.
-const RELEASE = ['sh', '-c', 'shift; exec "$0" "$@"', RELEASE_BIN];
 
 const procStatus = (pid, key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const rssKiB = (pid) => procStatus(pid, 'VmRSS');
@@ -269,7 +263,7 @@ describe('resources over time (Release build: descriptors, threads, RSS)', { ski
 
   test('16 batches of every kind of request: descriptors and threads back to idle each time, RSS flat in the second half',
     { timeout: 60000 }, async () => {
-      sl = await startSluice({ config: mixConfig(fake.url, refused), args: MAX_BODY, wrap: RELEASE });
+      sl = await startSluice({ config: mixConfig(fake.url, refused), args: MAX_BODY, wrap: RELEASE_WRAP });
       const baseFds = fdCount(sl.pid);
       const baseThreads = threads(sl.pid);
       const rss = [];
@@ -292,7 +286,7 @@ describe('resources over time (Release build: descriptors, threads, RSS)', { ski
 
   test('one keep-alive connection, 4000 requests (plain, streamed POST, ai-proxy JSON and SSE): RSS flat after the first 1000',
     { timeout: 30000 }, async () => {
-      sl = await startSluice({ workers: 1, config: mixConfig(fake.url, refused), args: MAX_BODY, wrap: RELEASE });
+      sl = await startSluice({ workers: 1, config: mixConfig(fake.url, refused), args: MAX_BODY, wrap: RELEASE_WRAP });
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       let conns = 0;
       agent.on('free', (sock) => {

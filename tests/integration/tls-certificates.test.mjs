@@ -2,7 +2,6 @@
 // chosen by the server name the client asks for (exact, then "*.rest", then "first.*"), with
 // --ssl-cert as the default; load errors as Kong's schema gives them; SIGHUP renews them.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -10,18 +9,15 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 
 import { binaryMissing, freePort, listenLocal, request, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { selfSigned } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
 const dir = skip ? null : tempDir('sluice-certs-');
 
 // A self-signed certificate for `cn` (with subjectAltName names), RSA or ECDSA P-256.
 function makeCert(name, cn, { type = 'ec', san = [cn] } = {}) {
-  const key = path.join(dir, `${name}.key`);
-  const cert = path.join(dir, `${name}.pem`);
-  const alg = type === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-  execFileSync('openssl', ['req', '-x509', ...alg, '-nodes', '-keyout', key, '-out', cert, '-days', '2',
-    '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san.map((s) => `DNS:${s}`).join(',')}`], { stdio: 'ignore' });
-  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8'), certFile: cert, keyFile: key };
+  const p = selfSigned(dir, name, { cn, type, san: san.map((s) => `DNS:${s}`) });
+  return { cert: p.certText, key: p.keyText, certFile: p.cert, keyFile: p.key };
 }
 
 // The subject CN of the certificate served for `servername` (undefined: no SNI sent), or the error.

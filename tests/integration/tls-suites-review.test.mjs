@@ -5,30 +5,22 @@
 // and the Release (mimalloc) binary over thousands of TLS handshakes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, SLUICE_BIN, binaryMissing, freePort, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { RELEASE_BIN, RELEASE_WRAP, SLUICE_BIN, binaryMissing, freePort, releaseMissing, runSluice, startSluice, tempDir } from './lib/harness.mjs';
+import { selfSigned } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
-const RELEASE_BIN = path.join(REPO, 'build/sluice');
-const releaseMissing = existsSync(RELEASE_BIN) ? false : `Release binary not found at ${RELEASE_BIN}`;
-// Execs the Release binary in place of SLUICE_BIN (same pid, same arguments), as soak-review does.
-const RELEASE = ['sh', '-c', 'shift; exec "$0" "$@"', RELEASE_BIN];
 
 let dir;
 const pem = {}; // name -> { cert, key } paths and texts
 
 function makeCert(name, cn, type) {
-  const cert = path.join(dir, `${name}.pem`);
-  const key = path.join(dir, `${name}.key`);
-  const alg = type === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-  execFileSync('openssl', ['req', '-x509', ...alg, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`],
-    { stdio: 'ignore' });
-  pem[name] = { cert, key, certText: readFileSync(cert, 'utf8'), keyText: readFileSync(key, 'utf8') };
+  pem[name] = selfSigned(dir, name, { cn, type });
 }
 
 // kong.yml: a.test served by an RSA certificate entity, b.test by an ECDSA one.
@@ -416,7 +408,7 @@ describe('tls suites review', { skip }, () => {
 
   test('the start-up line names the allocator: mimalloc for a Release binary linked with it, AddressSanitizer\'s under ASan', async () => {
     const names = [[SLUICE_BIN, []]];
-    if (!releaseMissing) names.push([RELEASE_BIN, RELEASE]);
+    if (!releaseMissing) names.push([RELEASE_BIN, RELEASE_WRAP]);
     for (const [bin, wrap] of names) {
       const ldd = execFileSync('ldd', [bin], { encoding: 'utf8' });
       const want = /libmimalloc/.test(ldd) ? /malloc mimalloc \d+\.\d+\.\d+$/ : /libasan/.test(ldd) ? /malloc AddressSanitizer's$/ : /malloc glibc$/;
@@ -445,7 +437,7 @@ describe('tls suites review', { skip }, () => {
             if (round % 100 === 99) rss.push(rssKiB(sl.pid));
           }
           assert.ok(rss[3] - rss[0] <= 1024, `RSS after 1000/2000/3000/4000 handshakes: ${rss.join(' ')} KiB`);
-        }, { wrap: RELEASE });
+        }, { wrap: RELEASE_WRAP });
       });
   }
 });

@@ -10,22 +10,18 @@
 //
 //   SLUICE_BIN=/work/main/build-asan/sluice node --test integration/tls-tickets-review.test.mjs
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readFileSync, readSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, binaryMissing, freePort, startSluice, tempDir } from './lib/harness.mjs';
+import { RELEASE_WRAP, binaryMissing, freePort, releaseMissing, startSluice, tempDir } from './lib/harness.mjs';
+import { selfSigned, tlsFlightReader } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
-const RELEASE_BIN = path.join(REPO, 'build/sluice');
-const releaseMissing = existsSync(RELEASE_BIN) ? false : `Release binary not found at ${RELEASE_BIN}`;
-// Execs the Release binary in place of SLUICE_BIN (same pid, same arguments), as soak-review does.
-const RELEASE = ['sh', '-c', 'shift; exec "$0" "$@"', RELEASE_BIN];
 
 // --- certificates -------------------------------------------------------------------------------
 
@@ -34,12 +30,7 @@ const pem = {}; // name -> { cert, key } paths and texts
 
 // A self-signed certificate (CN = name) for 127.0.0.1 and a few test names.
 function makeCert(name, type) {
-  const cert = path.join(dir, `${name}.pem`);
-  const key = path.join(dir, `${name}.key`);
-  const alg = type === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-  execFileSync('openssl', ['req', '-x509', ...alg, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`,
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:a.test,DNS:b.test,DNS:c.test'], { stdio: 'ignore' });
-  pem[name] = { cert, key, certText: readFileSync(cert, 'utf8'), keyText: readFileSync(key, 'utf8') };
+  pem[name] = selfSigned(dir, name, { type, san: ['IP:127.0.0.1', 'DNS:a.test', 'DNS:b.test', 'DNS:c.test'] });
 }
 
 // A copy of a pair under new paths: what --ssl-cert points at, so that a test can rotate it.
@@ -151,17 +142,14 @@ function hello12({ sni = null, ticket = null } = {}) {
 function sendHello(port, bytes) {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
-    let buf = Buffer.alloc(0);
-    let hsBuf = Buffer.alloc(0);
-    const msgs = [];
-    let alert = null;
-    let ccs = false;
+    const flight = tlsFlightReader();
     const finish = (why) => {
       clearTimeout(timer);
       s.destroy();
-      const types = msgs.map((m) => m.type);
-      const sh = msgs.find((m) => m.type === 2);
-      const nst = msgs.find((m) => m.type === 4);
+      const { messages, alert, ccs } = flight;
+      const types = messages.map((m) => m.type);
+      const sh = messages.find((m) => m.type === 2);
+      const nst = messages.find((m) => m.type === 4);
       let kind = why;
       if (alert !== null) kind = 'alert';
       else if (types.includes(11) && types.includes(14)) kind = 'full';
@@ -175,22 +163,8 @@ function sendHello(port, bytes) {
     s.on('error', () => {});
     s.on('close', () => finish('closed'));
     s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
-        const type = buf[0];
-        const p = buf.subarray(5, 5 + buf.readUInt16BE(3));
-        buf = buf.subarray(5 + p.length);
-        if (type === 0x14) ccs = true;
-        if (ccs) continue; // encrypted from here on
-        if (type === 0x15) alert = p[1];
-        if (type === 0x16) hsBuf = Buffer.concat([hsBuf, p]);
-      }
-      while (hsBuf.length >= 4 && hsBuf.length >= 4 + hsBuf.readUIntBE(1, 3)) {
-        const len = hsBuf.readUIntBE(1, 3);
-        msgs.push({ type: hsBuf[0], body: hsBuf.subarray(4, 4 + len) });
-        hsBuf = hsBuf.subarray(4 + len);
-      }
-      if (alert !== null || ccs || msgs.some((m) => m.type === 14)) finish('done');
+      flight.push(d);
+      if (flight.alert !== null || flight.ccs || flight.messages.some((m) => m.type === 14)) finish('done');
     });
   });
 }
@@ -308,7 +282,7 @@ describe('TLS session ticket keys: rotation, reloads, hostile tickets, certifica
     }
   });
 
-  for (const [label, wrap] of [['SLUICE_BIN', undefined], ['Release', RELEASE]]) {
+  for (const [label, wrap] of [['SLUICE_BIN', undefined], ['Release', RELEASE_WRAP]]) {
     test(`four workers, 1 s keys, ~1000 parallel handshakes (fresh and resumed, TLS 1.2 and 1.3) across rotations and two reloads: none fails (${label})`, { skip: wrap && releaseMissing }, async () => {
       const { sl, port } = await tlsDaemon({
         workers: 4, wrap,

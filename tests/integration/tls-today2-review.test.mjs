@@ -28,6 +28,7 @@ import {
   SLUICE_BIN, binaryMissing, cpuTicks, freePort, listenLocal, request, runSluice, sleep, startSluice, tempDir,
   waitFor,
 } from './lib/harness.mjs';
+import { tlsFlightReader } from './lib/tls-helpers.mjs';
 
 const skip = binaryMissing();
 
@@ -523,33 +524,18 @@ function clientHello({ sni, sniRaw, tls13 = false, share = null, sessionId = Buf
 function sendHello(port, hello, { until = (m) => m.some((x) => x.type === 14), keep = false, timeoutMs = 3000 } = {}) {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => s.write(hello));
-    let buf = Buffer.alloc(0);
-    let hsBuf = Buffer.alloc(0);
-    const messages = [];
-    let alert = null;
+    const flight = tlsFlightReader();
     const finish = (closed) => {
       clearTimeout(timer);
       if (!keep || closed) s.destroy();
-      resolve({ messages, alert, closed, socket: s });
+      resolve({ messages: flight.messages, alert: flight.alert, closed, socket: s });
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
     s.on('error', () => {});
     s.on('close', () => finish(true));
     s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
-        const type = buf[0];
-        const payload = buf.subarray(5, 5 + buf.readUInt16BE(3));
-        buf = buf.subarray(5 + payload.length);
-        if (type === 0x15) alert = payload[1];
-        if (type === 0x16) hsBuf = Buffer.concat([hsBuf, payload]);
-      }
-      while (hsBuf.length >= 4 && hsBuf.length >= 4 + hsBuf.readUIntBE(1, 3)) {
-        const len = hsBuf.readUIntBE(1, 3);
-        messages.push({ type: hsBuf[0], body: hsBuf.subarray(4, 4 + len) });
-        hsBuf = hsBuf.subarray(4 + len);
-      }
-      if (alert !== null || until(messages)) finish(false);
+      flight.push(d);
+      if (flight.alert !== null || until(flight.messages)) finish(false);
     });
   });
 }

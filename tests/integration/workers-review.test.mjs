@@ -9,20 +9,16 @@
 //
 // Which worker served a request is read from its access-log line ([wN]).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startFake } from '../fake/server.mjs';
 import { aiRoute, logFields, postJson } from './lib/ai-helpers.mjs';
-import { HEX32, REPO, binaryMissing, listenLocal, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
+import { HEX32, RELEASE_WRAP, binaryMissing, listenLocal, releaseMissing, request, sleep, startSluice, waitFor } from './lib/harness.mjs';
 
 const WORKERS = 4;
-const RELEASE_BIN = path.join(REPO, 'build/sluice');
-const releaseMissing = existsSync(RELEASE_BIN) ? false : `Release binary not found at ${RELEASE_BIN}`;
-const RELEASE = ['sh', '-c', 'shift; exec "$0" "$@"', RELEASE_BIN];
 const rssKiB = (pid) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const UUID4 = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
 
@@ -289,7 +285,7 @@ describe('workers: reload', { skip: binaryMissing() }, () => {
         })),
       }],
     });
-    const sl = await startSluice({ workers: WORKERS, config: conf(0), wrap: RELEASE });
+    const sl = await startSluice({ workers: WORKERS, config: conf(0), wrap: RELEASE_WRAP });
     try {
       const rss = [];
       for (let g = 1; g <= 30; g++) {

@@ -34,6 +34,13 @@ export function binaryMissing() {
   return existsSync(SLUICE_BIN) ? false : `sluice binary not found at ${SLUICE_BIN} (build it, or set SLUICE_BIN)`;
 }
 
+// The Release build, for what ASan would distort (RSS, timing under load) or to run a test against
+// the binary users run. RELEASE_WRAP, as startSluice's wrap, execs it in place of SLUICE_BIN (same
+// pid, same arguments).
+export const RELEASE_BIN = path.join(REPO, 'build/sluice');
+export const releaseMissing = existsSync(RELEASE_BIN) ? false : `Release binary not found at ${RELEASE_BIN}`;
+export const RELEASE_WRAP = ['sh', '-c', 'shift; exec "$0" "$@"', RELEASE_BIN];
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Listens on a free loopback port: a small upstream a test writes itself.
